@@ -1,0 +1,2 @@
+// Temporary entry point; replaced by the command tree.
+Console.WriteLine("guided-diffusion");
