@@ -1,2 +1,3 @@
-// Temporary entry point; replaced by the command tree.
-Console.WriteLine("guided-diffusion");
+var t = typeof(TorchSharp.torch).Assembly.GetTypes().Where(x => x.FullName!.Contains("SummaryWriter") || x.FullName!.EndsWith("AdamW")|| x.FullName!.EndsWith("OptimizerHelper")|| x.FullName!.EndsWith("ParamGroup"));
+foreach (var ty in t) { Console.WriteLine(ty.FullName); foreach (var m in ty.GetMethods().Where(m=>m.DeclaringType==ty)) Console.WriteLine("   " + m.Name + "(" + string.Join(", ", m.GetParameters().Select(p => p.ParameterType.Name + " " + p.Name)) + ")"); foreach (var c in ty.GetConstructors()) Console.WriteLine("   ctor(" + string.Join(", ", c.GetParameters().Select(p => p.ParameterType.Name + " " + p.Name)) + ")");}
+foreach (var m in typeof(TorchSharp.torch.utils.tensorboard).GetMethods()) Console.WriteLine("tb." + m.Name + "(" + string.Join(", ", m.GetParameters().Select(p => p.ParameterType.Name + " " + p.Name)) + ")");

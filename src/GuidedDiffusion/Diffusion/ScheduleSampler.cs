@@ -6,14 +6,8 @@ namespace GuidedDiffusion.Diffusion;
 /// </summary>
 public abstract class ScheduleSampler
 {
-    private readonly Random _random;
-
-    /// <summary>Creates a sampler over <paramref name="numTimesteps"/> steps drawing from a seeded stream.</summary>
-    protected ScheduleSampler(int numTimesteps, int seed)
-    {
-        NumTimesteps = numTimesteps;
-        _random = new Random(seed);
-    }
+    /// <summary>Creates a sampler over <paramref name="numTimesteps"/> steps.</summary>
+    protected ScheduleSampler(int numTimesteps) => NumTimesteps = numTimesteps;
 
     /// <summary>The sampler names <c>--schedule_sampler</c> accepts.</summary>
     public static IReadOnlyList<string> Names { get; } = new[] { "uniform", "loss-second-moment" };
@@ -32,9 +26,10 @@ public abstract class ScheduleSampler
 
     /// <summary>
     /// Draws <paramref name="batchSize"/> steps with probability p = w / Σw and returns them with the
-    /// importance weights 1 / (T·p_t) as float32, as the original does.
+    /// importance weights 1 / (T·p_t) as float32, as the original does. The draws come from
+    /// <paramref name="random"/>, so a seeded stream makes them reproducible (the trainer seeds one per step).
     /// </summary>
-    public (long[] Timesteps, float[] ImportanceWeights) Sample(int batchSize)
+    public (long[] Timesteps, float[] ImportanceWeights) Sample(int batchSize, Random random)
     {
         var w = Weights();
         double total = w.Sum();
@@ -45,7 +40,7 @@ public abstract class ScheduleSampler
         var weights = new float[batchSize];
         for (int b = 0; b < batchSize; b++)
         {
-            double u = _random.NextDouble() * run;
+            double u = random.NextDouble() * run;
             int idx = Array.BinarySearch(cdf, u);
             if (idx < 0) idx = ~idx;
             idx = Math.Min(idx, w.Length - 1);
@@ -56,10 +51,10 @@ public abstract class ScheduleSampler
     }
 
     /// <summary>Creates the sampler named by <c>--schedule_sampler</c>.</summary>
-    public static ScheduleSampler Create(string name, int numTimesteps, int seed) => name switch
+    public static ScheduleSampler Create(string name, int numTimesteps) => name switch
     {
-        "uniform" => new UniformSampler(numTimesteps, seed),
-        "loss-second-moment" => new LossSecondMomentResampler(numTimesteps, seed),
+        "uniform" => new UniformSampler(numTimesteps),
+        "loss-second-moment" => new LossSecondMomentResampler(numTimesteps),
         _ => throw new ConfigurationException("schedule_sampler", $"unknown sampler '{name}'; allowed: {string.Join(", ", Names)}."),
     };
 }
@@ -68,7 +63,7 @@ public abstract class ScheduleSampler
 public sealed class UniformSampler : ScheduleSampler
 {
     /// <summary>Creates a uniform sampler over <paramref name="numTimesteps"/> steps.</summary>
-    public UniformSampler(int numTimesteps, int seed = 0) : base(numTimesteps, seed) { }
+    public UniformSampler(int numTimesteps) : base(numTimesteps) { }
 
     /// <inheritdoc />
     public override double[] Weights() => Enumerable.Repeat(1.0, NumTimesteps).ToArray();
@@ -91,7 +86,7 @@ public sealed class LossSecondMomentResampler : ScheduleSampler
     private readonly int[] _counts;
 
     /// <summary>Creates the resampler over <paramref name="numTimesteps"/> steps.</summary>
-    public LossSecondMomentResampler(int numTimesteps, int seed = 0) : base(numTimesteps, seed)
+    public LossSecondMomentResampler(int numTimesteps) : base(numTimesteps)
     {
         _history = new double[numTimesteps, HistoryPerTerm];
         _counts = new int[numTimesteps];

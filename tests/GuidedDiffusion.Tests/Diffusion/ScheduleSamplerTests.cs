@@ -11,9 +11,9 @@ public class ScheduleSamplerTests
     public void Uniform_WeightsAndImportanceWeights_MatchReference(string respacing, int steps)
     {
         var tensors = Reference.Tensors($"samplers/uniform_linear_1000_{respacing}.safetensors");
-        var sampler = ScheduleSampler.Create("uniform", steps, seed: 0);
+        var sampler = ScheduleSampler.Create("uniform", steps);
         Reference.AssertClose(sampler.Weights(), tensors["weights"].Float64(), 1e-12, 0, "weights");
-        var (t, w) = sampler.Sample(64);
+        var (t, w) = sampler.Sample(64, new Random(0));
         Assert.All(t, x => Assert.InRange(x, 0, steps - 1));
         var expectedImportance = tensors["importance_weights"].Float64();
         Assert.All(w, x => Assert.Equal((float)expectedImportance[0], x));
@@ -43,10 +43,10 @@ public class ScheduleSamplerTests
     [Fact]
     public void LossSecondMoment_OnceWarm_SamplesHighLossStepsMoreOften()
     {
-        var sampler = new LossSecondMomentResampler(4, seed: 3);
+        var sampler = new LossSecondMomentResampler(4);
         for (int i = 0; i < LossSecondMomentResampler.HistoryPerTerm; i++)
             sampler.UpdateWithLosses(new long[] { 0, 1, 2, 3 }, new double[] { 0.1, 0.1, 0.1, 5.0 });
-        var (t, w) = sampler.Sample(2000);
+        var (t, w) = sampler.Sample(2000, new Random(3));
         Assert.True(t.Count(x => x == 3) > 1600, "step 3 carries most of the loss and should dominate");
         Assert.True(w[Array.IndexOf(t, 3L)] < 1f, "importance weight of an over-sampled step is below 1");
     }
@@ -54,9 +54,9 @@ public class ScheduleSamplerTests
     [Fact]
     public void Sample_IsDeterministicForASeed()
     {
-        var a = ScheduleSampler.Create("uniform", 1000, seed: 7).Sample(32).Timesteps;
-        var b = ScheduleSampler.Create("uniform", 1000, seed: 7).Sample(32).Timesteps;
-        var c = ScheduleSampler.Create("uniform", 1000, seed: 8).Sample(32).Timesteps;
+        var a = ScheduleSampler.Create("uniform", 1000).Sample(32, new Random(7)).Timesteps;
+        var b = ScheduleSampler.Create("uniform", 1000).Sample(32, new Random(7)).Timesteps;
+        var c = ScheduleSampler.Create("uniform", 1000).Sample(32, new Random(8)).Timesteps;
         Assert.Equal(a, b);
         Assert.NotEqual(a, c);
     }
@@ -64,7 +64,7 @@ public class ScheduleSamplerTests
     [Fact]
     public void UnknownSampler_ListsAllowedNames()
     {
-        var e = Assert.Throws<ConfigurationException>(() => ScheduleSampler.Create("importance", 10, 0));
+        var e = Assert.Throws<ConfigurationException>(() => ScheduleSampler.Create("importance", 10));
         Assert.Contains("uniform, loss-second-moment", e.Message);
     }
 }

@@ -1,0 +1,150 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Training;
+
+/// <summary>
+/// How parameters, gradients and the loss are kept for a precision mode. The optimizer always works on
+/// <see cref="MasterParameters"/> (float32). In fp32 they are the model's own parameters; in fp16/bf16 the
+/// model's trunk runs in half precision and float32 copies are the masters, as in the original's
+/// MixedPrecisionTrainer. fp16 adds dynamic loss scaling; bf16 needs none (same exponent range as fp32).
+/// </summary>
+public abstract class PrecisionPolicy : IDisposable
+{
+    private protected PrecisionPolicy(IReadOnlyList<Parameter> modelParameters) => ModelParameters = modelParameters;
+
+    /// <summary>The model's parameters (some possibly half precision).</summary>
+    public IReadOnlyList<Parameter> ModelParameters { get; }
+
+    /// <summary>float32 parameters the optimizer updates.</summary>
+    public abstract IReadOnlyList<Parameter> MasterParameters { get; }
+
+    /// <summary>log2 of the loss scale (fp16 only).</summary>
+    public virtual double? LgLossScale => null;
+
+    /// <summary>The factor the loss is multiplied by before backward.</summary>
+    public virtual double LossScale => 1.0;
+
+    /// <summary>
+    /// Moves the model's gradients onto the masters, unscaled. Returns (grad_norm, param_norm) of the
+    /// masters, or null when the gradients overflowed and the step must be skipped.
+    /// </summary>
+    public abstract (double GradNorm, double ParamNorm)? PrepareStep();
+
+    /// <summary>After the optimizer step: copies masters back into the model and updates the loss scale.</summary>
+    public abstract void CompleteStep();
+
+    /// <summary>Zeroes the model's gradients (before a new step's backward).</summary>
+    public void ZeroModelGrads()
+    {
+        foreach (var p in ModelParameters)
+            if (p.grad is { } g) { using (g) g.zero_(); }
+    }
+
+    /// <summary>sqrt(Σ‖t‖²) over tensors, computed in float32 per tensor as the original does.</summary>
+    public static double GlobalNorm(IEnumerable<Tensor?> tensors)
+    {
+        double sum = 0;
+        using var scope = NewDisposeScope();
+        foreach (var t in tensors)
+        {
+            if (t is null) continue;
+            double n = t.to_type(ScalarType.Float32).norm().item<float>();
+            sum += n * n;
+        }
+        return Math.Sqrt(sum);
+    }
+
+    /// <summary>Creates the policy for <c>--precision</c> <paramref name="name"/> over the model's (already converted) parameters.</summary>
+    public static PrecisionPolicy Create(string name, IReadOnlyList<Parameter> modelParameters, double? initialLgLossScale = null) => name switch
+    {
+        "fp32" => new Fp32Policy(modelParameters),
+        "bf16" => new MasterWeightsPolicy(modelParameters, scaler: null),
+        "fp16" => new MasterWeightsPolicy(modelParameters, new DynamicLossScaler(initialLgLossScale ?? DynamicLossScaler.InitialLgLossScale)),
+        _ => throw new ConfigurationException("precision", $"unknown precision '{name}'; allowed: {string.Join(", ", TrainingConfig.Precisions)}."),
+    };
+
+    /// <inheritdoc />
+    public virtual void Dispose() { }
+
+    private sealed class Fp32Policy : PrecisionPolicy
+    {
+        public Fp32Policy(IReadOnlyList<Parameter> parameters) : base(parameters) { }
+
+        public override IReadOnlyList<Parameter> MasterParameters => ModelParameters;
+
+        public override (double GradNorm, double ParamNorm)? PrepareStep() =>
+            (GlobalNorm(ModelParameters.Select(p => p.grad)), GlobalNorm(ModelParameters));
+
+        public override void CompleteStep() { }
+    }
+
+    private sealed class MasterWeightsPolicy : PrecisionPolicy
+    {
+        private readonly Parameter[] _masters;
+        private readonly DynamicLossScaler? _scaler;
+
+        public MasterWeightsPolicy(IReadOnlyList<Parameter> parameters, DynamicLossScaler? scaler) : base(parameters)
+        {
+            _scaler = scaler;
+            _masters = parameters.Select(p =>
+            {
+                using var noGrad = no_grad();
+                return new Parameter(p.detach().to_type(ScalarType.Float32).clone(), requires_grad: true);
+            }).ToArray();
+        }
+
+        public override IReadOnlyList<Parameter> MasterParameters => _masters;
+
+        public override double? LgLossScale => _scaler?.LgLossScale;
+
+        public override double LossScale => _scaler?.Scale ?? 1.0;
+
+        public override (double GradNorm, double ParamNorm)? PrepareStep()
+        {
+            using var noGrad = no_grad();
+            for (int i = 0; i < _masters.Length; i++)
+            {
+                var g = ModelParameters[i].grad;
+                var masterGrad = g is null ? zeros_like(_masters[i]) : g.to_type(ScalarType.Float32);
+                _masters[i].grad = masterGrad;
+            }
+            double gradNorm = GlobalNorm(_masters.Select(m => m.grad)) / LossScale;
+            if (_scaler is not null && (double.IsNaN(gradNorm) || double.IsInfinity(gradNorm)))
+            {
+                _scaler.Update(overflow: true);
+                foreach (var m in _masters) m.grad = null;
+                return null;
+            }
+            if (LossScale != 1.0)
+                foreach (var m in _masters) m.grad!.mul_(1.0 / LossScale);
+            return (gradNorm, GlobalNorm(_masters));
+        }
+
+        public override void CompleteStep()
+        {
+            using var noGrad = no_grad();
+            for (int i = 0; i < _masters.Length; i++)
+            {
+                ModelParameters[i].copy_(_masters[i]);
+                _masters[i].grad = null;
+            }
+            _scaler?.Update(overflow: false);
+        }
+
+        /// <summary>Restores the loss scale on resume.</summary>
+        public void SetLgLossScale(double lg) { if (_scaler is not null) _scaler.LgLossScale = lg; }
+
+        public override void Dispose()
+        {
+            foreach (var m in _masters) m.Dispose();
+        }
+    }
+
+    /// <summary>Restores log2 of the loss scale (resume); ignored without loss scaling.</summary>
+    public void RestoreLgLossScale(double lg)
+    {
+        if (this is MasterWeightsPolicy m) m.SetLgLossScale(lg);
+    }
+}

@@ -1,0 +1,87 @@
+namespace GuidedDiffusion.Training;
+
+/// <summary>
+/// The loop flags of the original's <c>classifier_train.py</c> (with its defaults) plus ours. Architecture
+/// and diffusion flags live in their own records; the CLI binds each flag to one property here.
+/// </summary>
+public sealed record TrainingConfig
+{
+    /// <summary><c>--data_dir</c>: training images. Empty: the bundled Fashion-MNIST demo.</summary>
+    public string DataDir { get; init; } = "";
+    /// <summary><c>--val_data_dir</c>: validation images; empty disables validation (as the original).</summary>
+    public string ValDataDir { get; init; } = "";
+    /// <summary><c>--noised</c>: train on x_t with sampled t (true) or on clean images at t = 0. Default true.</summary>
+    public bool Noised { get; init; } = true;
+    /// <summary><c>--iterations</c>: optimizer updates in the run. Default 150000.</summary>
+    public int Iterations { get; init; } = 150000;
+    /// <summary><c>--lr</c>: AdamW learning rate. Default 3e-4.</summary>
+    public double Lr { get; init; } = 3e-4;
+    /// <summary><c>--weight_decay</c>: AdamW decoupled weight decay. Default 0.</summary>
+    public double WeightDecay { get; init; }
+    /// <summary><c>--anneal_lr</c>: decay lr linearly to 0 over the iterations. Default false.</summary>
+    public bool AnnealLr { get; init; }
+    /// <summary><c>--batch_size</c>: images per step and per rank. Default 4.</summary>
+    public int BatchSize { get; init; } = 4;
+    /// <summary><c>--microbatch</c>: split each batch into chunks of this size (−1: no split). Default −1.</summary>
+    public int Microbatch { get; init; } = -1;
+    /// <summary><c>--schedule_sampler</c>: uniform or loss-second-moment. Default uniform.</summary>
+    public string ScheduleSampler { get; init; } = "uniform";
+    /// <summary><c>--resume_checkpoint</c>: modelNNNNNN.pt to resume from, or <c>auto</c> for the newest in log_dir.</summary>
+    public string ResumeCheckpoint { get; init; } = "";
+    /// <summary><c>--log_interval</c>: steps between metric dumps. Default 10.</summary>
+    public int LogInterval { get; init; } = 10;
+    /// <summary><c>--eval_interval</c>: steps between validation batches. Default 5.</summary>
+    public int EvalInterval { get; init; } = 5;
+    /// <summary><c>--save_interval</c>: steps between checkpoints. Default 10000.</summary>
+    public int SaveInterval { get; init; } = 10000;
+    /// <summary><c>--log_dir</c>: output folder; else OPENAI_LOGDIR, else runs/&lt;timestamp&gt;.</summary>
+    public string LogDir { get; init; } = "";
+    /// <summary><c>--seed</c>: seeds weights, data order, timesteps and noise. Default 0.</summary>
+    public int Seed { get; init; }
+    /// <summary><c>--precision</c>: fp32, fp16 (dynamic loss scaling) or bf16 (trunk in bfloat16). Default fp32.</summary>
+    public string Precision { get; init; } = "fp32";
+    /// <summary><c>--ema_rate</c>: exponential moving average of weights (e.g. 0.9999); empty: none.</summary>
+    public string EmaRate { get; init; } = "";
+    /// <summary><c>--grad_clip</c>: clip the global gradient norm to this value; 0: no clipping.</summary>
+    public double GradClip { get; init; }
+    /// <summary><c>--allow_config_mismatch</c>: resume even if the checkpoint's recorded config differs.</summary>
+    public bool AllowConfigMismatch { get; init; }
+    /// <summary><c>--eval_table</c>: print accuracy per noise level on the validation set at the end. Default true.</summary>
+    public bool EvalTable { get; init; } = true;
+
+    /// <summary>Precisions <c>--precision</c> accepts.</summary>
+    public static IReadOnlyList<string> Precisions { get; } = new[] { "fp32", "fp16", "bf16" };
+
+    /// <summary>The microbatch size actually used: the whole batch when the flag is −1.</summary>
+    public int EffectiveMicrobatch => Microbatch > 0 ? Microbatch : BatchSize;
+
+    /// <summary>EMA rates parsed from <see cref="EmaRate"/> (comma separated, as the original's image trainer).</summary>
+    public double[] EmaRates => string.IsNullOrWhiteSpace(EmaRate)
+        ? Array.Empty<double>()
+        : EmaRate.Split(',').Select(r => double.Parse(r, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
+    /// <summary>Rejects values that cannot work, naming the flag and what is allowed. Call before any work.</summary>
+    public void Validate()
+    {
+        if (Iterations < 1) throw new ConfigurationException("iterations", $"must be at least 1, got {Iterations}.");
+        if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ConfigurationException("lr", $"must be a positive number, got {Lr}.");
+        if (WeightDecay < 0) throw new ConfigurationException("weight_decay", $"must be ≥ 0, got {WeightDecay}.");
+        if (BatchSize < 1) throw new ConfigurationException("batch_size", $"must be at least 1, got {BatchSize}.");
+        if (Microbatch > BatchSize)
+            throw new ConfigurationException("microbatch", $"{Microbatch} is larger than --batch_size {BatchSize}; use a value in 1..{BatchSize}, or -1 for no split.");
+        if (Microbatch is 0 or < -1) throw new ConfigurationException("microbatch", $"must be -1 (no split) or in 1..{BatchSize}, got {Microbatch}.");
+        if (LogInterval < 1) throw new ConfigurationException("log_interval", $"must be at least 1, got {LogInterval}.");
+        if (EvalInterval < 1) throw new ConfigurationException("eval_interval", $"must be at least 1, got {EvalInterval}.");
+        if (SaveInterval < 1) throw new ConfigurationException("save_interval", $"must be at least 1, got {SaveInterval}.");
+        if (!Precisions.Contains(Precision))
+            throw new ConfigurationException("precision", $"unknown precision '{Precision}'; allowed: {string.Join(", ", Precisions)}.");
+        if (GradClip < 0) throw new ConfigurationException("grad_clip", $"must be ≥ 0 (0 disables clipping), got {GradClip}.");
+        double[] rates;
+        try { rates = EmaRates; }
+        catch (FormatException) { throw new ConfigurationException("ema_rate", $"'{EmaRate}' is not a comma-separated list of numbers such as 0.9999."); }
+        foreach (var r in rates)
+            if (!(r > 0 && r < 1)) throw new ConfigurationException("ema_rate", $"each rate must lie in (0, 1), got {r}.");
+        if (!Diffusion.ScheduleSampler.Names.Contains(ScheduleSampler))
+            throw new ConfigurationException("schedule_sampler", $"unknown sampler '{ScheduleSampler}'; allowed: {string.Join(", ", Diffusion.ScheduleSampler.Names)}.");
+    }
+}
