@@ -1,3 +1,20 @@
-var t = typeof(TorchSharp.torch).Assembly.GetTypes().Where(x => x.FullName!.Contains("SummaryWriter") || x.FullName!.EndsWith("AdamW")|| x.FullName!.EndsWith("OptimizerHelper")|| x.FullName!.EndsWith("ParamGroup"));
-foreach (var ty in t) { Console.WriteLine(ty.FullName); foreach (var m in ty.GetMethods().Where(m=>m.DeclaringType==ty)) Console.WriteLine("   " + m.Name + "(" + string.Join(", ", m.GetParameters().Select(p => p.ParameterType.Name + " " + p.Name)) + ")"); foreach (var c in ty.GetConstructors()) Console.WriteLine("   ctor(" + string.Join(", ", c.GetParameters().Select(p => p.ParameterType.Name + " " + p.Name)) + ")");}
-foreach (var m in typeof(TorchSharp.torch.utils.tensorboard).GetMethods()) Console.WriteLine("tb." + m.Name + "(" + string.Join(", ", m.GetParameters().Select(p => p.ParameterType.Name + " " + p.Name)) + ")");
+using System.CommandLine;
+using GuidedDiffusion.Cli.Commands;
+
+namespace GuidedDiffusion.Cli;
+
+/// <summary>The <c>guided-diffusion</c> command: noise-aware classifier training, evaluation and guided sampling.</summary>
+public static class Program
+{
+    /// <summary>Builds the command tree (exposed for tests).</summary>
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("GuidedDiffusion.NET: train noise-aware classifiers for classifier-guided diffusion (a .NET port of openai/guided-diffusion's classifier_train.py).");
+        root.Subcommands.Add(ClassifierTrainCommand.Create());
+        root.Subcommands.Add(ClassifyCommand.Create());
+        return root;
+    }
+
+    /// <summary>Entry point.</summary>
+    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+}

@@ -196,16 +196,16 @@ public sealed class ClassifierTrainer : IDisposable
             .ToList();
     }
 
-    /// <summary>Loads float32 values into the masters and the model (resume / fine-tune).</summary>
-    public void LoadParameters(IReadOnlyDictionary<string, Tensor> stateDict)
+    /// <summary>
+    /// Loads a state dict into the model (every key and shape checked, all mismatches reported at once)
+    /// and into the float32 masters (resume / fine-tune).
+    /// </summary>
+    public void LoadParameters(IReadOnlyDictionary<string, Tensor> stateDict, string sourceName)
     {
+        Models.StateDictIO.Load(_model, stateDict, sourceName);
         using var noGrad = no_grad();
         for (int i = 0; i < NamedParameters.Length; i++)
-        {
-            var source = stateDict[NamedParameters[i].name];
-            Precision.MasterParameters[i].copy_(source);
-            NamedParameters[i].parameter.copy_(source);
-        }
+            Precision.MasterParameters[i].copy_(stateDict[NamedParameters[i].name]);
     }
 
     /// <inheritdoc />

@@ -49,6 +49,18 @@ public sealed record TrainingConfig
     /// <summary><c>--eval_table</c>: print accuracy per noise level on the validation set at the end. Default true.</summary>
     public bool EvalTable { get; init; } = true;
 
+    /// <summary><c>--label_from</c>: class from the file-name <c>prefix</c> before '_' (the original) or the <c>folder</c>.</summary>
+    public string LabelFrom { get; init; } = "prefix";
+    /// <summary><c>--num_workers</c>: image decoding threads; 0 decodes inline. Default: one per core.</summary>
+    public int NumWorkers { get; init; } = Environment.ProcessorCount;
+    /// <summary><c>--skip_bad_images</c>: skip and count unreadable images instead of failing. Default false.</summary>
+    public bool SkipBadImages { get; init; }
+    /// <summary><c>--flip_validation</c>: flip validation images at random, as the original does. Default false.</summary>
+    public bool FlipValidation { get; init; }
+
+    /// <summary>Label rules <c>--label_from</c> accepts.</summary>
+    public static IReadOnlyList<string> LabelRules { get; } = new[] { "prefix", "folder" };
+
     /// <summary>Precisions <c>--precision</c> accepts.</summary>
     public static IReadOnlyList<string> Precisions { get; } = new[] { "fp32", "fp16", "bf16" };
 
@@ -75,6 +87,9 @@ public sealed record TrainingConfig
         if (SaveInterval < 1) throw new ConfigurationException("save_interval", $"must be at least 1, got {SaveInterval}.");
         if (!Precisions.Contains(Precision))
             throw new ConfigurationException("precision", $"unknown precision '{Precision}'; allowed: {string.Join(", ", Precisions)}.");
+        if (!LabelRules.Contains(LabelFrom))
+            throw new ConfigurationException("label_from", $"unknown rule '{LabelFrom}'; allowed: {string.Join(", ", LabelRules)}.");
+        if (NumWorkers < 0) throw new ConfigurationException("num_workers", $"must be ≥ 0 (0 decodes on the training thread), got {NumWorkers}.");
         if (GradClip < 0) throw new ConfigurationException("grad_clip", $"must be ≥ 0 (0 disables clipping), got {GradClip}.");
         double[] rates;
         try { rates = EmaRates; }

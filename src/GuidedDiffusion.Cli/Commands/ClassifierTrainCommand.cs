@@ -1,0 +1,109 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using GuidedDiffusion.Training;
+
+namespace GuidedDiffusion.Cli.Commands;
+
+/// <summary><c>guided-diffusion classifier-train</c>: the original's classifier_train.py flags, plus ours.</summary>
+internal static class ClassifierTrainCommand
+{
+    private static readonly TrainingConfig T = new();
+
+    public static Command Create()
+    {
+        var model = new ModelFlags();
+        var dataDir = Flags.Create("data_dir", T.DataDir, "Training image folder (empty: the bundled Fashion-MNIST demo with a small config).");
+        var valDataDir = Flags.Create("val_data_dir", T.ValDataDir, "Validation image folder, labelled with the training classes.");
+        var noised = Flags.Create("noised", T.Noised, "Train on noised x_t (False: clean images at t = 0).");
+        var iterations = Flags.Create("iterations", T.Iterations, "Optimizer updates.");
+        var lr = Flags.Create("lr", T.Lr, "AdamW learning rate.");
+        var weightDecay = Flags.Create("weight_decay", T.WeightDecay, "AdamW weight decay.");
+        var annealLr = Flags.Create("anneal_lr", T.AnnealLr, "Decay the learning rate linearly to 0.");
+        var batchSize = Flags.Create("batch_size", T.BatchSize, "Images per step and per process.");
+        var microbatch = Flags.Create("microbatch", T.Microbatch, "Split batches into chunks of this size (-1: no split); gradients are unchanged.");
+        var scheduleSampler = Flags.Create("schedule_sampler", T.ScheduleSampler, "Timestep sampler: uniform or loss-second-moment.");
+        var resume = Flags.Create("resume_checkpoint", T.ResumeCheckpoint, "modelNNNNNN.pt to resume from, or 'auto' for the newest in --log_dir.");
+        var logInterval = Flags.Create("log_interval", T.LogInterval, "Steps between metric dumps.");
+        var evalInterval = Flags.Create("eval_interval", T.EvalInterval, "Steps between validation batches.");
+        var saveInterval = Flags.Create("save_interval", T.SaveInterval, "Steps between checkpoints.");
+        var logDir = Flags.Create("log_dir", T.LogDir, "Run folder (default: $OPENAI_LOGDIR, else runs/<timestamp>).");
+        var seed = Flags.Create("seed", T.Seed, "Seed for weights, data order, timesteps and noise.");
+        var labelFrom = Flags.Create("label_from", T.LabelFrom, "Class of an image: prefix (file name before '_', the original) or folder.");
+        var numWorkers = Flags.Create("num_workers", T.NumWorkers, "Image decoding threads (0: on the training thread).");
+        var precision = Flags.Create("precision", T.Precision, "fp32, fp16 (GPU; loss scaling) or bf16 (trunk in bfloat16; fast on AVX512-BF16 CPUs).");
+        var emaRate = Flags.Create("ema_rate", T.EmaRate, "EMA decay rates, comma separated (e.g. 0.9999); empty: none.");
+        var gradClip = Flags.Create("grad_clip", T.GradClip, "Clip the global gradient norm (0: off).");
+        var skipBad = Flags.Create("skip_bad_images", T.SkipBadImages, "Skip and count unreadable images instead of failing.");
+        var flipVal = Flags.Create("flip_validation", T.FlipValidation, "Randomly flip validation images (the original's behaviour).");
+        var allowMismatch = Flags.Create("allow_config_mismatch", T.AllowConfigMismatch, "Resume even if the checkpoint's recorded architecture differs.");
+        var device = Flags.Create("device", "cpu", "cpu or cuda (cuda needs the CUDA build: see README).");
+
+        var command = new Command("classifier-train", "Train a noise-aware classifier p(y | x_t, t) (the original's scripts/classifier_train.py).");
+        foreach (var option in new Option[] { dataDir, valDataDir, noised, iterations, lr, weightDecay, annealLr, batchSize, microbatch,
+                     scheduleSampler, resume, logInterval, evalInterval, saveInterval, logDir, seed, labelFrom, numWorkers, precision,
+                     emaRate, gradClip, skipBad, flipVal, allowMismatch, device })
+            command.Options.Add(option);
+        model.AddTo(command);
+
+        command.SetAction(parse => CliErrors.Guard(() =>
+        {
+            var training = new TrainingConfig
+            {
+                DataDir = parse.GetValue(dataDir) ?? "",
+                ValDataDir = parse.GetValue(valDataDir) ?? "",
+                Noised = parse.GetValue(noised),
+                Iterations = parse.GetValue(iterations),
+                Lr = parse.GetValue(lr),
+                WeightDecay = parse.GetValue(weightDecay),
+                AnnealLr = parse.GetValue(annealLr),
+                BatchSize = parse.GetValue(batchSize),
+                Microbatch = parse.GetValue(microbatch),
+                ScheduleSampler = parse.GetValue(scheduleSampler) ?? "",
+                ResumeCheckpoint = parse.GetValue(resume) ?? "",
+                LogInterval = parse.GetValue(logInterval),
+                EvalInterval = parse.GetValue(evalInterval),
+                SaveInterval = parse.GetValue(saveInterval),
+                LogDir = parse.GetValue(logDir) ?? "",
+                Seed = parse.GetValue(seed),
+                LabelFrom = parse.GetValue(labelFrom) ?? "",
+                NumWorkers = parse.GetValue(numWorkers),
+                Precision = parse.GetValue(precision) ?? "",
+                EmaRate = parse.GetValue(emaRate) ?? "",
+                GradClip = parse.GetValue(gradClip),
+                SkipBadImages = parse.GetValue(skipBad),
+                FlipValidation = parse.GetValue(flipVal),
+                AllowConfigMismatch = parse.GetValue(allowMismatch),
+            };
+            var classifier = model.Classifier(parse);
+            var diffusion = model.Diffusion(parse);
+            Devices.Select(parse.GetValue(device) ?? "cpu");
+
+            if (string.IsNullOrWhiteSpace(training.DataDir))
+            {
+                // The demo: only flags the user did not type take the demo's values.
+                (training, classifier) = DemoPreset.Apply(training, classifier, given: name => command.Options.Any(o => o.Name == "--" + name && parse.WasGiven(o)));
+                Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.Description}).");
+            }
+
+            using var stop = new CancellationTokenSource();
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
+            Console.CancelKeyPress += (_, e) =>
+            {
+                if (stop.IsCancellationRequested) return; // a second Ctrl-C kills immediately
+                e.Cancel = true;
+                Console.Error.WriteLine("\nstop requested: finishing the current step and saving a checkpoint (Ctrl-C again to abort)...");
+                stop.Cancel();
+            };
+
+            using var progress = new ConsoleProgress();
+            var job = new ClassifierTrainingJob(training, classifier, diffusion, progress.Writer) { OnStep = progress.Report };
+            var result = job.Run(stop.Token);
+            progress.Finish();
+            Console.WriteLine(result.Interrupted
+                ? $"Stopped after {result.CompletedSteps} updates; resume with --resume_checkpoint {result.LastCheckpoint}"
+                : $"Done: {result.CompletedSteps} updates. Checkpoint: {result.LastCheckpoint}");
+            return 0;
+        }));
+        return command;
+    }
+}

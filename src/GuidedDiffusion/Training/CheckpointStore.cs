@@ -1,0 +1,102 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using GuidedDiffusion.Models;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Training;
+
+/// <summary>
+/// Checkpoint files in a run folder, named by the original's rule: <c>modelNNNNNN.pt</c> (plain PyTorch
+/// state dict), <c>optNNNNNN.pt</c> (AdamW state_dict), <c>ema_RATE_NNNNNN.pt</c>, where NNNNNN is the index
+/// of the update just made; plus our <c>modelNNNNNN.json</c> sidecar, written last, so a checkpoint is
+/// complete exactly when its sidecar exists. Every file is written to a temp file and renamed.
+/// </summary>
+public static partial class CheckpointStore
+{
+    /// <summary><c>modelNNNNNN.pt</c>.</summary>
+    public static string ModelFile(long index) => $"model{index:D6}.pt";
+
+    /// <summary><c>optNNNNNN.pt</c>.</summary>
+    public static string OptimizerFile(long index) => $"opt{index:D6}.pt";
+
+    /// <summary><c>ema_RATE_NNNNNN.pt</c> (the original image trainer's name).</summary>
+    public static string EmaFile(double rate, long index) => $"ema_{rate.ToString(CultureInfo.InvariantCulture)}_{index:D6}.pt";
+
+    /// <summary>Writes model, optimizer, EMA files and the sidecar for update index <paramref name="index"/>.</summary>
+    public static string Save(string directory, long index, ClassifierTrainer trainer, CheckpointManifest manifest)
+    {
+        Directory.CreateDirectory(directory);
+        var modelPath = Path.Combine(directory, ModelFile(index));
+        StateDictIO.Write(modelPath, trainer.MasterStateDict());
+        WriteAtomically(Path.Combine(directory, OptimizerFile(index)), stream => trainer.Optimizer.save_py(stream, leaveOpen: true));
+        foreach (var ema in trainer.Emas)
+            StateDictIO.Write(Path.Combine(directory, EmaFile(ema.Rate, index)), trainer.StateDictWith(ema.Values));
+        WriteAtomically(CheckpointManifest.PathFor(modelPath),
+            stream => JsonSerializer.Serialize(stream, manifest, CheckpointManifest.JsonOptions));
+        return modelPath;
+    }
+
+    /// <summary>Writes through a temp file in the same folder, then renames over the target.</summary>
+    public static void WriteAtomically(string path, Action<Stream> write)
+    {
+        var temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                write(stream);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    /// <summary>
+    /// The update index in a checkpoint name, as the original's parse_resume_step_from_filename reads it:
+    /// the digits after the last "model" and before ".pt".
+    /// </summary>
+    public static long ParseIndex(string modelPath)
+    {
+        var name = Path.GetFileName(modelPath);
+        var match = IndexPattern().Match(name);
+        if (!match.Success)
+            throw new CheckpointException($"--resume_checkpoint '{modelPath}': expected a file named modelNNNNNN.pt (NNNNNN = update index).");
+        return long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The newest complete checkpoint (model, optimizer and sidecar present) in <paramref name="directory"/>, or null.</summary>
+    public static string? FindLatest(string directory)
+    {
+        if (!Directory.Exists(directory)) return null;
+        return Directory.EnumerateFiles(directory, "model*.json")
+            .Select(json => Path.ChangeExtension(json, ".pt"))
+            .Where(pt => File.Exists(pt) && IndexPattern().IsMatch(Path.GetFileName(pt))
+                && File.Exists(Path.Combine(directory, OptimizerFile(ParseIndex(pt)))))
+            .OrderByDescending(ParseIndex)
+            .FirstOrDefault();
+    }
+
+    /// <summary>Loads AdamW state saved by us or by the original (PyTorch optimizer state_dict).</summary>
+    public static void LoadOptimizer(ClassifierTrainer trainer, string path)
+    {
+        if (!File.Exists(path))
+            throw new CheckpointException($"Optimizer state '{path}' is missing; resuming needs the opt file written with the model (or start a fresh run).");
+        try
+        {
+            trainer.Optimizer.load_py(path);
+        }
+        catch (Exception e) when (e is not CheckpointException)
+        {
+            throw new CheckpointException($"Optimizer state '{path}' could not be loaded: {e.Message}");
+        }
+    }
+
+    [GeneratedRegex(@"model(\d+)\.pt$")]
+    private static partial Regex IndexPattern();
+}

@@ -1,0 +1,166 @@
+using GuidedDiffusion.Data;
+using GuidedDiffusion.Data.Loading;
+using GuidedDiffusion.Data.Sources;
+using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Models;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Training;
+
+/// <summary>What a finished (or interrupted) training run left behind.</summary>
+/// <param name="LogDirectory">The run folder.</param>
+/// <param name="LastCheckpoint">The newest modelNNNNNN.pt written.</param>
+/// <param name="CompletedSteps">Updates contained in that checkpoint.</param>
+/// <param name="Interrupted">Whether the run stopped early on request (Ctrl-C / SIGTERM).</param>
+public sealed record TrainingResult(string LogDirectory, string LastCheckpoint, long CompletedSteps, bool Interrupted);
+
+/// <summary>
+/// The whole of classifier_train.py: data, model, diffusion, resume, the loop with validation, logging and
+/// checkpoints. Configuration comes in as records; nothing here parses flags.
+/// </summary>
+public sealed class ClassifierTrainingJob
+{
+    private readonly TrainingConfig _training;
+    private readonly ClassifierConfig _classifier;
+    private readonly DiffusionConfig _diffusion;
+    private readonly TextWriter _console;
+
+    /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
+    /// <param name="training">Loop flags.</param>
+    /// <param name="classifier">Architecture; NumClasses ≤ 0 means "from the data".</param>
+    /// <param name="diffusion">Noise process flags.</param>
+    /// <param name="console">Where progress tables go (null: nowhere).</param>
+    public ClassifierTrainingJob(TrainingConfig training, ClassifierConfig classifier, DiffusionConfig diffusion, TextWriter? console = null)
+    {
+        _training = training;
+        _classifier = classifier;
+        _diffusion = diffusion;
+        _console = console ?? TextWriter.Null;
+    }
+
+    /// <summary>Called after every step with (completed steps, total, last train loss or NaN).</summary>
+    public Action<long, long, double>? OnStep { get; init; }
+
+    /// <summary>The run folder: --log_dir, else OPENAI_LOGDIR, else runs/&lt;timestamp&gt;.</summary>
+    public static string ResolveLogDirectory(string logDir) =>
+        !string.IsNullOrWhiteSpace(logDir) ? logDir
+        : Environment.GetEnvironmentVariable("OPENAI_LOGDIR") is { Length: > 0 } env ? env
+        : Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
+    public TrainingResult Run(CancellationToken stop = default)
+    {
+        _training.Validate();
+        var diffusion = _diffusion.Build();
+        var (trainSource, valSource) = OpenData();
+        var classifier = _classifier.NumClasses > 0 ? _classifier : _classifier with { NumClasses = trainSource.Classes.Count };
+        if (classifier.NumClasses < trainSource.Classes.Count)
+            throw new ConfigurationException("num_classes", $"{classifier.NumClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
+        classifier.Validate();
+        var precision = classifier.UseFp16 ? "fp16" : _training.Precision;
+        var training = _training with { Precision = precision };
+
+        string logDir = ResolveLogDirectory(training.LogDir);
+        var resume = ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch);
+        bool append = resume is not null && Path.GetFullPath(Path.GetDirectoryName(resume.ModelPath)!) == Path.GetFullPath(logDir);
+        using var logger = new RunLogger(logDir, MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16"), append, _console);
+        logger.Log($"Logging to {Path.GetFullPath(logDir)}");
+        if (!string.IsNullOrEmpty(_diffusion.TimestepRespacing) && training.Noised)
+            logger.Log($"note: with --timestep_respacing {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
+        if (training.ScheduleSampler == "loss-second-moment")
+            logger.Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
+
+        logger.Log("creating model and diffusion...");
+        manual_seed(StepSeeds.For(training.Seed, 0, 0, StepSeeds.Purpose.Init));
+        using var model = new EncoderUNet(classifier);
+        if (precision != "fp32") model.ConvertTrunkTo(precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
+        using var trainer = new ClassifierTrainer(model, diffusion, training, classifier.NumClasses);
+        trainer.Message += logger.Log;
+        if (resume is not null) resume.Restore(trainer, logger);
+
+        logger.Log("creating data loader...");
+        var dataOptions = new DataOptions
+        {
+            ImageSize = classifier.ImageSize,
+            BatchSize = training.BatchSize,
+            NumWorkers = training.NumWorkers,
+            Seed = training.Seed,
+            SkipBadImages = training.SkipBadImages,
+            FlipValidation = training.FlipValidation,
+            StartBatch = trainer.CompletedSteps,
+        };
+        using var trainData = new DataLoader(trainSource, dataOptions);
+        using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1 });
+
+        logger.Log("training classifier model...");
+        long firstStep = trainer.CompletedSteps, lastSaved = -1;
+        string lastCheckpoint = resume?.ModelPath ?? "";
+        bool interrupted = false;
+        for (long step = firstStep; step < training.Iterations; step++)
+        {
+            using (var batch = trainData.Next()) trainer.Step(batch.Images, batch.Labels);
+            if (valData is not null && step % training.EvalInterval == 0)
+                using (var batch = valData.Next()) trainer.Evaluate(batch.Images, batch.Labels);
+            var snapshot = trainer.Metrics.Snapshot();
+            OnStep?.Invoke(trainer.CompletedSteps, training.Iterations, snapshot.GetValueOrDefault("train_loss", double.NaN));
+            if (step % training.LogInterval == 0)
+            {
+                if (trainData.BadImageCount > 0) logger.Log($"skipped {trainData.BadImageCount} unreadable images so far");
+                logger.Dump(snapshot, step);
+                trainer.Metrics.Clear();
+            }
+            interrupted = stop.IsCancellationRequested && step + 1 < training.Iterations;
+            // The original saves when the loop's local index is non-zero and the global index is a multiple.
+            bool due = step != firstStep && step % training.SaveInterval == 0;
+            if (due || interrupted || step + 1 == training.Iterations)
+            {
+                logger.Log(interrupted ? "stop requested: saving model..." : "saving model...");
+                lastCheckpoint = CheckpointStore.Save(logDir, step, trainer, Manifest(trainer, classifier, training, trainSource.Classes));
+                lastSaved = step;
+            }
+            if (interrupted) break;
+        }
+        if (lastSaved < 0 && resume is not null)
+            logger.Log($"nothing to do: the checkpoint already holds {trainer.CompletedSteps} of {training.Iterations} updates.");
+        return new TrainingResult(logDir, lastCheckpoint, trainer.CompletedSteps, interrupted);
+    }
+
+    private CheckpointManifest Manifest(ClassifierTrainer trainer, ClassifierConfig classifier, TrainingConfig training, ClassMap classes)
+    {
+        double[][]? history = null;
+        int[]? counts = null;
+        if (trainer.Sampler is LossSecondMomentResampler lsm)
+        {
+            var h = lsm.LossHistory;
+            history = Enumerable.Range(0, h.GetLength(0)).Select(t => Enumerable.Range(0, h.GetLength(1)).Select(k => h[t, k]).ToArray()).ToArray();
+            counts = lsm.LossCounts.ToArray();
+        }
+        return new CheckpointManifest
+        {
+            CompletedSteps = trainer.CompletedSteps,
+            Classifier = classifier,
+            Diffusion = _diffusion,
+            Training = training,
+            Classes = classes.Names,
+            WorldSize = trainer.WorldSize,
+            LgLossScale = trainer.Precision.LgLossScale,
+            SamplerHistory = history,
+            SamplerCounts = counts,
+            Versions = CheckpointManifest.CurrentVersions(),
+            CreatedUtc = DateTime.UtcNow,
+        };
+    }
+
+    private (IImageSource Train, IImageSource? Validation) OpenData()
+    {
+        if (string.IsNullOrWhiteSpace(_training.DataDir))
+        {
+            var demo = FashionMnistDemo.Load();
+            return (demo.Train, demo.Validation);
+        }
+        var rule = _training.LabelFrom == "folder" ? LabelRule.Folder : LabelRule.Prefix;
+        var train = new ImageFolderSource(_training.DataDir, rule);
+        IImageSource? val = string.IsNullOrWhiteSpace(_training.ValDataDir) ? null : new ImageFolderSource(_training.ValDataDir, rule, train.Classes);
+        return (train, val);
+    }
+}

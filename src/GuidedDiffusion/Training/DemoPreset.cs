@@ -1,0 +1,41 @@
+using GuidedDiffusion.Models;
+
+namespace GuidedDiffusion.Training;
+
+/// <summary>
+/// The small configuration the demo (no --data_dir) trains on the bundled Fashion-MNIST split at 32×32:
+/// sized to finish in a few minutes on 2 CPU cores. Flags the user typed keep their values.
+/// </summary>
+public static class DemoPreset
+{
+    /// <summary>One-line summary printed when the demo starts.</summary>
+    public const string Description = "9,000 train / 1,000 validation images at 32x32, width 64, depth 1, 400 steps of batch 32, bf16 trunk";
+
+    /// <summary>Demo values for every loop and architecture flag the user did not give.</summary>
+    public static (TrainingConfig Training, ClassifierConfig Classifier) Apply(TrainingConfig training, ClassifierConfig classifier, Func<string, bool> given)
+    {
+        T Pick<T>(string flag, T demo, T current) => given(flag) ? current : demo;
+        var t = training with
+        {
+            Iterations = Pick("iterations", 400, training.Iterations),
+            BatchSize = Pick("batch_size", 32, training.BatchSize),
+            Lr = Pick("lr", 1e-3, training.Lr),
+            AnnealLr = Pick("anneal_lr", true, training.AnnealLr),
+            LogInterval = Pick("log_interval", 50, training.LogInterval),
+            EvalInterval = Pick("eval_interval", 10, training.EvalInterval),
+            SaveInterval = Pick("save_interval", 200, training.SaveInterval),
+            Precision = Pick("precision", "bf16", training.Precision),
+            LogDir = Pick("log_dir", Path.Combine("runs", "demo"), training.LogDir),
+        };
+        var c = classifier with
+        {
+            ImageSize = Pick("image_size", 32, classifier.ImageSize),
+            Width = Pick("classifier_width", 64, classifier.Width),
+            Depth = Pick("classifier_depth", 1, classifier.Depth),
+            ChannelMult = Pick("channel_mult", "1,2,2", classifier.ChannelMult),
+            AttentionResolutions = Pick("classifier_attention_resolutions", "16,8", classifier.AttentionResolutions),
+            NumHeadChannels = Pick("num_head_channels", 64, classifier.NumHeadChannels),
+        };
+        return (t, c);
+    }
+}

@@ -1,0 +1,100 @@
+using GuidedDiffusion.Models;
+
+namespace GuidedDiffusion.Training;
+
+/// <summary>
+/// Where a run resumes from: a modelNNNNNN.pt with its optimizer file and (ours) its sidecar. Unlike the
+/// original, which re-runs update NNNNNN, we continue after the recorded number of completed updates.
+/// </summary>
+public sealed class ResumePoint
+{
+    private ResumePoint(string modelPath, CheckpointManifest? manifest, long completedSteps)
+    {
+        ModelPath = modelPath;
+        Manifest = manifest;
+        CompletedSteps = completedSteps;
+    }
+
+    /// <summary>The model checkpoint.</summary>
+    public string ModelPath { get; }
+
+    /// <summary>Our sidecar, or null for a checkpoint written by the original.</summary>
+    public CheckpointManifest? Manifest { get; }
+
+    /// <summary>Updates already contained in the weights.</summary>
+    public long CompletedSteps { get; }
+
+    /// <summary>
+    /// Resolves <c>--resume_checkpoint</c>: "" → null (fresh run); "auto" → the newest complete checkpoint in
+    /// <paramref name="logDir"/> (null when there is none); else the given file. A sidecar whose classifier
+    /// config differs from <paramref name="classifier"/> is an error unless <paramref name="allowMismatch"/>.
+    /// </summary>
+    public static ResumePoint? Find(string resumeCheckpoint, string logDir, ClassifierConfig classifier, bool allowMismatch)
+    {
+        if (string.IsNullOrWhiteSpace(resumeCheckpoint)) return null;
+        string? path = resumeCheckpoint == "auto" ? CheckpointStore.FindLatest(logDir) : resumeCheckpoint;
+        if (path is null) return null;
+        if (!File.Exists(path))
+            throw new CheckpointException(path, $"--resume_checkpoint '{path}' does not exist.");
+        long index = CheckpointStore.ParseIndex(path);
+        var optPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, CheckpointStore.OptimizerFile(index));
+        if (!File.Exists(optPath))
+            throw new CheckpointException(optPath, $"--resume_checkpoint '{path}': its optimizer state '{optPath}' is missing; resuming needs both files.");
+
+        var sidecar = CheckpointManifest.PathFor(path);
+        var manifest = File.Exists(sidecar) ? CheckpointManifest.Read(sidecar) : null;
+        if (manifest is not null && manifest.Classifier != classifier)
+        {
+            var message = $"--resume_checkpoint '{path}' was trained with a different classifier config: {Differences(manifest.Classifier, classifier)}.";
+            if (!allowMismatch)
+                throw new ConfigurationException("resume_checkpoint", message + " Pass the same flags, or --allow_config_mismatch True to load it anyway.");
+        }
+        // The original's file index is the update just made, so the weights hold index + 1 updates.
+        return new ResumePoint(path, manifest, manifest?.CompletedSteps ?? index + 1);
+    }
+
+    /// <summary>Loads weights, optimizer, EMA, loss scale and sampler state into <paramref name="trainer"/>.</summary>
+    public void Restore(ClassifierTrainer trainer, RunLogger logger)
+    {
+        logger.Log($"loading model from checkpoint: {ModelPath}... at {CompletedSteps} completed steps");
+        var weights = StateDictIO.Read(ModelPath);
+        try
+        {
+            trainer.LoadParameters(weights, ModelPath);
+        }
+        finally
+        {
+            foreach (var t in weights.Values) t.Dispose();
+        }
+        long index = CheckpointStore.ParseIndex(ModelPath);
+        var folder = Path.GetDirectoryName(Path.GetFullPath(ModelPath))!;
+        var optPath = Path.Combine(folder, CheckpointStore.OptimizerFile(index));
+        logger.Log($"loading optimizer state from checkpoint: {optPath}");
+        CheckpointStore.LoadOptimizer(trainer, optPath);
+        foreach (var ema in trainer.Emas)
+        {
+            var emaPath = Path.Combine(folder, CheckpointStore.EmaFile(ema.Rate, index));
+            if (!File.Exists(emaPath))
+            {
+                logger.Log($"warning: no EMA file '{emaPath}'; the EMA at rate {ema.Rate} restarts from the model weights.");
+                continue;
+            }
+            var values = StateDictIO.Read(emaPath);
+            try { ema.Load(trainer.NamedParameters.Select(p => values[p.name]).ToArray()); }
+            finally { foreach (var t in values.Values) t.Dispose(); }
+        }
+        if (Manifest?.LgLossScale is { } lg) trainer.Precision.RestoreLgLossScale(lg);
+        if (Manifest?.SamplerHistory is { } history && Manifest.SamplerCounts is { } counts && trainer.Sampler is Diffusion.LossSecondMomentResampler lsm)
+        {
+            var h = new double[history.Length, history[0].Length];
+            for (int t = 0; t < history.Length; t++) for (int k = 0; k < history[t].Length; k++) h[t, k] = history[t][k];
+            lsm.Restore(h, counts);
+        }
+        trainer.CompletedSteps = CompletedSteps;
+    }
+
+    private static string Differences(ClassifierConfig saved, ClassifierConfig current) =>
+        string.Join("; ", typeof(ClassifierConfig).GetProperties()
+            .Where(p => !Equals(p.GetValue(saved), p.GetValue(current)))
+            .Select(p => $"{p.Name} {p.GetValue(saved) ?? "(default)"} in the checkpoint vs {p.GetValue(current) ?? "(default)"} now"));
+}

@@ -1,0 +1,84 @@
+using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Models;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Training;
+
+/// <summary>
+/// A classifier checkpoint ready for inference: ours (architecture, classes and diffusion read from the
+/// JSON sidecar) or any original <c>.pt</c> (architecture from flags; the class count from the checkpoint).
+/// </summary>
+public sealed class TrainedClassifier : IDisposable
+{
+    private TrainedClassifier(EncoderUNet model, ClassifierConfig config, DiffusionConfig diffusion, IReadOnlyList<string> classes)
+    {
+        Model = model;
+        Config = config;
+        Diffusion = diffusion;
+        Classes = classes;
+    }
+
+    /// <summary>The network, in eval mode.</summary>
+    public EncoderUNet Model { get; }
+
+    /// <summary>Its architecture.</summary>
+    public ClassifierConfig Config { get; }
+
+    /// <summary>The diffusion it was trained against (the flags' when there is no sidecar).</summary>
+    public DiffusionConfig Diffusion { get; }
+
+    /// <summary>Class names by label (numbers when the checkpoint does not record them).</summary>
+    public IReadOnlyList<string> Classes { get; }
+
+    /// <summary>
+    /// Loads <paramref name="modelPath"/>. With a sidecar, its config is used; architecture <paramref name="flags"/>
+    /// are then only allowed when <paramref name="flagsGiven"/> is false or they agree. Without one, the flags
+    /// describe the model and NumClasses ≤ 0 is read from the checkpoint's output layer.
+    /// </summary>
+    public static TrainedClassifier Load(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven)
+    {
+        if (!File.Exists(modelPath))
+            throw new CheckpointException(modelPath, $"--model_path '{modelPath}' does not exist.");
+        var sidecar = CheckpointManifest.PathFor(modelPath);
+        var manifest = File.Exists(sidecar) ? CheckpointManifest.Read(sidecar) : null;
+        var weights = StateDictIO.Read(modelPath);
+        try
+        {
+            ClassifierConfig config;
+            if (manifest is not null)
+            {
+                config = manifest.Classifier with { UseFp16 = false };
+                var typed = flags with { NumClasses = flags.NumClasses > 0 ? flags.NumClasses : config.NumClasses, UseFp16 = false };
+                if (flagsGiven && typed != config)
+                    throw new ConfigurationException("model_path",
+                        $"'{modelPath}' records its architecture in '{sidecar}', and the architecture flags given disagree with it; drop the flags or fix them.");
+            }
+            else
+            {
+                int outputs = (int)weights.Last().Value.shape[0];
+                config = flags with { NumClasses = flags.NumClasses > 0 ? flags.NumClasses : outputs, UseFp16 = false };
+            }
+            var model = new EncoderUNet(config);
+            StateDictIO.Load(model, weights, modelPath);
+            model.eval();
+            var classes = manifest?.Classes is { Count: > 0 } names
+                ? names
+                : Enumerable.Range(0, config.NumClasses).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            return new TrainedClassifier(model, config, manifest?.Diffusion ?? diffusionFlags, classes);
+        }
+        finally
+        {
+            foreach (var t in weights.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>Logits for images <paramref name="x"/> [B, C, H, W] at timesteps <paramref name="t"/> [B], without gradients.</summary>
+    public Tensor Logits(Tensor x, Tensor t)
+    {
+        using var noGrad = no_grad();
+        return Model.forward(x, t);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Model.Dispose();
+}
