@@ -147,8 +147,8 @@ public sealed record ClassifierConfig
             int ch = (int)(mult[level] * Width);
             if (ch % NumHeadChannels != 0)
                 throw new ConfigurationException("classifier_width",
-                    $"q,k,v channels {ch} (--classifier_width {Width} × channel_mult {mult[level]}, resolution "
-                    + $"{ImageSize >> level}) is not divisible by num_head_channels {NumHeadChannels}; use a width "
+                    $"q,k,v channels {ch} is not divisible by num_head_channels {NumHeadChannels} (--classifier_width "
+                    + $"{Width} × channel_mult {mult[level]} at resolution {ImageSize >> level}); use a width "
                     + "that makes every attention level a multiple of it, or change --classifier_attention_resolutions.");
         }
 
