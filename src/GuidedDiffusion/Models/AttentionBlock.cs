@@ -1,0 +1,65 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Models;
+
+/// <summary>
+/// Self-attention over all spatial positions with a residual connection: GroupNorm, 1×1 conv1d to q, k, v,
+/// multi-head attention, zero-initialised 1×1 conv1d output projection. Keys: <c>norm</c>, <c>qkv</c>,
+/// <c>proj_out</c>.
+/// </summary>
+public sealed class AttentionBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly GroupNorm32 norm;
+    private readonly nn.Module<Tensor, Tensor> qkv;
+    private readonly QKVAttention attention;
+    private readonly nn.Module<Tensor, Tensor> projOut;
+
+    /// <summary>Creates the block.</summary>
+    /// <param name="channels">Channels C of the input.</param>
+    /// <param name="numHeads">Heads, used when <paramref name="numHeadChannels"/> is −1.</param>
+    /// <param name="numHeadChannels">Channels per head (heads = C / this); −1 to use <paramref name="numHeads"/>.</param>
+    /// <param name="useNewAttentionOrder">Split q, k, v before heads instead of the legacy layout.</param>
+    public AttentionBlock(long channels, long numHeads = 1, long numHeadChannels = -1, bool useNewAttentionOrder = false)
+        : base(nameof(AttentionBlock))
+    {
+        Channels = channels;
+        if (numHeadChannels == -1)
+        {
+            Heads = numHeads;
+        }
+        else
+        {
+            if (numHeadChannels <= 0 || channels % numHeadChannels != 0)
+                throw new ConfigurationException("num_head_channels",
+                    $"q,k,v channels {channels} is not divisible by num_head_channels {numHeadChannels}.");
+            Heads = channels / numHeadChannels;
+        }
+        norm = new GroupNorm32(channels);
+        qkv = nn.Conv1d(channels, channels * 3, kernel_size: 1);
+        attention = new QKVAttention(Heads, legacyOrder: !useNewAttentionOrder);
+        projOut = ZeroInit.Apply(nn.Conv1d(channels, channels, kernel_size: 1));
+        register_module("norm", norm);
+        register_module("qkv", qkv);
+        register_module("attention", attention);
+        register_module("proj_out", projOut);
+    }
+
+    /// <summary>Channels of the input and output.</summary>
+    public long Channels { get; }
+
+    /// <summary>Number of attention heads.</summary>
+    public long Heads { get; }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor x)
+    {
+        var shape = x.shape;
+        x = x.reshape(shape[0], shape[1], -1);
+        var h = projOut.call(attention.call(qkv.call(norm.call(x))));
+        return (x + h).reshape(shape);
+    }
+
+    /// <summary>Children are registered explicitly, in the original's order.</summary>
+    protected override void RegisterComponents() { }
+}

@@ -1,0 +1,202 @@
+using System.Globalization;
+
+namespace GuidedDiffusion.Models;
+
+/// <summary>
+/// The classifier's architecture flags with the original's defaults (<c>classifier_defaults()</c> in
+/// script_util.py), plus the two values the original hard-codes (1000 classes, 64 channels per head) and an
+/// explicit <c>channel_mult</c> so other image sizes and class counts work. <see cref="ToOptions"/> turns it into
+/// <see cref="EncoderUNetOptions"/> the way <c>create_classifier</c> does.
+/// </summary>
+public sealed record ClassifierConfig
+{
+    /// <summary><c>image_size</c>: side of the square input. Default 64.</summary>
+    public int ImageSize { get; init; } = 64;
+
+    /// <summary><c>in_channels</c>: image channels (the original hard-codes 3). Default 3.</summary>
+    public int InChannels { get; init; } = 3;
+
+    /// <summary><c>classifier_width</c>: base channel count (model_channels). Default 128.</summary>
+    public int Width { get; init; } = 128;
+
+    /// <summary><c>classifier_depth</c>: ResBlocks per level (num_res_blocks). Default 2.</summary>
+    public int Depth { get; init; } = 2;
+
+    /// <summary><c>classifier_attention_resolutions</c>: comma-separated feature-map resolutions (not factors)
+    /// that get attention; each becomes the downsample factor image_size / resolution. Default "32,16,8".</summary>
+    public string AttentionResolutions { get; init; } = "32,16,8";
+
+    /// <summary><c>classifier_use_scale_shift_norm</c>: FiLM-style timestep conditioning. Default true.</summary>
+    public bool UseScaleShiftNorm { get; init; } = true;
+
+    /// <summary><c>classifier_resblock_updown</c>: downsample with ResBlocks. Default true.</summary>
+    public bool ResblockUpdown { get; init; } = true;
+
+    /// <summary><c>classifier_pool</c>: adaptive, attention, spatial or spatial_v2. Default "attention".</summary>
+    public string Pool { get; init; } = "attention";
+
+    /// <summary><c>classifier_use_fp16</c>: train with a float16 trunk. The model is always built in float32;
+    /// the trainer converts it (<see cref="EncoderUNet.ConvertToFp16"/>) as the original's trainer does. Default false.</summary>
+    public bool UseFp16 { get; init; }
+
+    /// <summary><c>num_classes</c>: number of logits (the original hard-codes 1000). Default 1000.</summary>
+    public int NumClasses { get; init; } = 1000;
+
+    /// <summary><c>num_head_channels</c>: channels per attention head (the original hard-codes 64). Default 64.</summary>
+    public int NumHeadChannels { get; init; } = 64;
+
+    /// <summary><c>channel_mult</c>: comma-separated per-level multipliers, e.g. "1,2,3,4". Null or empty: the
+    /// default for <see cref="ImageSize"/> (see <see cref="DefaultChannelMult"/>). Default null.</summary>
+    public string? ChannelMult { get; init; }
+
+    /// <summary><c>dropout</c>: dropout probability in the ResBlocks. Default 0.</summary>
+    public double Dropout { get; init; }
+
+    /// <summary>
+    /// The per-size channel_mult defaults: the original's for 64, 128, 256 and 512, and ours for 28 (MNIST) and
+    /// 32 (CIFAR): 1,2,2 — three levels (32→16→8, or 28→14→7), so attention at 16 and 8 (or 14 and 7) and a
+    /// small attention pool, with every level a multiple of 64 channels at the default width.
+    /// </summary>
+    public static IReadOnlyDictionary<int, double[]> DefaultChannelMult { get; } = new Dictionary<int, double[]>
+    {
+        [28] = new double[] { 1, 2, 2 },
+        [32] = new double[] { 1, 2, 2 },
+        [64] = new double[] { 1, 2, 3, 4 },
+        [128] = new double[] { 1, 1, 2, 3, 4 },
+        [256] = new double[] { 1, 1, 2, 2, 4, 4 },
+        [512] = new double[] { 0.5, 1, 1, 2, 2, 4, 4 },
+    };
+
+    /// <summary>The channel multipliers: <see cref="ChannelMult"/> if given, else the default for the image size.</summary>
+    /// <exception cref="ConfigurationException">Unparsable values, or an image size without a default.</exception>
+    public IReadOnlyList<double> ResolveChannelMult()
+    {
+        if (string.IsNullOrWhiteSpace(ChannelMult))
+        {
+            if (DefaultChannelMult.TryGetValue(ImageSize, out var mult)) return mult;
+            throw new ConfigurationException("channel_mult",
+                $"unsupported image size: {ImageSize} has no default channel_mult (defaults exist for "
+                + $"{string.Join(", ", DefaultChannelMult.Keys)}); pass --channel_mult, e.g. --channel_mult 1,2,2.");
+        }
+        return ParseList(ChannelMult, "channel_mult", s => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture),
+            v => v > 0 && double.IsFinite(v));
+    }
+
+    /// <summary>
+    /// The attention downsample factors image_size / resolution for each of <see cref="AttentionResolutions"/>
+    /// (the original's <c>attention_ds</c>), e.g. 2, 4, 8 for 32,16,8 at 64 pixels.
+    /// </summary>
+    /// <exception cref="ConfigurationException">A resolution that does not divide the image size or is never
+    /// reached by the model's levels.</exception>
+    public IReadOnlyList<int> ResolveAttentionDownsampleFactors()
+    {
+        var mult = ResolveChannelMult();
+        var reachable = Enumerable.Range(0, mult.Count).Select(level => ImageSize >> level).ToArray();
+        var resolutions = string.IsNullOrWhiteSpace(AttentionResolutions)
+            ? Array.Empty<int>()
+            : ParseList(AttentionResolutions, "classifier_attention_resolutions",
+                s => int.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture), v => v > 0);
+        var factors = new List<int>();
+        foreach (int r in resolutions)
+        {
+            int level = Array.IndexOf(reachable, r);
+            if (ImageSize % r != 0 || level < 0 || ImageSize % (1 << level) != 0)
+                throw new ConfigurationException("classifier_attention_resolutions",
+                    $"attention resolution {r} is never reached at image_size {ImageSize} with channel_mult "
+                    + $"{string.Join(",", mult)}; the levels have resolutions {string.Join(", ", reachable)}.");
+            factors.Add(ImageSize / r);
+        }
+        return factors;
+    }
+
+    /// <summary>Checks every flag; throws <see cref="ConfigurationException"/> naming the first bad one.</summary>
+    public void Validate() => ToOptions();
+
+    /// <summary>The <c>EncoderUNetModel</c> arguments these flags stand for (validated).</summary>
+    /// <exception cref="ConfigurationException">Any flag that cannot work, named in the message.</exception>
+    public EncoderUNetOptions ToOptions()
+    {
+        Positive(ImageSize, "image_size");
+        Positive(InChannels, "in_channels");
+        Positive(Width, "classifier_width");
+        Positive(Depth, "classifier_depth");
+        Positive(NumClasses, "num_classes");
+        Positive(NumHeadChannels, "num_head_channels");
+        if (!(Dropout >= 0 && Dropout < 1))
+            throw new ConfigurationException("dropout", $"--dropout must be in [0, 1), got {Dropout}.");
+        var pool = ClassifierPools.Parse(Pool);
+        var mult = ResolveChannelMult();
+        var factors = ResolveAttentionDownsampleFactors();
+
+        int levels = mult.Count;
+        if (ImageSize % (1 << (levels - 1)) != 0)
+            throw new ConfigurationException("image_size",
+                $"image_size {ImageSize} is not divisible by {1 << (levels - 1)}, the downsampling of the {levels} levels of channel_mult {string.Join(",", mult)}.");
+        for (int level = 0; level < levels; level++)
+        {
+            int ch = (int)(mult[level] * Width);
+            if (ch <= 0 || ch % GroupNorm32.Groups != 0)
+                throw new ConfigurationException("classifier_width",
+                    $"--classifier_width {Width} × channel_mult {mult[level]} = {ch} channels at level {level}; "
+                    + $"GroupNorm(32) needs a positive multiple of 32.");
+        }
+        var attentionLevels = factors.Select(f => (int)Math.Log2(f)).Append(levels - 1)
+            .Concat(pool == ClassifierPool.Attention ? new[] { levels - 1 } : Array.Empty<int>());
+        foreach (int level in attentionLevels.Distinct())
+        {
+            int ch = (int)(mult[level] * Width);
+            if (ch % NumHeadChannels != 0)
+                throw new ConfigurationException("classifier_width",
+                    $"q,k,v channels {ch} is not divisible by num_head_channels {NumHeadChannels} (--classifier_width "
+                    + $"{Width} × channel_mult {mult[level]} at resolution {ImageSize >> level}); use a width "
+                    + "that makes every attention level a multiple of it, or change --classifier_attention_resolutions.");
+        }
+
+        var options = new EncoderUNetOptions
+        {
+            ImageSize = ImageSize,
+            InChannels = InChannels,
+            ModelChannels = Width,
+            OutChannels = NumClasses,
+            NumResBlocks = Depth,
+            AttentionResolutions = factors,
+            Dropout = Dropout,
+            ChannelMult = mult,
+            NumHeadChannels = NumHeadChannels,
+            UseScaleShiftNorm = UseScaleShiftNorm,
+            ResblockUpdown = ResblockUpdown,
+            Pool = pool,
+        };
+        options.Validate();
+        return options;
+    }
+
+    private static T[] ParseList<T>(string text, string flag, Func<string, T> parse, Func<T, bool> valid)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var values = new T[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            try
+            {
+                values[i] = parse(parts[i]);
+            }
+            catch (FormatException)
+            {
+                throw new ConfigurationException(flag, $"--{flag} '{text}': '{parts[i]}' is not a number.");
+            }
+            catch (OverflowException)
+            {
+                throw new ConfigurationException(flag, $"--{flag} '{text}': '{parts[i]}' is out of range.");
+            }
+            if (!valid(values[i]))
+                throw new ConfigurationException(flag, $"--{flag} '{text}': every value must be positive, got '{parts[i]}'.");
+        }
+        return values;
+    }
+
+    private static void Positive(int value, string flag)
+    {
+        if (value <= 0) throw new ConfigurationException(flag, $"--{flag} must be positive, got {value}.");
+    }
+}

@@ -1,0 +1,167 @@
+using System.Collections;
+using System.Collections.Specialized;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Models;
+
+/// <summary>
+/// Reads and writes state dicts in PyTorch's <c>.pt</c> (zip/pickle, as <c>torch.save(model.state_dict())</c>)
+/// and <c>.safetensors</c> formats, chosen by extension. Loading checks every key and shape first and fails as a
+/// whole; saving writes float32, contiguous, unprefixed tensors atomically, like the original's checkpoints.
+/// </summary>
+public static class StateDictIO
+{
+    /// <summary>Extensions read and written as PyTorch pickles.</summary>
+    public static IReadOnlyList<string> PickleExtensions { get; } = new[] { ".pt", ".pth" };
+
+    /// <summary>The safetensors extension.</summary>
+    public const string SafetensorsExtension = ".safetensors";
+
+    /// <summary>Reads every tensor of a state-dict file. The caller owns (disposes) the tensors.</summary>
+    /// <param name="path">A <c>.pt</c>/<c>.pth</c> or <c>.safetensors</c> file.</param>
+    /// <exception cref="CheckpointException">Missing, unreadable, corrupt or not a state dict.</exception>
+    public static Dictionary<string, Tensor> Read(string path)
+    {
+        bool safetensors = IsSafetensors(path);
+        if (!File.Exists(path))
+            throw new CheckpointException(path, $"Checkpoint file '{path}' does not exist.", new FileNotFoundException(null, path));
+        try
+        {
+            if (safetensors)
+                return Safetensors.LoadStateDict(path);
+            var table = PyTorchUnpickler.UnpickleStateDict(path);
+            var result = new Dictionary<string, Tensor>(table.Count);
+            foreach (DictionaryEntry entry in table)
+            {
+                if (entry.Key is not string key || entry.Value is not Tensor tensor)
+                    throw new CheckpointException(path,
+                        $"'{path}' is not a state dict of tensors (entry '{entry.Key}' is {entry.Value?.GetType().Name ?? "null"}).");
+                result[key] = tensor;
+            }
+            return result;
+        }
+        catch (Exception e) when (e is not CheckpointException)
+        {
+            throw new CheckpointException(path,
+                $"Cannot read checkpoint '{path}' as {(safetensors ? "safetensors" : "a PyTorch state dict")}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Writes a state dict: every tensor as a float32 (floating types) contiguous clone, keys in the given order,
+    /// no prefixes; written to a temporary file in the same folder and moved over <paramref name="path"/>, so a
+    /// crash never leaves a half-written checkpoint.
+    /// </summary>
+    /// <param name="path">Target <c>.pt</c>/<c>.pth</c> or <c>.safetensors</c> file; its folder must exist.</param>
+    /// <param name="stateDict">Key → tensor, in state-dict order.</param>
+    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> stateDict)
+    {
+        bool safetensors = IsSafetensors(path);
+        string fullPath = Path.GetFullPath(path);
+        string folder = Path.GetDirectoryName(fullPath)!;
+        string temp = Path.Combine(folder, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        using var scope = NewDisposeScope();
+        var copies = new List<KeyValuePair<string, Tensor>>();
+        using (no_grad())
+        {
+            foreach (var (key, tensor) in stateDict)
+            {
+                var value = tensor.detach();
+                if (value.is_floating_point() && value.dtype != ScalarType.Float32)
+                    value = value.to_type(ScalarType.Float32);
+                // A clone owns exactly its elements: PyBridge would otherwise write a view's whole storage.
+                copies.Add(new(key, value.to(CPU).contiguous().clone()));
+            }
+        }
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            {
+                if (safetensors)
+                {
+                    Safetensors.SaveStateDict(stream, copies.ToDictionary(p => p.Key, p => p.Value), leaveOpen: true);
+                }
+                else
+                {
+                    var ordered = new OrderedDictionary();
+                    foreach (var (key, value) in copies) ordered.Add(key, value);
+                    PyTorchPickler.PickleStateDict(stream, ordered, leaveOpen: true);
+                }
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, fullPath, overwrite: true);
+        }
+        catch (Exception e)
+        {
+            File.Delete(temp);
+            if (e is IOException or UnauthorizedAccessException)
+                throw new CheckpointException(path, $"Cannot write checkpoint '{path}': {e.Message}", e);
+            throw;
+        }
+    }
+
+    /// <summary>Saves <paramref name="module"/>'s state dict (float32 copies) to <paramref name="path"/>.</summary>
+    /// <param name="module">The model.</param>
+    /// <param name="path">Target <c>.pt</c>/<c>.pth</c> or <c>.safetensors</c> file.</param>
+    public static void Save(nn.Module module, string path) => Write(path, module.state_dict());
+
+    /// <summary>
+    /// Loads a checkpoint into <paramref name="module"/>: every key and shape is checked first and all mismatches
+    /// are reported in one <see cref="StateDictMismatchException"/>; only a complete match is copied in (values are
+    /// converted to each parameter's dtype, so a float32 checkpoint loads into a float16/bfloat16 trunk). Afterwards
+    /// every parameter requires gradients.
+    /// </summary>
+    /// <param name="module">The model to fill.</param>
+    /// <param name="path">A <c>.pt</c>/<c>.pth</c> or <c>.safetensors</c> file.</param>
+    public static void Load(nn.Module module, string path)
+    {
+        var source = Read(path);
+        try
+        {
+            Load(module, source, path);
+        }
+        finally
+        {
+            foreach (var tensor in source.Values) tensor.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Copies an in-memory state dict into <paramref name="module"/> with the same all-or-nothing checks as
+    /// <see cref="Load(nn.Module, string)"/>. The caller keeps ownership of <paramref name="source"/>.
+    /// </summary>
+    /// <param name="module">The model to fill.</param>
+    /// <param name="source">Key → tensor.</param>
+    /// <param name="sourceName">How to name the source in errors (a file path).</param>
+    public static void Load(nn.Module module, IReadOnlyDictionary<string, Tensor> source, string sourceName)
+    {
+        var target = module.state_dict();
+        var missing = target.Keys.Where(k => !source.ContainsKey(k)).ToList();
+        var unexpected = source.Keys.Where(k => !target.ContainsKey(k)).ToList();
+        var shapes = target
+            .Where(p => source.TryGetValue(p.Key, out var s) && !s.shape.SequenceEqual(p.Value.shape))
+            .Select(p => new ShapeMismatch(p.Key, p.Value.shape, source[p.Key].shape))
+            .ToList();
+        if (missing.Count > 0 || unexpected.Count > 0 || shapes.Count > 0)
+            throw new StateDictMismatchException(sourceName, missing, unexpected, shapes);
+
+        using (no_grad())
+        {
+            foreach (var (key, tensor) in target)
+                tensor.copy_(source[key]);
+        }
+        foreach (var parameter in module.parameters())
+            parameter.requires_grad = true;
+    }
+
+    private static bool IsSafetensors(string path)
+    {
+        string extension = Path.GetExtension(path).ToLowerInvariant();
+        if (extension == SafetensorsExtension) return true;
+        if (PickleExtensions.Contains(extension)) return false;
+        throw new CheckpointException(path,
+            $"Checkpoint '{path}' has an unknown extension '{extension}'; use {string.Join(", ", PickleExtensions)} or {SafetensorsExtension}.");
+    }
+}

@@ -1,0 +1,185 @@
+using GuidedDiffusion.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Tests.Models;
+
+/// <summary>The classifier flags: the original's defaults, derived arguments, and the configurations it refuses
+/// (Reference/models/create_classifier_limits.json) reported as ConfigurationException naming the flag.</summary>
+public class ClassifierConfigTests
+{
+    [Fact]
+    public void Defaults_AreTheOriginalClassifierDefaults()
+    {
+        var config = new ClassifierConfig();
+        Assert.Equal(64, config.ImageSize);
+        Assert.Equal(3, config.InChannels);
+        Assert.Equal(128, config.Width);
+        Assert.Equal(2, config.Depth);
+        Assert.Equal("32,16,8", config.AttentionResolutions);
+        Assert.True(config.UseScaleShiftNorm);
+        Assert.True(config.ResblockUpdown);
+        Assert.Equal("attention", config.Pool);
+        Assert.False(config.UseFp16);
+        Assert.Equal(1000, config.NumClasses);
+        Assert.Equal(64, config.NumHeadChannels);
+        Assert.Null(config.ChannelMult);
+        Assert.Equal(0.0, config.Dropout);
+    }
+
+    [Theory]
+    [InlineData(64, new[] { 1.0, 2, 3, 4 }, new[] { 2, 4, 8 })]
+    [InlineData(128, new[] { 1.0, 1, 2, 3, 4 }, new[] { 4, 8, 16 })]
+    [InlineData(256, new[] { 1.0, 1, 2, 2, 4, 4 }, new[] { 8, 16, 32 })]
+    [InlineData(512, new[] { 0.5, 1, 1, 2, 2, 4, 4 }, new[] { 16, 32, 64 })]
+    [InlineData(32, new[] { 1.0, 2, 2 }, new[] { 1, 2, 4 })]
+    public void Resolve_ChannelMultAndAttentionFactors_ByImageSize(int imageSize, double[] mult, int[] factors)
+    {
+        var config = new ClassifierConfig { ImageSize = imageSize };
+        Assert.Equal(mult, config.ResolveChannelMult());
+        Assert.Equal(factors, config.ResolveAttentionDownsampleFactors());
+        var options = config.ToOptions();
+        Assert.Equal(mult, options.ChannelMult);
+        Assert.Equal(factors, options.AttentionResolutions);
+    }
+
+    [Fact]
+    public void ExplicitChannelMult_OverridesTheDefault_AndChangesTheModel()
+    {
+        var config = new ClassifierConfig { ImageSize = 28, Width = 64, Depth = 1, AttentionResolutions = "14,7", ChannelMult = "1, 2,2", NumClasses = 10 };
+        Assert.Equal(new[] { 1.0, 2, 2 }, config.ResolveChannelMult());
+        Assert.Equal(new[] { 2, 4 }, config.ResolveAttentionDownsampleFactors());
+        using var scope = NewDisposeScope();
+        using var model = new EncoderUNet(config);
+        using var noGrad = no_grad();
+        var logits = model.forward(randn(2, 3, 28, 28), tensor(new long[] { 3, 700 }));
+        Assert.Equal(new long[] { 2, 10 }, logits.shape);
+        Assert.Equal(new long[] { 128, 7 * 7 + 1 }, model.state_dict()["out.2.positional_embedding"].shape);
+    }
+
+    [Fact]
+    public void UnsupportedImageSize_WithoutChannelMult_SaysToPassChannelMult()
+    {
+        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ImageSize = 48 }.ToOptions());
+        Assert.Equal("channel_mult", error.Flag);
+        Assert.Contains("unsupported image size: 48", error.Message);
+        Assert.Contains("--channel_mult", error.Message);
+    }
+
+    [Fact]
+    public void Width32_AtImageSize64_IsRefusedLikeTheOriginal_ForHeadChannels()
+    {
+        // create_classifier: AssertionError "q,k,v channels 96 is not divisible by num_head_channels 64".
+        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Width = 32 }.ToOptions());
+        Assert.Equal("classifier_width", error.Flag);
+        Assert.Contains("q,k,v channels 96 is not divisible by num_head_channels 64", error.Message);
+    }
+
+    [Theory]
+    [InlineData(32, 1, "8", 1882568)]
+    [InlineData(64, 1, "32,16,8", 7450408)]
+    public void ConfigurationsTheOriginalAccepts_HaveItsParameterCount(int width, int depth, string attention, long parameters)
+    {
+        using var model = new EncoderUNet(new ClassifierConfig { Width = width, Depth = depth, AttentionResolutions = attention });
+        Assert.Equal(parameters, model.parameters().Sum(p => p.numel()));
+    }
+
+    [Theory]
+    [InlineData(128, 16)]
+    [InlineData(512, 32)]
+    public void ChannelsNotDivisibleBy32_AreRefused_NamingTheWidth(int imageSize, int width)
+    {
+        // create_classifier: ValueError "num_channels must be divisible by num_groups" from GroupNorm(32, C).
+        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ImageSize = imageSize, Width = width }.ToOptions());
+        Assert.Equal("classifier_width", error.Flag);
+        Assert.Contains("GroupNorm(32)", error.Message);
+    }
+
+    [Fact]
+    public void UnknownPool_ListsTheAllowedValues()
+    {
+        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Pool = "max" }.ToOptions());
+        Assert.Equal("classifier_pool", error.Flag);
+        Assert.Contains("'max'", error.Message);
+        Assert.Contains("adaptive, attention, spatial, spatial_v2", error.Message);
+    }
+
+    [Fact]
+    public void AttentionPool_WithoutHeadChannels_IsRefused()
+    {
+        var options = new EncoderUNetOptions
+        {
+            ImageSize = 32, InChannels = 3, ModelChannels = 32, OutChannels = 4, NumResBlocks = 1,
+            AttentionResolutions = Array.Empty<int>(), ChannelMult = new[] { 1.0, 1 }, Pool = ClassifierPool.Attention,
+        };
+        var error = Assert.Throws<ConfigurationException>(() => new EncoderUNet(options));
+        Assert.Equal("num_head_channels", error.Flag);
+    }
+
+    [Theory]
+    [InlineData(64, "32,16,4")]
+    [InlineData(64, "24")]
+    [InlineData(28, "32,16,8")]
+    public void AttentionResolutionNeverReached_IsRefused(int imageSize, string attention)
+    {
+        var error = Assert.Throws<ConfigurationException>(() =>
+            new ClassifierConfig { ImageSize = imageSize, AttentionResolutions = attention }.ToOptions());
+        Assert.Equal("classifier_attention_resolutions", error.Flag);
+        Assert.Contains("never reached", error.Message);
+    }
+
+    [Theory]
+    [InlineData("image_size")]
+    [InlineData("classifier_width")]
+    [InlineData("classifier_depth")]
+    [InlineData("num_classes")]
+    [InlineData("num_head_channels")]
+    [InlineData("in_channels")]
+    public void NonPositiveValues_AreRefused_NamingTheFlag(string flag)
+    {
+        var config = flag switch
+        {
+            "image_size" => new ClassifierConfig { ImageSize = 0 },
+            "classifier_width" => new ClassifierConfig { Width = -128 },
+            "classifier_depth" => new ClassifierConfig { Depth = 0 },
+            "num_classes" => new ClassifierConfig { NumClasses = 0 },
+            "num_head_channels" => new ClassifierConfig { NumHeadChannels = 0 },
+            _ => new ClassifierConfig { InChannels = 0 },
+        };
+        var error = Assert.Throws<ConfigurationException>(config.Validate);
+        Assert.Equal(flag, error.Flag);
+        Assert.Contains($"--{flag}", error.Message);
+    }
+
+    [Theory]
+    [InlineData("1,x,2")]
+    [InlineData("1,0,2")]
+    [InlineData("1,-2")]
+    public void BadChannelMult_IsRefused(string mult)
+    {
+        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ChannelMult = mult }.ToOptions());
+        Assert.Equal("channel_mult", error.Flag);
+    }
+
+    [Fact]
+    public void DropoutOutsideZeroToOne_IsRefused()
+    {
+        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Dropout = 1.0 }.ToOptions());
+        Assert.Equal("dropout", error.Flag);
+    }
+
+    [Fact]
+    public void ImageSizeNotDivisibleByTheDownsampling_IsRefused()
+    {
+        var error = Assert.Throws<ConfigurationException>(() =>
+            new ClassifierConfig { ImageSize = 28, ChannelMult = "1,1,2,2", AttentionResolutions = "14" }.ToOptions());
+        Assert.Equal("image_size", error.Flag);
+    }
+
+    [Fact]
+    public void ClassifierPools_RoundTripFlagValues()
+    {
+        foreach (var value in ClassifierPools.FlagValues)
+            Assert.Equal(value, ClassifierPools.Parse(value).ToFlag());
+    }
+}
