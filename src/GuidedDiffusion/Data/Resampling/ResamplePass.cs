@@ -1,4 +1,6 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace GuidedDiffusion.Data.Resampling;
 
@@ -23,53 +25,80 @@ internal static class ResamplePass
     public static RgbImage Horizontal(RgbImage source, int rowOffset, int rows, KernelMap map)
     {
         var result = new RgbImage(map.OutSize, rows);
-        byte[] src = source.Pixels, dst = result.Pixels;
-        int[] weights = map.Weights;
+        // Unchecked element access: the kernel map keeps every window inside the row by construction.
+        ref byte src = ref MemoryMarshal.GetArrayDataReference(source.Pixels);
+        ref byte dst = ref MemoryMarshal.GetArrayDataReference(result.Pixels);
+        ref int weights = ref MemoryMarshal.GetArrayDataReference(map.Weights);
         for (int yy = 0; yy < rows; yy++)
         {
             int srcRow = (yy + rowOffset) * source.Stride;
             int dstRow = yy * result.Stride;
             for (int xx = 0; xx < map.OutSize; xx++)
             {
-                int xmin = map.Start[xx], n = map.Count[xx], k = xx * map.WindowSize;
+                int n = map.Count[xx];
+                ref int k = ref Unsafe.Add(ref weights, xx * map.WindowSize);
+                ref byte p = ref Unsafe.Add(ref src, srcRow + map.Start[xx] * 3);
                 int r = Half, g = Half, b = Half;
-                int p = srcRow + xmin * 3;
-                for (int x = 0; x < n; x++, p += 3)
+                for (int x = 0; x < n; x++)
                 {
-                    int w = weights[k + x];
-                    r += src[p] * w;
-                    g += src[p + 1] * w;
-                    b += src[p + 2] * w;
+                    int w = Unsafe.Add(ref k, x);
+                    r += Unsafe.Add(ref p, 3 * x) * w;
+                    g += Unsafe.Add(ref p, 3 * x + 1) * w;
+                    b += Unsafe.Add(ref p, 3 * x + 2) * w;
                 }
-                int o = dstRow + xx * 3;
-                dst[o] = Clip8(r);
-                dst[o + 1] = Clip8(g);
-                dst[o + 2] = Clip8(b);
+                ref byte o = ref Unsafe.Add(ref dst, dstRow + xx * 3);
+                o = Clip8(r);
+                Unsafe.Add(ref o, 1) = Clip8(g);
+                Unsafe.Add(ref o, 2) = Clip8(b);
             }
         }
         return result;
     }
 
-    /// <summary>Resamples <paramref name="source"/> vertically; <paramref name="map"/> starts are relative to row 0 of the source.</summary>
+    /// <summary>Resamples <paramref name="source"/> vertically; window starts are shifted up by <paramref name="startShift"/> rows.</summary>
     public static RgbImage Vertical(RgbImage source, KernelMap map, int startShift)
     {
         var result = new RgbImage(source.Width, map.OutSize);
         byte[] src = source.Pixels, dst = result.Pixels;
-        int[] weights = map.Weights;
         int stride = source.Stride;
+        // Accumulating whole rows keeps memory access sequential; the sums are the same integers
+        // Pillow adds (integer addition is associative), so the result is unchanged.
+        var accumulator = new int[stride];
         for (int yy = 0; yy < map.OutSize; yy++)
         {
             int ymin = map.Start[yy] - startShift, n = map.Count[yy], k = yy * map.WindowSize;
-            int dstRow = yy * stride;
-            for (int c = 0; c < stride; c++)
-            {
-                int acc = Half;
-                int p = ymin * stride + c;
-                for (int y = 0; y < n; y++, p += stride)
-                    acc += src[p] * weights[k + y];
-                dst[dstRow + c] = Clip8(acc);
-            }
+            Array.Fill(accumulator, Half);
+            for (int y = 0; y < n; y++)
+                AccumulateRow(src.AsSpan((ymin + y) * stride, stride), map.Weights[k + y], accumulator);
+            var output = dst.AsSpan(yy * stride, stride);
+            for (int c = 0; c < output.Length; c++)
+                output[c] = Clip8(accumulator[c]);
         }
         return result;
+    }
+
+    private static void AccumulateRow(ReadOnlySpan<byte> row, int weight, int[] accumulator)
+    {
+        int c = 0;
+        if (Vector.IsHardwareAccelerated && row.Length >= Vector<byte>.Count)
+        {
+            var w = new Vector<int>(weight);
+            var acc = MemoryMarshal.Cast<int, Vector<int>>(accumulator.AsSpan());
+            int lanes = Vector<int>.Count;
+            for (; c + Vector<byte>.Count <= row.Length; c += Vector<byte>.Count)
+            {
+                var bytes = new Vector<byte>(row[c..]);
+                Vector.Widen(bytes, out Vector<ushort> lo, out Vector<ushort> hi);
+                Vector.Widen(lo, out Vector<uint> a0, out Vector<uint> a1);
+                Vector.Widen(hi, out Vector<uint> a2, out Vector<uint> a3);
+                int v = c / lanes;
+                acc[v] += Vector.AsVectorInt32(a0) * w;
+                acc[v + 1] += Vector.AsVectorInt32(a1) * w;
+                acc[v + 2] += Vector.AsVectorInt32(a2) * w;
+                acc[v + 3] += Vector.AsVectorInt32(a3) * w;
+            }
+        }
+        for (; c < row.Length; c++)
+            accumulator[c] += row[c] * weight;
     }
 }
