@@ -1,0 +1,116 @@
+using SkiaSharp;
+
+namespace GuidedDiffusion.Data.Decoding;
+
+/// <summary>
+/// Decodes JPEG, PNG and GIF (first frame) files to RGB the way the original's
+/// <c>Image.open(f).convert("RGB")</c> does.
+/// </summary>
+/// <remarks>
+/// Decoding goes through <see cref="SKCodec"/> into unpremultiplied RGBA without a colour space, so no
+/// alpha premultiplication and no colour management touch the values; alpha is then dropped (PIL's
+/// convert("RGB") drops it, it does not blend onto a background). With this, JPEG (libjpeg-turbo on
+/// both sides, grayscale and Adobe CMYK included) and PNG (gray, RGB, RGBA, palette) decode bit-exactly
+/// as in PIL. 16-bit PNG channels are reduced to their high byte, as PIL's "RGB;16B" raw mode does.
+/// EXIF orientation is ignored, as in the original.
+/// </remarks>
+public static class ImageDecoder
+{
+    /// <summary>Reads and decodes <paramref name="path"/>.</summary>
+    /// <exception cref="ImageDecodeException">The file is unreadable, empty, truncated, corrupt or not an image.</exception>
+    public static RgbImage Decode(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ImageDecodeException(path, e.Message, e);
+        }
+        return Decode(bytes, path);
+    }
+
+    /// <summary>Decodes encoded image bytes; <paramref name="name"/> is used in error messages.</summary>
+    /// <exception cref="ImageDecodeException">The bytes are empty, truncated, corrupt or not an image.</exception>
+    public static RgbImage Decode(byte[] encoded, string name)
+    {
+        ArgumentNullException.ThrowIfNull(encoded);
+        if (encoded.Length == 0)
+            throw new ImageDecodeException(name, "the file is empty (0 bytes)");
+
+        // The codec takes ownership of the stream when it is created; disposing it again is harmless.
+        using var stream = new SKMemoryStream(encoded);
+        using var codec = SKCodec.Create(stream, out var createResult);
+        if (codec is null)
+            throw new ImageDecodeException(name, $"not a recognised JPEG/PNG/GIF image (SkiaSharp: {createResult}; first bytes {Hex(encoded)})");
+
+        int width = codec.Info.Width, height = codec.Info.Height;
+        if (width <= 0 || height <= 0)
+            throw new ImageDecodeException(name, $"invalid dimensions {width}×{height}");
+
+        bool sixteenBit = codec.Info.ColorType is SKColorType.Rgba16161616 or SKColorType.RgbaF16 or SKColorType.RgbaF16Clamped or SKColorType.RgbaF32;
+        return sixteenBit ? DecodeSixteenBit(codec, width, height, name) : DecodeEightBit(codec, width, height, name);
+    }
+
+    private static RgbImage DecodeEightBit(SKCodec codec, int width, int height, string name)
+    {
+        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        var rgba = new byte[width * height * 4];
+        GetPixels(codec, info, rgba, name);
+        var image = new RgbImage(width, height);
+        byte[] rgb = image.Pixels;
+        for (int i = 0, j = 0; j < rgb.Length; i += 4, j += 3)
+        {
+            rgb[j] = rgba[i];
+            rgb[j + 1] = rgba[i + 1];
+            rgb[j + 2] = rgba[i + 2];
+        }
+        return image;
+    }
+
+    private static RgbImage DecodeSixteenBit(SKCodec codec, int width, int height, string name)
+    {
+        // Decoding 16-bit PNG straight to 8 bits would round (v·255/65535); PIL keeps the high byte.
+        var info = new SKImageInfo(width, height, SKColorType.Rgba16161616, SKAlphaType.Unpremul);
+        var rgba = new byte[width * height * 8];
+        GetPixels(codec, info, rgba, name);
+        var image = new RgbImage(width, height);
+        byte[] rgb = image.Pixels;
+        for (int i = 0, j = 0; j < rgb.Length; i += 8, j += 3)
+        {
+            // Little-endian 16-bit channels: the high byte is the second.
+            rgb[j] = rgba[i + 1];
+            rgb[j + 1] = rgba[i + 3];
+            rgb[j + 2] = rgba[i + 5];
+        }
+        return image;
+    }
+
+    private static void GetPixels(SKCodec codec, SKImageInfo info, byte[] buffer, string name)
+    {
+        SKCodecResult result;
+        var pin = System.Runtime.InteropServices.GCHandle.Alloc(buffer, System.Runtime.InteropServices.GCHandleType.Pinned);
+        try
+        {
+            result = codec.GetPixels(info, pin.AddrOfPinnedObject());
+        }
+        finally
+        {
+            pin.Free();
+        }
+        switch (result)
+        {
+            case SKCodecResult.Success:
+                return;
+            case SKCodecResult.IncompleteInput:
+                // PIL raises "image file is truncated" here; a partially grey image must not reach training.
+                throw new ImageDecodeException(name, $"the image data is truncated (SkiaSharp: {result})");
+            default:
+                throw new ImageDecodeException(name, $"the image data is corrupt or unsupported (SkiaSharp: {result})");
+        }
+    }
+
+    private static string Hex(byte[] bytes) => Convert.ToHexString(bytes, 0, Math.Min(8, bytes.Length));
+}
