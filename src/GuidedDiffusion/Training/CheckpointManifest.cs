@@ -62,7 +62,7 @@ public sealed record CheckpointManifest
         }
         catch (Exception e) when (e is JsonException or InvalidDataException or NotSupportedException)
         {
-            throw new CheckpointException($"'{path}' is not a readable checkpoint sidecar: {e.Message}");
+            throw new CheckpointException(path, $"'{path}' is not a readable checkpoint sidecar: {e.Message}");
         }
     }
 

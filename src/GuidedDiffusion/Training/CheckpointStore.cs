@@ -66,7 +66,7 @@ public static partial class CheckpointStore
         var name = Path.GetFileName(modelPath);
         var match = IndexPattern().Match(name);
         if (!match.Success)
-            throw new CheckpointException($"--resume_checkpoint '{modelPath}': expected a file named modelNNNNNN.pt (NNNNNN = update index).");
+            throw new CheckpointException(modelPath, $"--resume_checkpoint '{modelPath}': expected a file named modelNNNNNN.pt (NNNNNN = update index).");
         return long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
     }
 
@@ -86,14 +86,14 @@ public static partial class CheckpointStore
     public static void LoadOptimizer(ClassifierTrainer trainer, string path)
     {
         if (!File.Exists(path))
-            throw new CheckpointException($"Optimizer state '{path}' is missing; resuming needs the opt file written with the model (or start a fresh run).");
+            throw new CheckpointException(path, $"Optimizer state '{path}' is missing; resuming needs the opt file written with the model (or start a fresh run).");
         try
         {
             trainer.Optimizer.load_py(path);
         }
         catch (Exception e) when (e is not CheckpointException)
         {
-            throw new CheckpointException($"Optimizer state '{path}' could not be loaded: {e.Message}");
+            throw new CheckpointException(path, $"Optimizer state '{path}' could not be loaded: {e.Message}");
         }
     }
 

@@ -51,6 +51,7 @@ public sealed class DataLoader : IDisposable
             throw new DatasetException(
                 $"Rank {options.Rank} has {_shard.Length} images, fewer than one batch of {options.BatchSize}, and DropLast is set: no batch would ever be produced.");
 
+        _nextBatchToClaim = _nextBatchToReturn = options.StartBatch;
         _workers = new Thread[options.NumWorkers];
         for (int i = 0; i < _workers.Length; i++)
         {
@@ -67,7 +68,7 @@ public sealed class DataLoader : IDisposable
     public static IEnumerable<Batch> EnumerateOnce(IImageSource source, DataOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var passOptions = options.ForValidation() with { Shuffle = false, DropLast = false };
+        var passOptions = options.ForValidation() with { Shuffle = false, DropLast = false, StartBatch = 0 };
         return Iterate(source, passOptions);
 
         static IEnumerable<Batch> Iterate(IImageSource source, DataOptions passOptions)

@@ -45,6 +45,12 @@ public sealed record DataOptions
     /// <summary>Number of processes sharing the data. Default 1.</summary>
     public int WorldSize { get; init; } = 1;
 
+    /// <summary>
+    /// Index of the first batch of the stream to produce. A resumed run passes the number of completed steps,
+    /// so it sees exactly the batches an uninterrupted run would have seen next. Default 0.
+    /// </summary>
+    public long StartBatch { get; init; }
+
     /// <summary>Skip (and count) images that fail to decode instead of failing. Default false.</summary>
     public bool SkipBadImages { get; init; }
 
@@ -64,6 +70,7 @@ public sealed record DataOptions
         if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be positive.");
         if (NumWorkers < 0) throw new ArgumentOutOfRangeException(nameof(NumWorkers), NumWorkers, "NumWorkers must be 0 (inline) or more.");
         if (PrefetchBatches <= 0) throw new ArgumentOutOfRangeException(nameof(PrefetchBatches), PrefetchBatches, "PrefetchBatches must be positive.");
+        if (StartBatch < 0) throw new ArgumentOutOfRangeException(nameof(StartBatch), StartBatch, "StartBatch must be 0 or more.");
         if (WorldSize <= 0) throw new ArgumentOutOfRangeException(nameof(WorldSize), WorldSize, "WorldSize must be positive.");
         if (Rank < 0 || Rank >= WorldSize) throw new ArgumentOutOfRangeException(nameof(Rank), Rank, $"Rank must be in [0, {WorldSize}).");
     }
