@@ -52,6 +52,10 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         long b = x.shape[0], c = x.shape[1];
+        if (x.shape[2] * x.shape[3] != SpatialDim * SpatialDim)
+            throw new ArgumentException(
+                $"the attention pool was built for {SpatialDim}×{SpatialDim} features (the model's image_size) but got "
+                + $"{x.shape[2]}×{x.shape[3]}; feed images of the size the classifier was built for.", nameof(x));
         x = x.reshape(b, c, -1);
         x = cat(new[] { x.mean(new long[] { -1 }, keepdim: true), x }, dim: -1);
         x = x + PositionalEmbedding.unsqueeze(0).to_type(x.dtype);

@@ -97,7 +97,7 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
     public TimestepEmbedSequential MiddleBlock => middleBlock;
 
     /// <summary>Computes logits [B, classes] (float32) for x [B, C, H, W] at timesteps [B].</summary>
-    public override Tensor forward(Tensor x, Tensor timesteps) => Forward(x, timesteps, observe: null);
+    public override Tensor forward(Tensor x, Tensor timesteps) => ForwardWithActivations(x, timesteps, observe: null);
 
     /// <summary>
     /// <see cref="forward"/> that also reports intermediate activations to <paramref name="observe"/>:
@@ -107,8 +107,12 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
     /// <param name="x">Images [B, C, H, W] (float32; cast to <see cref="TrunkDtype"/> for the trunk).</param>
     /// <param name="timesteps">Timesteps [B] (integer or float).</param>
     /// <param name="observe">Called with (name, activation), or null.</param>
-    public Tensor Forward(Tensor x, Tensor timesteps, Action<string, Tensor>? observe)
+    public Tensor ForwardWithActivations(Tensor x, Tensor timesteps, Action<string, Tensor>? observe)
     {
+        if (x.dim() != 4 || x.shape[1] != Options.InChannels)
+            throw new ArgumentException($"x must be [B, {Options.InChannels}, H, W], got [{string.Join(", ", x.shape)}].", nameof(x));
+        if (timesteps.dim() != 1 || timesteps.shape[0] != x.shape[0])
+            throw new ArgumentException($"timesteps must be [B] with B = {x.shape[0]}, got [{string.Join(", ", timesteps.shape)}].", nameof(timesteps));
         var emb = timeEmbed.call(TimestepEmbedding.Sinusoidal(timesteps, Options.ModelChannels));
         observe?.Invoke("time_embed", emb);
 

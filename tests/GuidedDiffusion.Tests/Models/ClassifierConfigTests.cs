@@ -182,4 +182,14 @@ public class ClassifierConfigTests
         foreach (var value in ClassifierPools.FlagValues)
             Assert.Equal(value, ClassifierPools.Parse(value).ToFlag());
     }
+
+    [Fact]
+    public void Forward_ImageOfAnotherSize_ExplainsTheAttentionPoolSize()
+    {
+        using var scope = NewDisposeScope();
+        using var model = new EncoderUNet(new ClassifierConfig { ImageSize = 32, Width = 64, Depth = 1, AttentionResolutions = "8", NumClasses = 3 });
+        using var noGrad = no_grad();
+        var error = Assert.Throws<ArgumentException>(() => model.forward(zeros(1, 3, 64, 64), zeros(1, dtype: ScalarType.Int64)));
+        Assert.Contains("image_size", error.Message);
+    }
 }

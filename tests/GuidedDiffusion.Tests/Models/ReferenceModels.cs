@@ -117,7 +117,7 @@ internal sealed class SmallCaseRun
         var model = ReferenceModels.LoadSmallCase(name);
         var x = Expected["x"].clone().requires_grad_(true);
         var activations = new Dictionary<string, Tensor>();
-        Logits = model.Forward(x, Expected["timesteps"], (key, value) => activations[key] = value.detach().clone());
+        Logits = model.ForwardWithActivations(x, Expected["timesteps"], (key, value) => activations[key] = value.detach().clone());
         PerSampleLoss = nn.functional.cross_entropy(Logits, Expected["labels"], reduction: nn.Reduction.None);
         Loss = PerSampleLoss.mean();
         Loss.backward();
