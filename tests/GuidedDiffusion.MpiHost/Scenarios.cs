@@ -131,6 +131,7 @@ internal static class Scenarios
             (GradientReduction.Bucketed, GradientAllReducer.DefaultBucketBytes),
             (GradientReduction.Bucketed, 40), // 10 floats: parameters straddle buckets
             (GradientReduction.InPlace, GradientAllReducer.DefaultBucketBytes),
+            (GradientReduction.Auto, GradientAllReducer.DefaultBucketBytes),
         };
         foreach (var (strategy, bucketBytes) in cases)
         {

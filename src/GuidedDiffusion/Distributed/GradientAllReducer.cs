@@ -6,6 +6,13 @@ namespace GuidedDiffusion.Distributed;
 public enum GradientReduction
 {
     /// <summary>
+    /// <see cref="InPlace"/> when every parameter is float32 on the CPU, else <see cref="Bucketed"/>.
+    /// In place was measured faster on the CPU: the transport dominates and bucketing adds two copies of
+    /// every gradient (41 M floats, 2 ranks: about 0.24 s against 0.40 s; see bench/BENCHMARKS.md).
+    /// </summary>
+    Auto,
+
+    /// <summary>
     /// Copy gradients into a reusable flat buffer of at most the bucket size, all-reduce the buffer, copy
     /// back (PyTorch DDP's scheme). Few large messages; works for any device and dtype.
     /// </summary>
@@ -29,7 +36,11 @@ public enum GradientReduction
 /// </remarks>
 public sealed class GradientAllReducer : IDisposable
 {
-    /// <summary>PyTorch DDP's default <c>bucket_cap_mb</c> for the first bucket is 25 MB, ours 128 MB: fewer, larger messages measured faster here (see BENCHMARKS.md).</summary>
+    /// <summary>
+    /// 128 MB. PyTorch DDP's <c>bucket_cap_mb</c> default is 25 MB, chosen to overlap communication with the
+    /// backward pass; we reduce after backward, where 25 MB and 128 MB measured the same (bench/BENCHMARKS.md)
+    /// and fewer messages cost less latency across machines.
+    /// </summary>
     public const long DefaultBucketBytes = 128L * 1024 * 1024;
 
     private readonly ICommunicator _communicator;
@@ -48,7 +59,7 @@ public sealed class GradientAllReducer : IDisposable
         ICommunicator communicator,
         IEnumerable<torch.Tensor> parameters,
         long bucketBytes = DefaultBucketBytes,
-        GradientReduction strategy = GradientReduction.Bucketed)
+        GradientReduction strategy = GradientReduction.Auto)
     {
         ArgumentNullException.ThrowIfNull(communicator);
         ArgumentNullException.ThrowIfNull(parameters);
@@ -58,12 +69,14 @@ public sealed class GradientAllReducer : IDisposable
         }
         _communicator = communicator;
         _parameters = parameters.Where(p => p.requires_grad).ToArray();
-        Strategy = strategy;
         BucketBytes = bucketBytes;
         _bucketElements = bucketBytes / sizeof(float);
-        if (strategy == GradientReduction.InPlace)
+        var unsuitable = _parameters.FirstOrDefault(p => p.device_type != DeviceType.CPU || p.dtype != torch.ScalarType.Float32);
+        Strategy = strategy == GradientReduction.Auto
+            ? (unsuitable is null ? GradientReduction.InPlace : GradientReduction.Bucketed)
+            : strategy;
+        if (Strategy == GradientReduction.InPlace)
         {
-            var unsuitable = _parameters.FirstOrDefault(p => p.device_type != DeviceType.CPU || p.dtype != torch.ScalarType.Float32);
             if (unsuitable is not null)
             {
                 throw new ArgumentException(
@@ -75,7 +88,7 @@ public sealed class GradientAllReducer : IDisposable
         ElementCount = _parameters.Sum(p => p.numel());
     }
 
-    /// <summary>The strategy chosen at construction.</summary>
+    /// <summary>The strategy in use (<see cref="GradientReduction.Auto"/> resolved at construction).</summary>
     public GradientReduction Strategy { get; }
 
     /// <summary>The bucket size in bytes.</summary>
@@ -84,8 +97,11 @@ public sealed class GradientAllReducer : IDisposable
     /// <summary>The number of gradient elements reduced per call.</summary>
     public long ElementCount { get; }
 
-    /// <summary>The number of all-reduce messages per call with <see cref="GradientReduction.Bucketed"/>.</summary>
+    /// <summary>The number of buckets <see cref="GradientReduction.Bucketed"/> uses per call.</summary>
     public int BucketCount => _buckets.Count;
+
+    /// <summary>The number of all-reduce messages per call with the strategy in use.</summary>
+    public int MessageCount => Strategy == GradientReduction.InPlace ? _parameters.Length : _buckets.Count;
 
     /// <summary>Replaces every parameter's gradient by its mean over all ranks. Call after backward, before the optimizer step.</summary>
     public void AllReduceMean()

@@ -72,9 +72,21 @@ public class SingleProcessCommunicatorTests
     {
         using var scope = NewDisposeScope();
         var linear = nn.Linear(3, 2);
-        using var reducer = new GradientAllReducer(_communicator, linear.parameters(), bucketBytes);
+        using var reducer = new GradientAllReducer(_communicator, linear.parameters(), bucketBytes, GradientReduction.Bucketed);
         Assert.Equal(8, reducer.ElementCount);
         Assert.Equal(expectedBuckets, reducer.BucketCount);
+    }
+
+    [Fact]
+    public void GradientAllReducer_Auto_IsInPlaceForFloat32CpuAndBucketedOtherwise()
+    {
+        using var scope = NewDisposeScope();
+        using var cpuFloat32 = new GradientAllReducer(_communicator, nn.Linear(3, 2).parameters());
+        Assert.Equal(GradientReduction.InPlace, cpuFloat32.Strategy);
+        Assert.Equal(2, cpuFloat32.MessageCount);
+        using var cpuFloat64 = new GradientAllReducer(_communicator, nn.Linear(3, 2).to(float64).parameters());
+        Assert.Equal(GradientReduction.Bucketed, cpuFloat64.Strategy);
+        Assert.Equal(1, cpuFloat64.MessageCount);
     }
 
     [Fact]
