@@ -8,7 +8,8 @@ public enum GradientReduction
     /// <summary>
     /// <see cref="InPlace"/> when every parameter is float32 on the CPU, else <see cref="Bucketed"/>.
     /// In place was measured faster on the CPU: the transport dominates and bucketing adds two copies of
-    /// every gradient (41 M floats, 2 ranks: about 0.24 s against 0.40 s; see bench/BENCHMARKS.md).
+    /// every gradient (41 M floats, 2 ranks, fastest runs: 129 ms in place against 248–279 ms bucketed;
+    /// see bench/BENCHMARKS.md).
     /// </summary>
     Auto,
 

@@ -102,12 +102,24 @@ internal sealed unsafe class NativeMethods
             {
                 return _loaded;
             }
-            var library = Posix.NativeMethods.DlOpen(LibraryName, Posix.NativeMethods.RTLD_NOW | Posix.NativeMethods.RTLD_GLOBAL);
+            const int flags = Posix.NativeMethods.RTLD_NOW | Posix.NativeMethods.RTLD_GLOBAL;
+            var library = Posix.NativeMethods.DlOpen(LibraryName, flags);
             if (library == IntPtr.Zero)
             {
-                throw new MpiUnavailableException(
-                    $"Cannot load {LibraryName} ({Posix.NativeMethods.LastDlError()}). MPI mode needs Open MPI: " +
-                    "install it with `apt-get install openmpi-bin` (Debian/Ubuntu) and launch with `mpiexec -n N ...`.");
+                // The first call of a P/Invoke can lose dlerror's text (the runtime binds and JIT-compiles
+                // the stub around it); a second attempt reports why the library does not load.
+                var reason = Posix.NativeMethods.LastDlError();
+                if (Posix.NativeMethods.DlOpen(LibraryName, flags) is var retry && retry != IntPtr.Zero)
+                {
+                    library = retry;
+                }
+                else
+                {
+                    reason = Posix.NativeMethods.LastDlError() is { } second && second != Posix.NativeMethods.NoLoaderMessage ? second : reason;
+                    throw new MpiUnavailableException(
+                        $"Cannot load {LibraryName} ({reason}). MPI mode needs Open MPI: " +
+                        "install it with `apt-get install openmpi-bin` (Debian/Ubuntu) and launch with `mpiexec -n N ...`.");
+                }
             }
             _loaded = new NativeMethods(library);
             return _loaded;

@@ -7,12 +7,11 @@ namespace GuidedDiffusion.Distributed.Posix;
 /// <see cref="NativeLibrary.Load(string)"/> cannot do), the CPU affinity mask and the online CPU count.
 /// </summary>
 /// <remarks>
-/// dlopen/dlerror are bound to libdl.so.2: glibc ≥ 2.34 moved them into libc but still ships libdl.so.2
-/// as a forwarding stub, so that name works on old and new systems alike.
+/// Everything binds to libc: glibc ≥ 2.34 holds dlopen/dlerror there (libdl.so.2 is only a stub), and
+/// TorchSharp's natives need a newer glibc than that anyway.
 /// </remarks>
 internal static unsafe partial class NativeMethods
 {
-    private const string LibDl = "libdl.so.2";
     private const string LibC = "libc";
 
     /// <summary>Resolve every symbol at load time, so a broken install fails here and not mid-run.</summary>
@@ -24,10 +23,10 @@ internal static unsafe partial class NativeMethods
     /// <summary><c>sysconf</c> name for the number of online processors (Linux value).</summary>
     public const int SC_NPROCESSORS_ONLN = 84;
 
-    [LibraryImport(LibDl, EntryPoint = "dlopen", StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(LibC, EntryPoint = "dlopen", StringMarshalling = StringMarshalling.Utf8)]
     public static partial IntPtr DlOpen(string fileName, int flags);
 
-    [LibraryImport(LibDl, EntryPoint = "dlerror")]
+    [LibraryImport(LibC, EntryPoint = "dlerror")]
     public static partial IntPtr DlError();
 
     [LibraryImport(LibC, EntryPoint = "sched_getaffinity", SetLastError = true)]
@@ -36,10 +35,13 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibC, EntryPoint = "sysconf")]
     public static partial long SysConf(int name);
 
-    /// <summary>The last dlopen error as text, or a placeholder when the loader gave none.</summary>
+    /// <summary>What <see cref="LastDlError"/> returns when the loader recorded no error.</summary>
+    public const string NoLoaderMessage = "no loader message";
+
+    /// <summary>The last dlopen error as text (and clears it), or <see cref="NoLoaderMessage"/>.</summary>
     public static string LastDlError()
     {
         var message = DlError();
-        return message == IntPtr.Zero ? "no loader message" : Marshal.PtrToStringUTF8(message) ?? "no loader message";
+        return message == IntPtr.Zero ? NoLoaderMessage : Marshal.PtrToStringUTF8(message) ?? NoLoaderMessage;
     }
 }
