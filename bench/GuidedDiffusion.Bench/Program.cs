@@ -1,14 +1,16 @@
 using GuidedDiffusion.Bench;
 
-// Benchmarks of GuidedDiffusion.NET. Each subcommand lives in its own file.
-var command = args.Length > 0 ? args[0] : "";
+// Benchmarks of GuidedDiffusion.NET. Each subcommand lives in its own file; results go in BENCHMARKS.md.
 var rest = args.Skip(1).ToArray();
-switch (command)
+switch (args.FirstOrDefault())
 {
     case "loader":
         return LoaderBenchmark.Run(rest);
+    case "allreduce":
+        return AllReduceBenchmark.Run(rest);
     default:
         Console.Error.WriteLine("usage: GuidedDiffusion.Bench <benchmark> [options]");
         Console.Error.WriteLine("  loader [--images N] [--dir PATH] [--batch B] [--batches K]   data loader throughput");
+        Console.Error.WriteLine("  allreduce   gradient all-reduce over MPI: mpiexec -n 2 dotnet GuidedDiffusion.Bench.dll allreduce [--iterations N] [--layout state_dict_manifest.json]");
         return 2;
 }
