@@ -45,6 +45,12 @@ public sealed record DataOptions
     /// <summary>Number of processes sharing the data. Default 1.</summary>
     public int WorldSize { get; init; } = 1;
 
+    /// <summary>
+    /// Position in the batch stream to start at (batches already consumed). Resuming training with the
+    /// number of completed steps continues exactly the stream an uninterrupted run would have seen. Default 0.
+    /// </summary>
+    public long StartBatch { get; init; }
+
     /// <summary>Skip (and count) images that fail to decode instead of failing. Default false.</summary>
     public bool SkipBadImages { get; init; }
 
@@ -65,6 +71,7 @@ public sealed record DataOptions
         if (NumWorkers < 0) throw new ArgumentOutOfRangeException(nameof(NumWorkers), NumWorkers, "NumWorkers must be 0 (inline) or more.");
         if (PrefetchBatches <= 0) throw new ArgumentOutOfRangeException(nameof(PrefetchBatches), PrefetchBatches, "PrefetchBatches must be positive.");
         if (WorldSize <= 0) throw new ArgumentOutOfRangeException(nameof(WorldSize), WorldSize, "WorldSize must be positive.");
+        if (StartBatch < 0) throw new ArgumentOutOfRangeException(nameof(StartBatch), StartBatch, "StartBatch must be 0 or more.");
         if (Rank < 0 || Rank >= WorldSize) throw new ArgumentOutOfRangeException(nameof(Rank), Rank, $"Rank must be in [0, {WorldSize}).");
     }
 }
