@@ -11,7 +11,9 @@ namespace GuidedDiffusion.Data.Decoding;
 /// alpha premultiplication and no colour management touch the values; alpha is then dropped (PIL's
 /// convert("RGB") drops it, it does not blend onto a background). With this, JPEG (libjpeg-turbo on
 /// both sides, grayscale and Adobe CMYK included) and PNG (gray, RGB, RGBA, palette) decode bit-exactly
-/// as in PIL. 16-bit PNG channels are reduced to their high byte, as PIL's "RGB;16B" raw mode does.
+/// as in PIL. 16-bit PNG channels are reduced to their high byte, as PIL's "RGB;16B" raw mode does
+/// (a deliberate difference for 16-bit grayscale: Pillow 9.4 opens it as mode "I" and its RGB
+/// conversion clips the 0..65535 values to 255, turning most such images white).
 /// GIF: the first frame; pixels of its transparent index get that index's palette colour, as PIL's
 /// convert("RGB") of the "P" frame gives (Skia would return black). EXIF orientation is ignored, as in
 /// the original.
