@@ -38,12 +38,16 @@ internal static class ClassifierTrainCommand
         var flipVal = Flags.Create("flip_validation", T.FlipValidation, "Randomly flip validation images (the original's behaviour).");
         var allowMismatch = Flags.Create("allow_config_mismatch", T.AllowConfigMismatch, "Resume even if the checkpoint's recorded architecture differs.");
         var device = Flags.Create("device", "cpu", "cpu or cuda (cuda needs the CUDA build: see README).");
+        var randomCrop = Flags.Create("random_crop", T.RandomCrop, "Random-resized crops of training images (False: centre crop).");
+        var randomFlip = Flags.Create("random_flip", T.RandomFlip, "Random horizontal flips of training images.");
+        var shuffle = Flags.Create("shuffle", T.Shuffle, "Reshuffle the training files every epoch (False: fixed file order).");
+        var checkSync = Flags.Create("check_rank_sync", T.CheckRankSync, "Verify after every step that all ranks hold identical parameters.");
         var distributed = Flags.Create("distributed", "auto", "Data parallelism: auto (MPI when launched by mpiexec/mpirun), none, or mpi.");
 
         var command = new Command("classifier-train", "Train a noise-aware classifier p(y | x_t, t) (the original's scripts/classifier_train.py).");
         foreach (var option in new Option[] { dataDir, valDataDir, noised, iterations, lr, weightDecay, annealLr, batchSize, microbatch,
                      scheduleSampler, resume, logInterval, evalInterval, saveInterval, logDir, seed, labelFrom, numWorkers, precision,
-                     emaRate, gradClip, skipBad, flipVal, allowMismatch, device, distributed })
+                     emaRate, gradClip, skipBad, flipVal, allowMismatch, device, distributed, randomCrop, randomFlip, shuffle, checkSync })
             command.Options.Add(option);
         model.AddTo(command);
 
@@ -75,6 +79,10 @@ internal static class ClassifierTrainCommand
                 SkipBadImages = parse.GetValue(skipBad),
                 FlipValidation = parse.GetValue(flipVal),
                 AllowConfigMismatch = parse.GetValue(allowMismatch),
+                RandomCrop = parse.GetValue(randomCrop),
+                RandomFlip = parse.GetValue(randomFlip),
+                Shuffle = parse.GetValue(shuffle),
+                CheckRankSync = parse.GetValue(checkSync),
             };
             var classifier = model.Classifier(parse);
             var diffusion = model.Diffusion(parse);

@@ -119,6 +119,7 @@ public sealed class ClassifierTrainingJob
         for (long step = firstStep; step < training.Iterations; step++)
         {
             using (var batch = trainData.Next()) trainer.Step(batch.Images, batch.Labels);
+            if (training.CheckRankSync) CheckRankSync(trainer, step);
             if (valData is not null && step % training.EvalInterval == 0)
                 using (var batch = valData.Next()) trainer.Evaluate(batch.Images, batch.Labels);
             OnStep?.Invoke(trainer.CompletedSteps, training.Iterations, trainer.Metrics.Snapshot().GetValueOrDefault("train_loss", double.NaN));
@@ -145,6 +146,17 @@ public sealed class ClassifierTrainingJob
             Log($"nothing to do: the checkpoint already holds {trainer.CompletedSteps} of {training.Iterations} updates.");
         _comm.Barrier();
         return new TrainingResult(logDir, lastCheckpoint, trainer.CompletedSteps, interrupted);
+    }
+
+    private void CheckRankSync(ClassifierTrainer trainer, long step)
+    {
+        if (_comm.WorldSize == 1) return;
+        double checksum;
+        using (var scope = NewDisposeScope())
+            checksum = trainer.Precision.MasterParameters.Sum(p => p.detach().to_type(ScalarType.Float64).sum().item<double>());
+        var all = _comm.AllGather(checksum);
+        if (all.Any(c => c != all[0]))
+            throw new InvalidOperationException($"ranks diverged after step {step}: parameter checksums {string.Join(", ", all)}.");
     }
 
     /// <summary>Every rank must agree to stop, or the others would wait in the next collective.</summary>

@@ -65,6 +65,12 @@ public sealed record TrainingConfig
     /// <summary>Reshuffle the training files every epoch. Default true.</summary>
     public bool Shuffle { get; init; } = true;
 
+    /// <summary>
+    /// <c>--check_rank_sync</c>: after every step, compare a checksum of the parameters across ranks and stop
+    /// with an error if they differ (a debugging aid for data-parallel runs). Default false.
+    /// </summary>
+    public bool CheckRankSync { get; init; }
+
     /// <summary>Label rules <c>--label_from</c> accepts.</summary>
     public static IReadOnlyList<string> LabelRules { get; } = new[] { "prefix", "folder" };
 
