@@ -55,8 +55,10 @@ public sealed class ClassifierTrainingJob
     /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
     public TrainingResult Run(CancellationToken stop = default)
     {
+        // Every flag is checked before any data is listed (the class count is not known yet; 2 stands in).
         _training.Validate();
         var diffusion = _diffusion.Build();
+        (_classifier.NumClasses > 0 ? _classifier : _classifier with { NumClasses = 2 }).Validate();
         var (trainSource, valSource) = OpenData();
         var classifier = _classifier.NumClasses > 0 ? _classifier : _classifier with { NumClasses = trainSource.Classes.Count };
         if (classifier.NumClasses < trainSource.Classes.Count)
