@@ -86,6 +86,9 @@ internal static class ClassifierSampleCommand
                 throw new ConfigurationException("image_size",
                     $"the classifier '{classifierFile}' takes {classifier.Config.ImageSize}-pixel images but the diffusion model samples {modelConfig.ImageSize}.");
 
+            if (classifier.Diffusion.TimestepRespacing.Length > 0)
+                Console.Error.WriteLine($"warning: the classifier was trained with --timestep_respacing '{classifier.Diffusion.TimestepRespacing}', "
+                    + "so it saw spaced step indices; while sampling it receives steps of the original process (0..diffusion_steps-1), as in the original.");
             int numClasses = classifier.Config.NumClasses;
             if (unet.IsClassConditional) numClasses = Math.Min(numClasses, modelConfig.NumClasses);
             int fixedClass = parse.GetValue(classId);
