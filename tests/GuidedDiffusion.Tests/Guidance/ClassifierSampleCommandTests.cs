@@ -1,5 +1,7 @@
+using System.Text.Json;
 using GuidedDiffusion.Cli;
 using GuidedDiffusion.Models;
+using GuidedDiffusion.Training;
 using GuidedDiffusion.Tests.Support;
 using SkiaSharp;
 
@@ -80,9 +82,35 @@ public sealed class ClassifierSampleCommandTests : IDisposable
     public void ClassifierSample_ClassId_GivesThatLabelEverywhere()
     {
         string outDir = Path.Combine(folder, "c");
-        Assert.Equal(0, Program.BuildRoot().Parse(Args(outDir, "--class_id", "3", "--num_samples", "2", "--timestep_respacing", "ddim2")).Invoke());
+        // Ancestral p_sample steps this time (no --use_ddim), over a 2-step respacing.
+        Assert.Equal(0, Program.BuildRoot().Parse(Args(outDir, "--class_id", "3", "--num_samples", "2", "--timestep_respacing", "2", "--use_ddim", "False")).Invoke());
         var labels = NpzReader.Read(Path.Combine(outDir, "samples_2x16x16x3.npz"))["arr_1.npy"].Int64();
         Assert.Equal(new long[] { 3, 3 }, labels);
+    }
+
+    [Fact]
+    public void ClassifierSample_ReadsTheClassifierArchitectureFromItsSidecar()
+    {
+        string classifier = Path.Combine(folder, "model000100.pt");
+        File.Copy(ClassifierPath, classifier);
+        var manifest = new CheckpointManifest
+        {
+            Classifier = new ClassifierConfig
+            {
+                ImageSize = 16, Width = 32, Depth = 1, AttentionResolutions = "8", ChannelMult = "1,1", NumHeadChannels = 16, NumClasses = 5,
+            },
+            Classes = new[] { "a", "b", "c", "d", "e" },
+        };
+        File.WriteAllText(CheckpointManifest.PathFor(classifier), JsonSerializer.Serialize(manifest, CheckpointManifest.JsonOptions));
+        var args = Args(Path.Combine(folder, "f"), "--classifier_path", classifier, "--num_samples", "1", "--timestep_respacing", "ddim2").ToList();
+        for (int i = args.Count - 2; i >= 1; i--)
+        {
+            if (args[i].StartsWith("--classifier_", StringComparison.Ordinal) && args[i] is not ("--classifier_path" or "--classifier_scale"))
+                args.RemoveRange(i, 2);
+        }
+        Assert.DoesNotContain("--classifier_width", args);
+        Assert.Equal(0, Program.BuildRoot().Parse(args.ToArray()).Invoke());
+        Assert.True(File.Exists(Path.Combine(folder, "f", "samples_1x16x16x3.npz")));
     }
 
     [Fact]
