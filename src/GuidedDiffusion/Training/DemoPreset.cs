@@ -9,7 +9,7 @@ namespace GuidedDiffusion.Training;
 public static class DemoPreset
 {
     /// <summary>One-line summary printed when the demo starts.</summary>
-    public const string Description = "9,000 train / 1,000 validation images at 32x32, width 64, depth 1, 400 steps of batch 32, bf16 trunk";
+    public const string Description = "9,000 train / 1,000 validation images at 32x32, width 64, depth 1, 400 steps of batch 32";
 
     /// <summary>Demo values for every loop and architecture flag the user did not give.</summary>
     public static (TrainingConfig Training, ClassifierConfig Classifier) Apply(TrainingConfig training, ClassifierConfig classifier, Func<string, bool> given)
@@ -19,12 +19,12 @@ public static class DemoPreset
         {
             Iterations = Pick("iterations", 400, training.Iterations),
             BatchSize = Pick("batch_size", 32, training.BatchSize),
-            Lr = Pick("lr", 1e-3, training.Lr),
+            Lr = Pick("lr", 3e-4, training.Lr),
             AnnealLr = Pick("anneal_lr", true, training.AnnealLr),
             LogInterval = Pick("log_interval", 50, training.LogInterval),
             EvalInterval = Pick("eval_interval", 10, training.EvalInterval),
             SaveInterval = Pick("save_interval", 200, training.SaveInterval),
-            Precision = Pick("precision", "bf16", training.Precision),
+            Precision = Pick("precision", "fp32", training.Precision),
             LogDir = Pick("log_dir", Path.Combine("runs", "demo"), training.LogDir),
         };
         var c = classifier with
