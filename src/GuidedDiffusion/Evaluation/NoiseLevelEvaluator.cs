@@ -89,8 +89,9 @@ public static class NoiseLevelEvaluator
     }
 
     /// <summary>
-    /// Evaluates a loaded checkpoint against the diffusion it records; <see cref="EvaluationReport.ModelPath"/> is left
-    /// for the caller to fill in.
+    /// Evaluates a loaded checkpoint against the diffusion it records. Class names in the report are the source's (build
+    /// an <see cref="ImageFolderSource"/> with the checkpoint's <see cref="ClassMap"/> so labels number like training);
+    /// <see cref="EvaluationReport.ModelPath"/> is left for the caller to fill in.
     /// </summary>
     /// <param name="classifier">The checkpoint.</param>
     /// <param name="source">The evaluation images, labelled with the checkpoint's classes.</param>
@@ -99,8 +100,7 @@ public static class NoiseLevelEvaluator
     public static EvaluationReport Run(TrainedClassifier classifier, IImageSource source, EvaluationOptions options, Action<int, int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(classifier);
-        var report = Run(classifier.Model, classifier.Diffusion.Build(), source, options, progress);
-        return report with { Classes = classifier.Classes.Count == report.Classes.Count ? classifier.Classes : report.Classes };
+        return Run(classifier.Model, classifier.Diffusion.Build(), source, options, progress);
     }
 
     /// <summary>The seed of the noise for timestep <paramref name="t"/>, draw <paramref name="repeat"/>, batch <paramref name="batch"/>.</summary>

@@ -33,6 +33,8 @@ public sealed class EvaluationCliTests(TrainedColoursFixture fixture)
             Assert.Equal("", row[4]); // acc@5 absent with four classes
             foreach (var i in new[] { 2, 3, 5, 6 })
                 Assert.True(double.TryParse(row[i], NumberStyles.Float, CultureInfo.InvariantCulture, out _), $"{header[i]} = '{row[i]}'");
+            double gradNorm = double.Parse(row[6], CultureInfo.InvariantCulture);
+            Assert.True(gradNorm > 0 && double.IsFinite(gradNorm), $"grad_norm = {gradNorm}");
         }
 
         var report = EvaluationFiles.ReadJson(Path.Combine(outDir, EvaluationFiles.JsonName));
