@@ -3,9 +3,8 @@ namespace GuidedDiffusion.Evaluation;
 /// <summary>Running sums of one noise level's metrics; per-sample values come in, <see cref="Result"/> comes out.</summary>
 internal sealed class LevelAccumulator(int timestep, int numClasses)
 {
-    private readonly long[] _eceCount = new long[EvaluationOptions.EceBins];
-    private readonly double[] _eceConfidence = new double[EvaluationOptions.EceBins];
-    private readonly long[] _eceCorrect = new long[EvaluationOptions.EceBins];
+    private readonly List<double> _confidences = [];
+    private readonly List<bool> _correct = [];
     private readonly long[] _classCorrect = new long[numClasses];
     private readonly long[] _classTotal = new long[numClasses];
     private long _samples, _correct1, _correct5, _gradCount;
@@ -21,11 +20,8 @@ internal sealed class LevelAccumulator(int timestep, int numClasses)
         if (inTop5) _correct5++;
         _classTotal[label]++;
         if (correct) _classCorrect[label]++;
-        // Bins (i/15, (i+1)/15]; a confidence of exactly 0 cannot occur for a softmax but falls in bin 0.
-        int bin = Math.Clamp((int)Math.Ceiling(confidence * EvaluationOptions.EceBins) - 1, 0, EvaluationOptions.EceBins - 1);
-        _eceCount[bin]++;
-        _eceConfidence[bin] += confidence;
-        if (correct) _eceCorrect[bin]++;
+        _confidences.Add(confidence);
+        _correct.Add(correct);
     }
 
     /// <summary>Adds one sample's ‖∇ₓ log p(y | x_t)‖₂.</summary>
@@ -39,10 +35,7 @@ internal sealed class LevelAccumulator(int timestep, int numClasses)
     public NoiseLevelMetrics Result()
     {
         double n = Math.Max(_samples, 1);
-        double ece = 0;
-        for (int b = 0; b < EvaluationOptions.EceBins; b++)
-            if (_eceCount[b] > 0)
-                ece += _eceCount[b] / n * Math.Abs((double)_eceCorrect[b] / _eceCount[b] - _eceConfidence[b] / _eceCount[b]);
+        double ece = ExpectedCalibration.Compute(_confidences, _correct);
         var perClass = Enumerable.Range(0, numClasses)
             .Select(c => _classTotal[c] > 0 ? (double?)((double)_classCorrect[c] / _classTotal[c]) : null).ToArray();
         return new NoiseLevelMetrics(

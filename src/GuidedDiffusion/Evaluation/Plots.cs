@@ -34,7 +34,7 @@ public static class Plots
         accuracy.XLabel($"timestep t (of {report.NumTimesteps})");
         accuracy.YLabel("accuracy");
         accuracy.Axes.SetLimitsY(0, 1.05);
-        accuracy.ShowLegend(Alignment.UpperRight);
+        accuracy.ShowLegend(Alignment.LowerLeft);
 
         var loss = new Plot();
         AddLine(loss, t, report.Levels.Select(l => l.Loss).ToArray(), "loss (left)");
@@ -74,7 +74,7 @@ public static class Plots
         if (lines == 0)
             throw new ConfigurationException("log_dir", $"'{log.Path}' has no train_/val_ loss or acc@1 values to plot.");
         Label(loss, "Loss", "cross-entropy (nats)");
-        Label(acc, "Accuracy (acc@1)", "acc@1");
+        Label(acc, "Accuracy (acc@1)", "acc@1", Alignment.LowerRight);
         var curves = Path.Combine(logDir, CurvesName);
         SaveRows(curves, loss, acc);
         written.Add(curves);
@@ -90,7 +90,7 @@ public static class Plots
         if (qLines > 0)
         {
             Label(qLoss, "Train loss per timestep quartile (q0: least noise)", "cross-entropy (nats)");
-            Label(qAcc, "Train acc@1 per timestep quartile (q0: least noise)", "acc@1");
+            Label(qAcc, "Train acc@1 per timestep quartile (q0: least noise)", "acc@1", Alignment.LowerRight);
             var quartiles = Path.Combine(logDir, QuartileCurvesName);
             SaveRows(quartiles, qLoss, qAcc);
             written.Add(quartiles);
@@ -117,12 +117,12 @@ public static class Plots
         return line;
     }
 
-    private static void Label(Plot plot, string title, string yLabel)
+    private static void Label(Plot plot, string title, string yLabel, Alignment legend = Alignment.UpperRight)
     {
         plot.Title(title);
         plot.XLabel("step");
         plot.YLabel(yLabel);
-        plot.ShowLegend(Alignment.UpperRight);
+        plot.ShowLegend(legend);
     }
 
     private static void SaveRows(string path, Plot top, Plot bottom)
