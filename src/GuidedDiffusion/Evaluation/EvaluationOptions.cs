@@ -35,6 +35,12 @@ public sealed record EvaluationOptions
     /// <summary>Image-decoding threads of the loader (0: on the caller's thread). Default: one per processor.</summary>
     public int NumWorkers { get; init; } = Environment.ProcessorCount;
 
+    /// <summary>
+    /// A quick end-of-training check: 5 levels (t = T/10, 3T/10, …, 9T/10), one draw, forward passes only (no gradient
+    /// norm). Set <see cref="BatchSize"/>, <see cref="NumWorkers"/> and <see cref="Seed"/> from the run.
+    /// </summary>
+    public static EvaluationOptions QuickTable { get; } = new() { NumTBins = 5, ComputeGradNorm = false };
+
     /// <summary>Number of equal-width confidence bins of the expected calibration error (fixed at 15, the usual choice).</summary>
     public const int EceBins = 15;
 

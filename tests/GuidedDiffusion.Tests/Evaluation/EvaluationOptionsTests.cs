@@ -10,6 +10,8 @@ public sealed class EvaluationOptionsTests
         Assert.Equal(new[] { 50, 150, 250, 350, 450, 550, 650, 750, 850, 950 }, new EvaluationOptions().ResolveTimesteps(1000));
         Assert.Equal(new[] { 12, 37, 62, 87 }, new EvaluationOptions { NumTBins = 4 }.ResolveTimesteps(100));
         Assert.Equal(new[] { 0, 1, 2 }, new EvaluationOptions { NumTBins = 3 }.ResolveTimesteps(3));
+        Assert.Equal(new[] { 100, 300, 500, 700, 900 }, EvaluationOptions.QuickTable.ResolveTimesteps(1000));
+        Assert.False(EvaluationOptions.QuickTable.ComputeGradNorm);
     }
 
     [Fact]
