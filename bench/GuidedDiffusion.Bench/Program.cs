@@ -8,9 +8,12 @@ switch (args.FirstOrDefault())
         return LoaderBenchmark.Run(rest);
     case "allreduce":
         return AllReduceBenchmark.Run(rest);
+    case "train-step":
+        return TrainStepBenchmark.Run(rest);
     default:
         Console.Error.WriteLine("usage: GuidedDiffusion.Bench <benchmark> [options]");
         Console.Error.WriteLine("  loader [--images N] [--dir PATH] [--batch B] [--batches K]   data loader throughput");
+        Console.Error.WriteLine("  train-step [classifier flags] [--precision fp32|bf16|fp16] --batch_size 16 --warmup 3 --steps 10 --threads 2");
         Console.Error.WriteLine("  allreduce   gradient all-reduce over MPI: mpiexec -n 2 dotnet GuidedDiffusion.Bench.dll allreduce [--iterations N] [--layout state_dict_manifest.json]");
         return 2;
 }

@@ -13,7 +13,8 @@ internal static class CliErrors
             return action();
         }
         catch (Exception e) when (e is ConfigurationException or CheckpointException or DatasetException
-                                       or Data.Decoding.ImageDecodeException or FileNotFoundException or DirectoryNotFoundException)
+                                       or Data.Decoding.ImageDecodeException or FileNotFoundException or DirectoryNotFoundException
+                                       or Distributed.MpiUnavailableException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;

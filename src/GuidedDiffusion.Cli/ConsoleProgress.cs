@@ -9,12 +9,16 @@ namespace GuidedDiffusion.Cli;
 /// </summary>
 internal sealed class ConsoleProgress : IDisposable
 {
-    private readonly bool _interactive = !Console.IsOutputRedirected;
+    private readonly bool _interactive;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private long _firstStep = -1;
     private string _line = "";
 
-    public ConsoleProgress() => Writer = new BarAwareWriter(this);
+    public ConsoleProgress(bool enabled = true)
+    {
+        _interactive = enabled && !Console.IsOutputRedirected;
+        Writer = new BarAwareWriter(this);
+    }
 
     /// <summary>Console writer that keeps the bar below the text.</summary>
     public TextWriter Writer { get; }

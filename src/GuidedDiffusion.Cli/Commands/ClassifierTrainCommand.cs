@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using GuidedDiffusion.Distributed;
 using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
@@ -37,11 +38,16 @@ internal static class ClassifierTrainCommand
         var flipVal = Flags.Create("flip_validation", T.FlipValidation, "Randomly flip validation images (the original's behaviour).");
         var allowMismatch = Flags.Create("allow_config_mismatch", T.AllowConfigMismatch, "Resume even if the checkpoint's recorded architecture differs.");
         var device = Flags.Create("device", "cpu", "cpu or cuda (cuda needs the CUDA build: see README).");
+        var randomCrop = Flags.Create("random_crop", T.RandomCrop, "Random-resized crops of training images (False: centre crop).");
+        var randomFlip = Flags.Create("random_flip", T.RandomFlip, "Random horizontal flips of training images.");
+        var shuffle = Flags.Create("shuffle", T.Shuffle, "Reshuffle the training files every epoch (False: fixed file order).");
+        var checkSync = Flags.Create("check_rank_sync", T.CheckRankSync, "Verify after every step that all ranks hold identical parameters.");
+        var distributed = Flags.Create("distributed", "auto", "Data parallelism: auto (MPI when launched by mpiexec/mpirun), none, or mpi.");
 
         var command = new Command("classifier-train", "Train a noise-aware classifier p(y | x_t, t) (the original's scripts/classifier_train.py).");
         foreach (var option in new Option[] { dataDir, valDataDir, noised, iterations, lr, weightDecay, annealLr, batchSize, microbatch,
                      scheduleSampler, resume, logInterval, evalInterval, saveInterval, logDir, seed, labelFrom, numWorkers, precision,
-                     emaRate, gradClip, skipBad, flipVal, allowMismatch, device })
+                     emaRate, gradClip, skipBad, flipVal, allowMismatch, device, distributed, randomCrop, randomFlip, shuffle, checkSync })
             command.Options.Add(option);
         model.AddTo(command);
 
@@ -73,6 +79,10 @@ internal static class ClassifierTrainCommand
                 SkipBadImages = parse.GetValue(skipBad),
                 FlipValidation = parse.GetValue(flipVal),
                 AllowConfigMismatch = parse.GetValue(allowMismatch),
+                RandomCrop = parse.GetValue(randomCrop),
+                RandomFlip = parse.GetValue(randomFlip),
+                Shuffle = parse.GetValue(shuffle),
+                CheckRankSync = parse.GetValue(checkSync),
             };
             var classifier = model.Classifier(parse);
             var diffusion = model.Diffusion(parse);
@@ -85,24 +95,32 @@ internal static class ClassifierTrainCommand
                 Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.Description}).");
             }
 
-            using var stop = new CancellationTokenSource();
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
-            Console.CancelKeyPress += (_, e) =>
+            using var comm = Communicators.Create(parse.GetValue(distributed) ?? "auto");
+            TorchThreads.Configure(comm);
+            int Train()
             {
-                if (stop.IsCancellationRequested) return; // a second Ctrl-C kills immediately
-                e.Cancel = true;
-                Console.Error.WriteLine("\nstop requested: finishing the current step and saving a checkpoint (Ctrl-C again to abort)...");
-                stop.Cancel();
-            };
+                using var stop = new CancellationTokenSource();
+                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
+                Console.CancelKeyPress += (_, e) =>
+                {
+                    if (stop.IsCancellationRequested) return; // a second Ctrl-C kills immediately
+                    e.Cancel = true;
+                    Console.Error.WriteLine("\nstop requested: finishing the current step and saving a checkpoint (Ctrl-C again to abort)...");
+                    stop.Cancel();
+                };
 
-            using var progress = new ConsoleProgress();
-            var job = new ClassifierTrainingJob(training, classifier, diffusion, progress.Writer) { OnStep = progress.Report };
-            var result = job.Run(stop.Token);
-            progress.Finish();
-            Console.WriteLine(result.Interrupted
-                ? $"Stopped after {result.CompletedSteps} updates; resume with --resume_checkpoint {result.LastCheckpoint}"
-                : $"Done: {result.CompletedSteps} updates. Checkpoint: {result.LastCheckpoint}");
-            return 0;
+                using var progress = new ConsoleProgress(enabled: comm.IsMain);
+                var job = new ClassifierTrainingJob(training, classifier, diffusion, comm.IsMain ? progress.Writer : null, comm) { OnStep = progress.Report };
+                var result = job.Run(stop.Token);
+                progress.Finish();
+                if (comm.IsMain)
+                    Console.WriteLine(result.Interrupted
+                        ? $"Stopped after {result.CompletedSteps} updates; resume with --resume_checkpoint {result.LastCheckpoint}"
+                        : $"Done: {result.CompletedSteps} updates. Checkpoint: {result.LastCheckpoint}");
+                return 0;
+            }
+            // Under MPI a failing rank must abort the job, or the others wait forever in a collective.
+            return comm.WorldSize > 1 ? Communicators.RunGuarded(comm, Train) : Train();
         }));
         return command;
     }

@@ -129,6 +129,30 @@ public sealed class GaussianDiffusion
     }
 
     /// <summary>
+    /// The timesteps a model or classifier receives for spaced steps <paramref name="t"/>, as the original's
+    /// <c>_WrappedModel</c> computes them: t mapped through <see cref="TimestepMap"/> (int64), or with
+    /// <see cref="RescaleTimesteps"/> float32(map[t]) · (1000 / <see cref="OriginalNumSteps"/>). It never rescales
+    /// by the respaced step count.
+    /// </summary>
+    /// <param name="t">Spaced step indices [B] (integer).</param>
+    /// <returns>A new tensor on <paramref name="t"/>'s device.</returns>
+    public Tensor ModelTimesteps(Tensor t)
+    {
+        var indices = t.to(CPU).to_type(ScalarType.Int64).data<long>().ToArray();
+        var mapped = new long[indices.Length];
+        for (int i = 0; i < indices.Length; i++)
+        {
+            if (indices[i] < 0 || indices[i] >= TimestepMap.Length)
+                throw new ArgumentOutOfRangeException(nameof(t), $"timestep {indices[i]} is outside [0, {TimestepMap.Length}).");
+            mapped[i] = TimestepMap[indices[i]];
+        }
+        var result = tensor(mapped, new long[] { mapped.Length }, device: t.device);
+        if (!RescaleTimesteps) return result;
+        using var scope = NewDisposeScope();
+        return (result.to_type(ScalarType.Float32) * (1000.0 / OriginalNumSteps)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// The original's <c>_extract_into_tensor</c>: gathers table[t] (float64), casts to float32, then to
     /// <paramref name="like"/>'s dtype and device, shaped [B, 1, 1, ...] for broadcasting.
     /// </summary>

@@ -9,6 +9,16 @@ internal static class ClassifierHead
     /// <summary>The hidden width of the spatial heads, hard-coded in the original.</summary>
     public const int SpatialHidden = 2048;
 
+    /// <summary>The state-dict key of the head's output bias (one entry per class) for <paramref name="pool"/>.</summary>
+    public static string OutputBiasKey(ClassifierPool pool) => pool switch
+    {
+        ClassifierPool.Adaptive => "out.3.bias",
+        ClassifierPool.Attention => "out.2.c_proj.bias",
+        ClassifierPool.Spatial => "out.2.bias",
+        ClassifierPool.SpatialV2 => "out.3.bias",
+        _ => throw new ConfigurationException("pool", $"unknown pool {pool}."),
+    };
+
     /// <summary>Creates the head.</summary>
     /// <param name="options">Model arguments (pool, classes, heads).</param>
     /// <param name="channels">Channels of the middle block's output.</param>

@@ -6,7 +6,8 @@ namespace GuidedDiffusion.Models;
 /// <summary>
 /// The timestep-conditioned residual block: GroupNorm→SiLU→conv3×3, plus the timestep projection (added, or as
 /// scale and shift of the second norm), then SiLU→Dropout→zero-initialised conv3×3, and a skip path (identity or
-/// 1×1 conv). The down variant average-pools both paths after the first norm+SiLU. Children and their indices
+/// 1×1 conv). The down variant average-pools both paths after the first norm+SiLU; the up variant (the diffusion
+/// UNet's decoder) doubles both paths by nearest-neighbour upsampling at the same place. Children and their indices
 /// match the original: <c>in_layers.{0,2}</c>, <c>emb_layers.1</c>, <c>out_layers.{0,3}</c>, <c>skip_connection</c>.
 /// </summary>
 public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
@@ -15,8 +16,8 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     private readonly GroupNorm32 inNorm;
     private readonly nn.Module<Tensor, Tensor> inSiLU;
     private readonly nn.Module<Tensor, Tensor> inConv;
-    private readonly nn.Module<Tensor, Tensor>? hDown;
-    private readonly nn.Module<Tensor, Tensor>? xDown;
+    private readonly nn.Module<Tensor, Tensor>? hUpd;
+    private readonly nn.Module<Tensor, Tensor>? xUpd;
     private readonly nn.Module<Tensor, Tensor> embLayers;
     private readonly nn.Module<Tensor, Tensor> outLayers;
     private readonly GroupNorm32 outNorm;
@@ -30,13 +31,16 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     /// <param name="outChannels">Output channels (defaults to <paramref name="channels"/>).</param>
     /// <param name="useScaleShiftNorm">FiLM-style conditioning: norm(h)·(1+scale)+shift instead of adding.</param>
     /// <param name="down">Halve the resolution with average pooling on both paths.</param>
+    /// <param name="up">Double the resolution with nearest-neighbour upsampling on both paths.</param>
     public ResBlock(long channels, long embChannels, double dropout, long? outChannels = null,
-        bool useScaleShiftNorm = false, bool down = false) : base(nameof(ResBlock))
+        bool useScaleShiftNorm = false, bool down = false, bool up = false) : base(nameof(ResBlock))
     {
+        if (up && down) throw new ArgumentException("a ResBlock cannot both upsample and downsample.", nameof(up));
         Channels = channels;
         OutChannels = outChannels ?? channels;
         UseScaleShiftNorm = useScaleShiftNorm;
         Down = down;
+        Up = up;
 
         inNorm = new GroupNorm32(channels);
         inSiLU = nn.SiLU();
@@ -45,8 +49,13 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
 
         if (down)
         {
-            hDown = new Downsample(channels, useConv: false);
-            xDown = new Downsample(channels, useConv: false);
+            hUpd = new Downsample(channels, useConv: false);
+            xUpd = new Downsample(channels, useConv: false);
+        }
+        else if (up)
+        {
+            hUpd = new Upsample(channels, useConv: false);
+            xUpd = new Upsample(channels, useConv: false);
         }
 
         embLayers = nn.Sequential(nn.SiLU(), nn.Linear(embChannels, useScaleShiftNorm ? 2 * OutChannels : OutChannels));
@@ -64,10 +73,10 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
 
         // Registration order = the original's attribute order, which fixes the state-dict key order.
         register_module("in_layers", inLayers);
-        if (down)
+        if (down || up)
         {
-            register_module("h_upd", hDown!);
-            register_module("x_upd", xDown!);
+            register_module("h_upd", hUpd!);
+            register_module("x_upd", xUpd!);
         }
         register_module("emb_layers", embLayers);
         register_module("out_layers", outLayers);
@@ -86,15 +95,18 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Whether this block halves the resolution.</summary>
     public bool Down { get; }
 
+    /// <summary>Whether this block doubles the resolution.</summary>
+    public bool Up { get; }
+
     /// <summary>Applies the block to x [B, C, H, W] given the timestep embedding emb [B, E].</summary>
     public override Tensor forward(Tensor x, Tensor emb)
     {
         Tensor h;
-        if (Down)
+        if (Down || Up)
         {
             h = inSiLU.call(inNorm.call(x));
-            h = hDown!.call(h);
-            x = xDown!.call(x);
+            h = hUpd!.call(h);
+            x = xUpd!.call(x);
             h = inConv.call(h);
         }
         else

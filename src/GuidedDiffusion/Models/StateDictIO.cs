@@ -59,9 +59,6 @@ public static class StateDictIO
     public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> stateDict)
     {
         bool safetensors = IsSafetensors(path);
-        string fullPath = Path.GetFullPath(path);
-        string folder = Path.GetDirectoryName(fullPath)!;
-        string temp = Path.Combine(folder, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
         using var scope = NewDisposeScope();
         var copies = new List<KeyValuePair<string, Tensor>>();
         using (no_grad())
@@ -77,7 +74,7 @@ public static class StateDictIO
         }
         try
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            AtomicFile.Write(path, stream =>
             {
                 if (safetensors)
                 {
@@ -89,16 +86,11 @@ public static class StateDictIO
                     foreach (var (key, value) in copies) ordered.Add(key, value);
                     PyTorchPickler.PickleStateDict(stream, ordered, leaveOpen: true);
                 }
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, fullPath, overwrite: true);
+            });
         }
-        catch (Exception e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            File.Delete(temp);
-            if (e is IOException or UnauthorizedAccessException)
-                throw new CheckpointException(path, $"Cannot write checkpoint '{path}': {e.Message}", e);
-            throw;
+            throw new CheckpointException(path, $"Cannot write checkpoint '{path}': {e.Message}", e);
         }
     }
 

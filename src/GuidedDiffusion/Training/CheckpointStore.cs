@@ -30,31 +30,12 @@ public static partial class CheckpointStore
         Directory.CreateDirectory(directory);
         var modelPath = Path.Combine(directory, ModelFile(index));
         StateDictIO.Write(modelPath, trainer.MasterStateDict());
-        WriteAtomically(Path.Combine(directory, OptimizerFile(index)), stream => trainer.Optimizer.save_py(stream, leaveOpen: true));
+        AtomicFile.Write(Path.Combine(directory, OptimizerFile(index)), stream => trainer.Optimizer.save_py(stream, leaveOpen: true));
         foreach (var ema in trainer.Emas)
             StateDictIO.Write(Path.Combine(directory, EmaFile(ema.Rate, index)), trainer.StateDictWith(ema.Values));
-        WriteAtomically(CheckpointManifest.PathFor(modelPath),
+        AtomicFile.Write(CheckpointManifest.PathFor(modelPath),
             stream => JsonSerializer.Serialize(stream, manifest, CheckpointManifest.JsonOptions));
         return modelPath;
-    }
-
-    /// <summary>Writes through a temp file in the same folder, then renames over the target.</summary>
-    public static void WriteAtomically(string path, Action<Stream> write)
-    {
-        var temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
     }
 
     /// <summary>

@@ -80,20 +80,28 @@ public sealed class ClassifierTrainer : IDisposable
     public bool Step(Tensor images, Tensor labels)
     {
         using var scope = NewDisposeScope();
+        foreach (var group in Optimizer.ParamGroups) group.LearningRate = _lr.At(CompletedSteps);
+        ForwardBackward(images, labels);
+        _reduceGradients?.Invoke(Precision.ModelParameters);
+        bool stepped = Optimize();
+        CompletedSteps++;
+        return stepped;
+    }
+
+    /// <summary>
+    /// The gradient half of a step: zero the gradients, noise the batch with this step's seed and
+    /// accumulate the (loss-scaled) gradients of every microbatch on the model's parameters.
+    /// </summary>
+    public void ForwardBackward(Tensor images, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
         long step = CompletedSteps;
         Metrics.Set("step", step);
         Metrics.Set("samples", (step + 1) * (long)images.shape[0] * WorldSize);
-        foreach (var group in Optimizer.ParamGroups) group.LearningRate = _lr.At(step);
-
         _model.train();
         Precision.ZeroModelGrads();
         var (xt, t) = Noise(images, StepSeeds.For(_config.Seed, step, Rank, StepSeeds.Purpose.Train));
         ForwardLog(xt, labels, t, "train", backward: true);
-        _reduceGradients?.Invoke(Precision.ModelParameters);
-
-        bool stepped = Optimize();
-        CompletedSteps++;
-        return stepped;
     }
 
     /// <summary>Logs <c>val_</c> metrics for one batch without gradients, in eval mode.</summary>

@@ -2,6 +2,7 @@ using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Distributed;
 using GuidedDiffusion.Models;
 using static TorchSharp.torch;
 
@@ -24,18 +25,22 @@ public sealed class ClassifierTrainingJob
     private readonly ClassifierConfig _classifier;
     private readonly DiffusionConfig _diffusion;
     private readonly TextWriter _console;
+    private readonly ICommunicator _comm;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="training">Loop flags.</param>
     /// <param name="classifier">Architecture; NumClasses ≤ 0 means "from the data".</param>
     /// <param name="diffusion">Noise process flags.</param>
     /// <param name="console">Where progress tables go (null: nowhere).</param>
-    public ClassifierTrainingJob(TrainingConfig training, ClassifierConfig classifier, DiffusionConfig diffusion, TextWriter? console = null)
+    /// <param name="communicator">Data-parallel group (null: a single process). <c>--batch_size</c> is per rank.</param>
+    public ClassifierTrainingJob(TrainingConfig training, ClassifierConfig classifier, DiffusionConfig diffusion,
+        TextWriter? console = null, ICommunicator? communicator = null)
     {
         _training = training;
         _classifier = classifier;
         _diffusion = diffusion;
         _console = console ?? TextWriter.Null;
+        _comm = communicator ?? new SingleProcessCommunicator();
     }
 
     /// <summary>Called after every step with (completed steps, total, last train loss or NaN).</summary>
@@ -50,8 +55,10 @@ public sealed class ClassifierTrainingJob
     /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
     public TrainingResult Run(CancellationToken stop = default)
     {
+        // Every flag is checked before any data is listed (the class count is not known yet; 2 stands in).
         _training.Validate();
         var diffusion = _diffusion.Build();
+        (_classifier.NumClasses > 0 ? _classifier : _classifier with { NumClasses = 2 }).Validate();
         var (trainSource, valSource) = OpenData();
         var classifier = _classifier.NumClasses > 0 ? _classifier : _classifier with { NumClasses = trainSource.Classes.Count };
         if (classifier.NumClasses < trainSource.Classes.Count)
@@ -61,68 +68,119 @@ public sealed class ClassifierTrainingJob
         var training = _training with { Precision = precision };
 
         string logDir = ResolveLogDirectory(training.LogDir);
+        // Every rank reads the checkpoint itself (the original reads it on rank 0 only and then hangs).
         var resume = ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch);
         bool append = resume is not null && Path.GetFullPath(Path.GetDirectoryName(resume.ModelPath)!) == Path.GetFullPath(logDir);
-        using var logger = new RunLogger(logDir, MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16"), append, _console);
-        logger.Log($"Logging to {Path.GetFullPath(logDir)}");
+        // Only rank 0 writes logs and checkpoints.
+        using var logger = _comm.IsMain
+            ? new RunLogger(logDir, MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16"), append, _console)
+            : null;
+        void Log(string line) => logger?.Log(line);
+        Log($"Logging to {Path.GetFullPath(logDir)}");
+        if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
         if (!string.IsNullOrEmpty(_diffusion.TimestepRespacing) && training.Noised)
-            logger.Log($"note: with --timestep_respacing {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
+            Log($"note: with --timestep_respacing {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
         if (training.ScheduleSampler == "loss-second-moment")
-            logger.Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
+            Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
 
-        logger.Log("creating model and diffusion...");
+        Log("creating model and diffusion...");
         manual_seed(StepSeeds.For(training.Seed, 0, 0, StepSeeds.Purpose.Init));
         using var model = new EncoderUNet(classifier);
+        _comm.BroadcastParameters(model);
         if (precision != "fp32") model.ConvertTrunkTo(precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
-        using var trainer = new ClassifierTrainer(model, diffusion, training, classifier.NumClasses);
-        trainer.Message += logger.Log;
-        if (resume is not null) resume.Restore(trainer, logger);
+        using var reducer = _comm.WorldSize > 1 ? new GradientAllReducer(_comm, model.parameters()) : null;
+        using var trainer = new ClassifierTrainer(model, diffusion, training, classifier.NumClasses, _comm.Rank, _comm.WorldSize,
+            reducer is null ? null : _ => reducer.AllReduceMean());
+        trainer.Message += Log;
+        if (resume is not null) resume.Restore(trainer, Log);
 
-        logger.Log("creating data loader...");
+        Log("creating data loader...");
         var dataOptions = new DataOptions
         {
             ImageSize = classifier.ImageSize,
             BatchSize = training.BatchSize,
             NumWorkers = training.NumWorkers,
             Seed = training.Seed,
+            Rank = _comm.Rank,
+            WorldSize = _comm.WorldSize,
             SkipBadImages = training.SkipBadImages,
             FlipValidation = training.FlipValidation,
             StartBatch = trainer.CompletedSteps,
+            RandomCrop = training.RandomCrop,
+            RandomFlip = training.RandomFlip,
+            Shuffle = training.Shuffle,
         };
         using var trainData = new DataLoader(trainSource, dataOptions);
-        using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1 });
+        using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1, Shuffle = true });
 
-        logger.Log("training classifier model...");
+        Log("training classifier model...");
+        var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16");
         long firstStep = trainer.CompletedSteps, lastSaved = -1;
         string lastCheckpoint = resume?.ModelPath ?? "";
         bool interrupted = false;
         for (long step = firstStep; step < training.Iterations; step++)
         {
             using (var batch = trainData.Next()) trainer.Step(batch.Images, batch.Labels);
+            if (training.CheckRankSync) CheckRankSync(trainer, step);
             if (valData is not null && step % training.EvalInterval == 0)
                 using (var batch = valData.Next()) trainer.Evaluate(batch.Images, batch.Labels);
-            var snapshot = trainer.Metrics.Snapshot();
-            OnStep?.Invoke(trainer.CompletedSteps, training.Iterations, snapshot.GetValueOrDefault("train_loss", double.NaN));
+            OnStep?.Invoke(trainer.CompletedSteps, training.Iterations, trainer.Metrics.Snapshot().GetValueOrDefault("train_loss", double.NaN));
             if (step % training.LogInterval == 0)
             {
-                if (trainData.BadImageCount > 0) logger.Log($"skipped {trainData.BadImageCount} unreadable images so far");
-                logger.Dump(snapshot, step);
+                var values = AverageAcrossRanks(trainer.Metrics, columns);
+                if (trainData.BadImageCount > 0) Log($"skipped {trainData.BadImageCount} unreadable images so far");
+                logger?.Dump(values, step);
                 trainer.Metrics.Clear();
             }
-            interrupted = stop.IsCancellationRequested && step + 1 < training.Iterations;
+            interrupted = StopRequested(stop) && step + 1 < training.Iterations;
             // The original saves when the loop's local index is non-zero and the global index is a multiple.
             bool due = step != firstStep && step % training.SaveInterval == 0;
             if (due || interrupted || step + 1 == training.Iterations)
             {
-                logger.Log(interrupted ? "stop requested: saving model..." : "saving model...");
-                lastCheckpoint = CheckpointStore.Save(logDir, step, trainer, Manifest(trainer, classifier, training, trainSource.Classes));
+                Log(interrupted ? "stop requested: saving model..." : "saving model...");
+                if (_comm.IsMain)
+                    lastCheckpoint = CheckpointStore.Save(logDir, step, trainer, Manifest(trainer, classifier, training, trainSource.Classes));
                 lastSaved = step;
             }
             if (interrupted) break;
         }
         if (lastSaved < 0 && resume is not null)
-            logger.Log($"nothing to do: the checkpoint already holds {trainer.CompletedSteps} of {training.Iterations} updates.");
+            Log($"nothing to do: the checkpoint already holds {trainer.CompletedSteps} of {training.Iterations} updates.");
+        _comm.Barrier();
         return new TrainingResult(logDir, lastCheckpoint, trainer.CompletedSteps, interrupted);
+    }
+
+    private void CheckRankSync(ClassifierTrainer trainer, long step)
+    {
+        if (_comm.WorldSize == 1) return;
+        double checksum;
+        using (var scope = NewDisposeScope())
+            checksum = trainer.Precision.MasterParameters.Sum(p => p.detach().to_type(ScalarType.Float64).sum().item<double>());
+        var all = _comm.AllGather(checksum);
+        if (all.Any(c => c != all[0]))
+            throw new InvalidOperationException($"ranks diverged after step {step}: parameter checksums {string.Join(", ", all)}.");
+    }
+
+    /// <summary>Every rank must agree to stop, or the others would wait in the next collective.</summary>
+    private bool StopRequested(CancellationToken stop)
+    {
+        if (_comm.WorldSize == 1) return stop.IsCancellationRequested;
+        var flag = new[] { stop.IsCancellationRequested ? 1.0 : 0.0 };
+        _comm.AllReduceSum(flag);
+        return flag[0] > 0;
+    }
+
+    /// <summary>The original's mpi_weighted_mean: each key's mean over all values logged on all ranks.</summary>
+    private Dictionary<string, double> AverageAcrossRanks(MetricAccumulator metrics, IReadOnlyList<string> keys)
+    {
+        if (_comm.WorldSize == 1) return metrics.Snapshot();
+        var (sums, counts) = metrics.SumsAndCounts(keys);
+        _comm.AllReduceSum(sums);
+        _comm.AllReduceSum(counts);
+        var result = new Dictionary<string, double>(StringComparer.Ordinal);
+        for (int i = 0; i < keys.Count; i++)
+            if (counts[i] > 0) result[keys[i]] = sums[i] / counts[i];
+        return result;
     }
 
     private CheckpointManifest Manifest(ClassifierTrainer trainer, ClassifierConfig classifier, TrainingConfig training, ClassMap classes)

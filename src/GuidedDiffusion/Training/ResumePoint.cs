@@ -54,9 +54,9 @@ public sealed class ResumePoint
     }
 
     /// <summary>Loads weights, optimizer, EMA, loss scale and sampler state into <paramref name="trainer"/>.</summary>
-    public void Restore(ClassifierTrainer trainer, RunLogger logger)
+    public void Restore(ClassifierTrainer trainer, Action<string> log)
     {
-        logger.Log($"loading model from checkpoint: {ModelPath}... at {CompletedSteps} completed steps");
+        log($"loading model from checkpoint: {ModelPath}... at {CompletedSteps} completed steps");
         var weights = StateDictIO.Read(ModelPath);
         try
         {
@@ -69,14 +69,14 @@ public sealed class ResumePoint
         long index = CheckpointStore.ParseIndex(ModelPath);
         var folder = Path.GetDirectoryName(Path.GetFullPath(ModelPath))!;
         var optPath = Path.Combine(folder, CheckpointStore.OptimizerFile(index));
-        logger.Log($"loading optimizer state from checkpoint: {optPath}");
+        log($"loading optimizer state from checkpoint: {optPath}");
         CheckpointStore.LoadOptimizer(trainer, optPath);
         foreach (var ema in trainer.Emas)
         {
             var emaPath = Path.Combine(folder, CheckpointStore.EmaFile(ema.Rate, index));
             if (!File.Exists(emaPath))
             {
-                logger.Log($"warning: no EMA file '{emaPath}'; the EMA at rate {ema.Rate} restarts from the model weights.");
+                log($"warning: no EMA file '{emaPath}'; the EMA at rate {ema.Rate} restarts from the model weights.");
                 continue;
             }
             var values = StateDictIO.Read(emaPath);

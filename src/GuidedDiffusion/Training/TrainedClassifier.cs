@@ -55,7 +55,9 @@ public sealed class TrainedClassifier : IDisposable
             }
             else
             {
-                int outputs = (int)weights.Last().Value.shape[0];
+                // A .pt state dict comes back unordered: find the output layer by name, not position.
+                var biasKey = ClassifierHead.OutputBiasKey(ClassifierPools.Parse(flags.Pool));
+                int outputs = weights.TryGetValue(biasKey, out var bias) ? (int)bias.shape[0] : (int)weights.Last().Value.shape[0];
                 config = flags with { NumClasses = flags.NumClasses > 0 ? flags.NumClasses : outputs, UseFp16 = false };
             }
             var model = new EncoderUNet(config);

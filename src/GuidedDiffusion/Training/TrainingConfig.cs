@@ -58,6 +58,19 @@ public sealed record TrainingConfig
     /// <summary><c>--flip_validation</c>: flip validation images at random, as the original does. Default false.</summary>
     public bool FlipValidation { get; init; }
 
+    /// <summary>Random-resized crops of training images (the original's random_crop). Default true.</summary>
+    public bool RandomCrop { get; init; } = true;
+    /// <summary>Random horizontal flips of training images. Default true.</summary>
+    public bool RandomFlip { get; init; } = true;
+    /// <summary>Reshuffle the training files every epoch. Default true.</summary>
+    public bool Shuffle { get; init; } = true;
+
+    /// <summary>
+    /// <c>--check_rank_sync</c>: after every step, compare a checksum of the parameters across ranks and stop
+    /// with an error if they differ (a debugging aid for data-parallel runs). Default false.
+    /// </summary>
+    public bool CheckRankSync { get; init; }
+
     /// <summary>Label rules <c>--label_from</c> accepts.</summary>
     public static IReadOnlyList<string> LabelRules { get; } = new[] { "prefix", "folder" };
 

@@ -51,4 +51,23 @@ public class DecodingTests
             Assert.Equal(image.Pixels[3 * p], image.Pixels[3 * p + 2]);
         }
     }
+
+    [Fact]
+    public void GifTransparentIndex_KeepsItsPaletteColour_LikePilConvertRgb()
+    {
+        // PIL opens a GIF's first frame as "P"; convert("RGB") maps the transparent index to its palette
+        // colour. Skia returns transparent black there, which the decoder must undo.
+        byte[] gif =
+        [
+            .. "GIF89a"u8.ToArray(),
+            2, 0, 1, 0, 0b1000_0000, 0, 0,                 // 2×1 screen, global table of 2 entries
+            200, 100, 50, 10, 20, 30,                      // palette: 0 = (200,100,50), 1 = (10,20,30)
+            0x21, 0xF9, 4, 0b0000_0001, 0, 0, 1, 0,        // graphic control: index 1 is transparent
+            0x2C, 0, 0, 0, 0, 2, 0, 1, 0, 0,               // image descriptor 2×1, no local table
+            2, 2, 0x0C, 0x0A, 0,                           // LZW, min code size 2: clear, 1, 0, end
+            0x3B,
+        ];
+        var image = ImageDecoder.Decode(gif, "transparent.gif");
+        Assert.Equal(new byte[] { 10, 20, 30, 200, 100, 50 }, image.Pixels);
+    }
 }

@@ -54,6 +54,21 @@ public class LoaderTests
     }
 
     [Fact]
+    public void StartBatch_ContinuesTheSameStream_ForResume()
+    {
+        var source = new IndexedSource(21, side: 10);
+        var options = new DataOptions { ImageSize = 8, BatchSize = 4, NumWorkers = 2, Seed = 11 };
+        using var fresh = new DataLoader(source, options);
+        var all = Take(fresh, 9);
+        using var resumed = new DataLoader(source, options with { StartBatch = 6 });
+        Assert.Equal(6, resumed.BatchIndex);
+        Assert.Equal(1, resumed.Epoch);
+        var rest = Take(resumed, 3);
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(all[6 + i].Images, rest[i].Images);
+    }
+
+    [Fact]
     public void Epochs_CoverTheShardOnce_InADifferentOrderEachTime()
     {
         var source = new IndexedSource(24);

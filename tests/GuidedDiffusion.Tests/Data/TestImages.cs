@@ -81,9 +81,21 @@ internal static class TestImages
         return c ^ 0xFFFFFFFFu;
     }
 
+    private static readonly Lazy<string> TempRoot = new(() =>
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"gd-data-tests-{Environment.ProcessId}");
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(root, recursive: true); }
+            catch (IOException) { }
+        };
+        return root;
+    });
+
+    /// <summary>A fresh folder, removed when the test process exits.</summary>
     public static string TempDir()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "gd-data-tests", Guid.NewGuid().ToString("N"));
+        var dir = Path.Combine(TempRoot.Value, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         return dir;
     }

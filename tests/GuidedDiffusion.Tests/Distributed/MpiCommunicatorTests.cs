@@ -6,6 +6,7 @@ namespace GuidedDiffusion.Tests.Distributed;
 /// Two real MPI ranks (mpiexec -n 2) running the checks in tests/GuidedDiffusion.MpiHost/Scenarios.cs.
 /// One class, so xunit runs them one after another rather than four jobs at once.
 /// </summary>
+[Collection("mpi")]
 public class MpiCommunicatorTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);

@@ -12,13 +12,17 @@ public static class MpiLauncher
 
     public sealed record Result(int ExitCode, string StandardOutput, string StandardError, TimeSpan Elapsed, bool TimedOut);
 
-    public static Result Run(string scenario, int ranks, TimeSpan timeout)
+    public static Result Run(string scenario, int ranks, TimeSpan timeout) =>
+        RunDll("GuidedDiffusion.MpiHost.dll", new[] { scenario }, ranks, timeout);
+
+    /// <summary>Runs <c>mpiexec -n ranks dotnet dll args...</c> for a dll built next to the tests.</summary>
+    public static Result RunDll(string dll, IEnumerable<string> arguments, int ranks, TimeSpan timeout)
     {
         var mpiexec = MpiexecPath ?? throw new InvalidOperationException(SkipReason);
-        var host = Path.Combine(AppContext.BaseDirectory, "GuidedDiffusion.MpiHost.dll");
+        var host = Path.Combine(AppContext.BaseDirectory, dll);
         if (!File.Exists(host))
         {
-            throw new FileNotFoundException($"The MPI test host was not built next to the tests: {host}", host);
+            throw new FileNotFoundException($"{dll} was not built next to the tests: {host}", host);
         }
         var start = new ProcessStartInfo(mpiexec)
         {
@@ -27,7 +31,7 @@ public static class MpiLauncher
             UseShellExecute = false,
         };
         // Root in containers and CI needs --allow-run-as-root; --oversubscribe lets 2 ranks start on a 1-core runner.
-        foreach (var argument in new[] { "-n", ranks.ToString(), "--allow-run-as-root", "--oversubscribe", DotnetPath(), host, scenario })
+        foreach (var argument in new[] { "-n", ranks.ToString(), "--allow-run-as-root", "--oversubscribe", DotnetPath(), host }.Concat(arguments))
         {
             start.ArgumentList.Add(argument);
         }

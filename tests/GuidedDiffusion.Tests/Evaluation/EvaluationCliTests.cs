@@ -87,12 +87,10 @@ public sealed class EvaluationCliTests(TrainedColoursFixture fixture)
         Assert.Contains(bare, e.Message);
         Assert.NotEmpty(e.ShapeMismatches);
 
-        // With the right flags the same file evaluates; class names are then the folder's own, sorted.
+        // With the right flags the same file evaluates (the class count read from its output layer); class names are then the folder's own, sorted.
         Assert.Equal(0, Cli("classifier-eval", "--model_path", bare, "--data_dir", fixture.ValDir, "--timesteps", "50",
             "--image_size", "32", "--channel_mult", "1,2", "--classifier_width", "32", "--classifier_depth", "1",
-            "--classifier_attention_resolutions", "16", "--num_head_channels", "32", "--num_workers", "0", "--grad_norm", "false",
-            // The class count is given: TrainedClassifier reads it from the last state-dict entry, which for a pickled .pt is not reliably the output layer.
-            "--num_classes", "4"));
+            "--classifier_attention_resolutions", "16", "--num_head_channels", "32", "--num_workers", "0", "--grad_norm", "false"));
         Assert.True(File.Exists(Path.Combine(dir, EvaluationFiles.CsvName)));
     }
 

@@ -11,8 +11,12 @@ namespace GuidedDiffusion.Data.Decoding;
 /// alpha premultiplication and no colour management touch the values; alpha is then dropped (PIL's
 /// convert("RGB") drops it, it does not blend onto a background). With this, JPEG (libjpeg-turbo on
 /// both sides, grayscale and Adobe CMYK included) and PNG (gray, RGB, RGBA, palette) decode bit-exactly
-/// as in PIL. 16-bit PNG channels are reduced to their high byte, as PIL's "RGB;16B" raw mode does.
-/// EXIF orientation is ignored, as in the original.
+/// as in PIL. 16-bit PNG channels are reduced to their high byte, as PIL's "RGB;16B" raw mode does
+/// (a deliberate difference for 16-bit grayscale: Pillow 9.4 opens it as mode "I" and its RGB
+/// conversion clips the 0..65535 values to 255, turning most such images white).
+/// GIF: the first frame; pixels of its transparent index get that index's palette colour, as PIL's
+/// convert("RGB") of the "P" frame gives (Skia would return black). EXIF orientation is ignored, as in
+/// the original.
 /// </remarks>
 public static class ImageDecoder
 {
@@ -51,14 +55,18 @@ public static class ImageDecoder
             throw new ImageDecodeException(name, $"invalid dimensions {width}×{height}");
 
         bool sixteenBit = codec.Info.ColorType is SKColorType.Rgba16161616 or SKColorType.RgbaF16 or SKColorType.RgbaF16Clamped or SKColorType.RgbaF32;
-        return sixteenBit ? DecodeSixteenBit(codec, width, height, name) : DecodeEightBit(codec, width, height, name);
+        return sixteenBit
+            ? DecodeSixteenBit(codec, width, height, name)
+            : DecodeEightBit(codec, width, height, name, codec.EncodedFormat == SKEncodedImageFormat.Gif ? encoded : null);
     }
 
-    private static RgbImage DecodeEightBit(SKCodec codec, int width, int height, string name)
+    private static RgbImage DecodeEightBit(SKCodec codec, int width, int height, string name, byte[]? gif)
     {
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[width * height * 4];
         GetPixels(codec, info, rgba, name);
+        if (gif is not null)
+            RestoreGifTransparentColour(gif, rgba, width, height);
         var image = new RgbImage(width, height);
         byte[] rgb = image.Pixels;
         for (int i = 0, j = 0; j < rgb.Length; i += 4, j += 3)
@@ -68,6 +76,24 @@ public static class ImageDecoder
             rgb[j + 2] = rgba[i + 2];
         }
         return image;
+    }
+
+    private static void RestoreGifTransparentColour(byte[] gif, byte[] rgba, int width, int height)
+    {
+        if (!GifTransparency.TryRead(gif, out var rgb, out var frame)) return;
+        int x1 = Math.Min(width, frame.X + frame.Width), y1 = Math.Min(height, frame.Y + frame.Height);
+        for (int y = frame.Y; y < y1; y++)
+        {
+            for (int x = frame.X; x < x1; x++)
+            {
+                int i = (y * width + x) * 4;
+                // In a GIF only the transparent index yields alpha 0.
+                if (rgba[i + 3] != 0) continue;
+                rgba[i] = rgb[0];
+                rgba[i + 1] = rgb[1];
+                rgba[i + 2] = rgb[2];
+            }
+        }
     }
 
     private static RgbImage DecodeSixteenBit(SKCodec codec, int width, int height, string name)

@@ -51,7 +51,7 @@ public sealed class DataLoader : IDisposable
             throw new DatasetException(
                 $"Rank {options.Rank} has {_shard.Length} images, fewer than one batch of {options.BatchSize}, and DropLast is set: no batch would ever be produced.");
 
-        _nextBatchToClaim = _nextBatchToReturn = options.StartBatch;
+        _nextBatchToClaim = _nextBatchToReturn = singlePass ? 0 : options.StartBatch;
         _workers = new Thread[options.NumWorkers];
         for (int i = 0; i < _workers.Length; i++)
         {
@@ -68,7 +68,7 @@ public sealed class DataLoader : IDisposable
     public static IEnumerable<Batch> EnumerateOnce(IImageSource source, DataOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var passOptions = options.ForValidation() with { Shuffle = false, DropLast = false, StartBatch = 0 };
+        var passOptions = options.ForValidation() with { Shuffle = false, DropLast = false };
         return Iterate(source, passOptions);
 
         static IEnumerable<Batch> Iterate(IImageSource source, DataOptions passOptions)
@@ -84,6 +84,15 @@ public sealed class DataLoader : IDisposable
 
     /// <summary>Batches in one epoch of this rank's shard.</summary>
     public int BatchesPerEpoch { get; }
+
+    /// <summary>Number of the batch the next <see cref="Next"/> returns (counting from the start of the stream).</summary>
+    public long BatchIndex
+    {
+        get { lock (_gate) return _nextBatchToReturn; }
+    }
+
+    /// <summary>Epoch of the batch the next <see cref="Next"/> returns.</summary>
+    public long Epoch => BatchIndex / BatchesPerEpoch;
 
     /// <summary>Images in this rank's shard.</summary>
     public int ShardSize => _shard.Length;

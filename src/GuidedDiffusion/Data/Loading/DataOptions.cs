@@ -46,8 +46,8 @@ public sealed record DataOptions
     public int WorldSize { get; init; } = 1;
 
     /// <summary>
-    /// Index of the first batch of the stream to produce. A resumed run passes the number of completed steps,
-    /// so it sees exactly the batches an uninterrupted run would have seen next. Default 0.
+    /// Position in the batch stream to start at (batches already consumed). Resuming training with the
+    /// number of completed steps continues exactly the stream an uninterrupted run would have seen. Default 0.
     /// </summary>
     public long StartBatch { get; init; }
 
@@ -70,8 +70,8 @@ public sealed record DataOptions
         if (BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "BatchSize must be positive.");
         if (NumWorkers < 0) throw new ArgumentOutOfRangeException(nameof(NumWorkers), NumWorkers, "NumWorkers must be 0 (inline) or more.");
         if (PrefetchBatches <= 0) throw new ArgumentOutOfRangeException(nameof(PrefetchBatches), PrefetchBatches, "PrefetchBatches must be positive.");
-        if (StartBatch < 0) throw new ArgumentOutOfRangeException(nameof(StartBatch), StartBatch, "StartBatch must be 0 or more.");
         if (WorldSize <= 0) throw new ArgumentOutOfRangeException(nameof(WorldSize), WorldSize, "WorldSize must be positive.");
+        if (StartBatch < 0) throw new ArgumentOutOfRangeException(nameof(StartBatch), StartBatch, "StartBatch must be 0 or more.");
         if (Rank < 0 || Rank >= WorldSize) throw new ArgumentOutOfRangeException(nameof(Rank), Rank, $"Rank must be in [0, {WorldSize}).");
     }
 }

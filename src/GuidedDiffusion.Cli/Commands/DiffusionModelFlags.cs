@@ -1,0 +1,87 @@
+using System.CommandLine;
+using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Models;
+
+namespace GuidedDiffusion.Cli.Commands;
+
+/// <summary>
+/// The diffusion model and diffusion flags of the original's <c>model_and_diffusion_defaults()</c> (plus
+/// num_classes), bound to <see cref="DiffusionModelConfig"/> and <see cref="DiffusionConfig"/>; defaults come
+/// from those records.
+/// </summary>
+internal sealed class DiffusionModelFlags
+{
+    private static readonly DiffusionModelConfig M = new();
+    private static readonly DiffusionConfig D = new();
+
+    public Option<int> ImageSize { get; } = Flags.Create("image_size", M.ImageSize, "Image side in pixels (64/128/256/512 have the original's channel_mult; others need --channel_mult).");
+    public Option<int> NumChannels { get; } = Flags.Create("num_channels", M.NumChannels, "Base channel count of the diffusion model.");
+    public Option<int> NumResBlocks { get; } = Flags.Create("num_res_blocks", M.NumResBlocks, "ResBlocks per resolution level.");
+    public Option<int> NumHeads { get; } = Flags.Create("num_heads", M.NumHeads, "Attention heads (when --num_head_channels is -1).");
+    public Option<int> NumHeadsUpsample { get; } = Flags.Create("num_heads_upsample", M.NumHeadsUpsample, "Decoder attention heads (-1: --num_heads).");
+    public Option<int> NumHeadChannels { get; } = Flags.Create("num_head_channels", M.NumHeadChannels, "Channels per attention head (-1: use the head counts).");
+    public Option<string> AttentionResolutions { get; } = Flags.Create("attention_resolutions", M.AttentionResolutions, "Resolutions with attention blocks, comma separated.");
+    public Option<string> ChannelMult { get; } = Flags.Create("channel_mult", M.ChannelMult, "Channel multiplier per level (default: the original's for the image size).");
+    public Option<double> Dropout { get; } = Flags.Create("dropout", M.Dropout, "Dropout in the ResBlocks (inactive while sampling).");
+    public Option<bool> ClassCond { get; } = Flags.Create("class_cond", M.ClassCond, "The model is class-conditional (has label_emb).");
+    public Option<bool> UseCheckpoint { get; } = Flags.Create("use_checkpoint", M.UseCheckpoint, "Gradient checkpointing (accepted; no effect on sampling).");
+    public Option<bool> UseScaleShiftNorm { get; } = Flags.Create("use_scale_shift_norm", M.UseScaleShiftNorm, "Timestep embedding as GroupNorm scale and shift.");
+    public Option<bool> ResblockUpdown { get; } = Flags.Create("resblock_updown", M.ResblockUpdown, "Resample with ResBlocks.");
+    public Option<bool> UseFp16 { get; } = Flags.Create("use_fp16", M.UseFp16, "Float16 trunk (GPU only; ignored with a warning on CPU).");
+    public Option<bool> UseNewAttentionOrder { get; } = Flags.Create("use_new_attention_order", M.UseNewAttentionOrder, "Split q, k, v before heads.");
+    public Option<int> NumClasses { get; } = Flags.Create("num_classes", M.NumClasses, "Size of the model's label embedding (the original: 1000).");
+
+    public Option<bool> LearnSigma { get; } = Flags.Create("learn_sigma", D.LearnSigma, "The model also predicts the variance (6 output channels).");
+    public Option<int> DiffusionSteps { get; } = Flags.Create("diffusion_steps", D.DiffusionSteps, "Steps T of the noise process.");
+    public Option<string> NoiseSchedule { get; } = Flags.Create("noise_schedule", D.NoiseSchedule, "Beta schedule: linear or cosine.");
+    public Option<string> TimestepRespacing { get; } = Flags.Create("timestep_respacing", D.TimestepRespacing, "Sampling steps: '', N, a,b,c or ddimN.");
+    public Option<bool> UseKl { get; } = Flags.Create("use_kl", D.UseKl, "Training flag (accepted; no effect on sampling).");
+    public Option<bool> PredictXstart { get; } = Flags.Create("predict_xstart", D.PredictXstart, "The model predicts x0 instead of the noise.");
+    public Option<bool> RescaleTimesteps { get; } = Flags.Create("rescale_timesteps", D.RescaleTimesteps, "Models see t scaled by 1000/diffusion_steps.");
+    public Option<bool> RescaleLearnedSigmas { get; } = Flags.Create("rescale_learned_sigmas", D.RescaleLearnedSigmas, "Training flag (accepted; no effect on sampling).");
+
+    public IEnumerable<Option> All => new Option[]
+    {
+        ImageSize, NumChannels, NumResBlocks, NumHeads, NumHeadsUpsample, NumHeadChannels, AttentionResolutions, ChannelMult,
+        Dropout, ClassCond, UseCheckpoint, UseScaleShiftNorm, ResblockUpdown, UseFp16, UseNewAttentionOrder, NumClasses,
+        LearnSigma, DiffusionSteps, NoiseSchedule, TimestepRespacing, UseKl, PredictXstart, RescaleTimesteps, RescaleLearnedSigmas,
+    };
+
+    public void AddTo(Command command)
+    {
+        foreach (var option in All) command.Options.Add(option);
+    }
+
+    public DiffusionModelConfig Model(ParseResult p) => new()
+    {
+        ImageSize = p.GetValue(ImageSize),
+        NumChannels = p.GetValue(NumChannels),
+        NumResBlocks = p.GetValue(NumResBlocks),
+        NumHeads = p.GetValue(NumHeads),
+        NumHeadsUpsample = p.GetValue(NumHeadsUpsample),
+        NumHeadChannels = p.GetValue(NumHeadChannels),
+        AttentionResolutions = p.GetValue(AttentionResolutions) ?? "",
+        ChannelMult = p.GetValue(ChannelMult) ?? "",
+        Dropout = p.GetValue(Dropout),
+        ClassCond = p.GetValue(ClassCond),
+        UseCheckpoint = p.GetValue(UseCheckpoint),
+        UseScaleShiftNorm = p.GetValue(UseScaleShiftNorm),
+        ResblockUpdown = p.GetValue(ResblockUpdown),
+        UseFp16 = p.GetValue(UseFp16),
+        UseNewAttentionOrder = p.GetValue(UseNewAttentionOrder),
+        LearnSigma = p.GetValue(LearnSigma),
+        NumClasses = p.GetValue(NumClasses),
+    };
+
+    public DiffusionConfig Diffusion(ParseResult p) => new()
+    {
+        LearnSigma = p.GetValue(LearnSigma),
+        DiffusionSteps = p.GetValue(DiffusionSteps),
+        NoiseSchedule = p.GetValue(NoiseSchedule) ?? "",
+        TimestepRespacing = p.GetValue(TimestepRespacing) ?? "",
+        UseKl = p.GetValue(UseKl),
+        PredictXstart = p.GetValue(PredictXstart),
+        RescaleTimesteps = p.GetValue(RescaleTimesteps),
+        RescaleLearnedSigmas = p.GetValue(RescaleLearnedSigmas),
+    };
+}

@@ -1,0 +1,57 @@
+using GuidedDiffusion.Diffusion;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Guidance;
+
+/// <summary>
+/// Classifier guidance (Dhariwal &amp; Nichol): the gradient of a noise-aware classifier's log-probability of the
+/// wanted classes with respect to the noisy image, times a scale — the original's <c>cond_fn</c> in
+/// <c>scripts/classifier_sample.py</c>. The classifier receives the timesteps the sampler hands to cond_fn, i.e. t
+/// already mapped through the timestep map (see <see cref="DiffusionSampler"/>).
+/// </summary>
+public sealed class ClassifierGuidance
+{
+    private readonly nn.Module<Tensor, Tensor, Tensor> classifier;
+
+    /// <summary>Creates the guidance.</summary>
+    /// <param name="classifier">A classifier taking (x [B, C, H, W], t [B]) to logits [B, K]; put it in eval mode.</param>
+    /// <param name="scale">The classifier scale s (<c>--classifier_scale</c>); the gradient is multiplied by it.</param>
+    public ClassifierGuidance(nn.Module<Tensor, Tensor, Tensor> classifier, double scale)
+    {
+        if (!double.IsFinite(scale))
+            throw new ConfigurationException("classifier_scale", $"must be a finite number, got {scale}.");
+        this.classifier = classifier;
+        Scale = scale;
+    }
+
+    /// <summary>The classifier scale.</summary>
+    public double Scale { get; }
+
+    /// <summary>
+    /// s·∇ₓ Σ_b log_softmax(classifier(x, t))[b, y_b], computed with gradients enabled on a detached copy of x
+    /// (so it works inside the samplers' no-grad loops). Only x's gradient is computed; the classifier's parameters
+    /// receive none.
+    /// </summary>
+    /// <param name="x">x_t [B, C, H, W].</param>
+    /// <param name="modelTimesteps">The timesteps the classifier sees [B] (mapped, as the sampler passes them).</param>
+    /// <param name="y">The wanted classes [B] (int64).</param>
+    /// <returns>A float tensor shaped like x.</returns>
+    public Tensor Gradient(Tensor x, Tensor modelTimesteps, Tensor? y)
+    {
+        if (y is null) throw new ArgumentNullException(nameof(y), "classifier guidance needs the wanted classes y.");
+        if (y.dim() != 1 || y.shape[0] != x.shape[0])
+            throw new ArgumentException($"y must be [B] with B = {x.shape[0]}, got [{string.Join(", ", y.shape)}].", nameof(y));
+        using var scope = NewDisposeScope();
+        using var grad = enable_grad();
+        var xIn = x.detach().requires_grad_(true);
+        var logits = classifier.call(xIn, modelTimesteps);
+        var logProbs = nn.functional.log_softmax(logits, dim: -1);
+        var selected = logProbs.gather(1, y.to_type(ScalarType.Int64).view(-1, 1)).squeeze(1);
+        var gradient = autograd.grad(new[] { selected.sum() }, new[] { xIn })[0];
+        return (gradient * Scale).detach().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>This guidance as the sampler's cond_fn.</summary>
+    public ConditionFn AsConditionFn() => Gradient;
+}

@@ -1,0 +1,74 @@
+using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Guidance;
+
+/// <summary>
+/// The sampling half of the original's <c>scripts/classifier_sample.py</c>: a diffusion model, its (spaced)
+/// process and optional classifier guidance; draws batches of images for given classes with ancestral sampling or
+/// DDIM and returns them as uint8 NHWC, as the script saves them.
+/// </summary>
+public sealed class GuidedSampler
+{
+    /// <summary>Creates the sampler.</summary>
+    /// <param name="model">The diffusion model (put it in eval mode).</param>
+    /// <param name="sampler">The reverse process; its variance type must fit the model's output channels.</param>
+    /// <param name="guidance">Classifier guidance, or null for unguided sampling.</param>
+    /// <exception cref="ConfigurationException">The model's outputs do not fit the diffusion's learn_sigma.</exception>
+    public GuidedSampler(UNetModel model, DiffusionSampler sampler, ClassifierGuidance? guidance)
+    {
+        int expected = sampler.ModelLearnsVariance ? 2 * model.Options.InChannels : model.Options.InChannels;
+        if (model.Options.OutChannels != expected)
+            throw new ConfigurationException("learn_sigma",
+                $"the model has {model.Options.OutChannels} output channels but the diffusion expects {expected} "
+                + $"(learn_sigma {sampler.ModelLearnsVariance}); use the same --learn_sigma for the model and the diffusion.");
+        Model = model;
+        Sampler = sampler;
+        Guidance = guidance;
+    }
+
+    /// <summary>The diffusion model.</summary>
+    public UNetModel Model { get; }
+
+    /// <summary>The reverse process.</summary>
+    public DiffusionSampler Sampler { get; }
+
+    /// <summary>The guidance, or null.</summary>
+    public ClassifierGuidance? Guidance { get; }
+
+    /// <summary>The original's <c>model_fn</c>: labels reach the model only when it is class-conditional.</summary>
+    public Tensor ModelFn(Tensor x, Tensor modelTimesteps, Tensor? y) => Model.forward(x, modelTimesteps, Model.IsClassConditional ? y : null);
+
+    /// <summary>
+    /// Samples one batch of images for <paramref name="classes"/> (int64 [B]) and returns them as uint8 NHWC
+    /// (<see cref="ToUInt8Nhwc"/>).
+    /// </summary>
+    /// <param name="classes">The wanted class of each image (guidance target and, for class-conditional models, y).</param>
+    /// <param name="useDdim">DDIM steps (<c>--use_ddim</c>) instead of ancestral p_sample steps.</param>
+    /// <param name="noise">The noise source (x_T and every step's noise).</param>
+    /// <param name="clipDenoised">Clip x₀ predictions (<c>--clip_denoised</c>). Default true.</param>
+    /// <param name="eta">DDIM η. Default 0.</param>
+    /// <param name="progress">Called after every step with (done, total).</param>
+    public Tensor SampleBatch(Tensor classes, bool useDdim, NoiseFn noise, bool clipDenoised = true, double eta = 0.0,
+        Action<int, int>? progress = null)
+    {
+        using var scope = NewDisposeScope();
+        int size = Model.Options.ImageSize;
+        var shape = new[] { classes.shape[0], Model.Options.InChannels, size, size };
+        var condFn = Guidance?.AsConditionFn();
+        var sample = useDdim
+            ? Sampler.DdimSampleLoop(ModelFn, shape, classes, noise, condFn, eta, clipDenoised, progress: progress)
+            : Sampler.PSampleLoop(ModelFn, shape, classes, noise, condFn, clipDenoised, progress: progress);
+        return ToUInt8Nhwc(sample).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The script's conversion: ((x + 1)·127.5).clamp(0, 255) truncated to uint8, then NCHW → NHWC.</summary>
+    public static Tensor ToUInt8Nhwc(Tensor sample)
+    {
+        using var scope = NewDisposeScope();
+        var pixels = ((sample + 1) * 127.5).clamp(0, 255).to_type(ScalarType.Byte);
+        return pixels.permute(0, 2, 3, 1).contiguous().MoveToOuterDisposeScope();
+    }
+}
