@@ -4,6 +4,7 @@ using GuidedDiffusion.Data;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Models;
+using GuidedDiffusion.Tests.Cli;
 using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Tests.Evaluation;
@@ -67,7 +68,9 @@ public sealed class EvaluationCliTests(TrainedColoursFixture fixture)
     public void ClassifierEval_MissingCheckpoint_IsAClearError()
     {
         var missing = Path.Combine(fixture.Root, "nope", "model000001.pt");
-        Assert.Equal(2, Cli("classifier-eval", "--model_path", missing, "--data_dir", fixture.ValDir));
+        var run = CliRunner.Run("classifier-eval", "--model_path", missing, "--data_dir", fixture.ValDir);
+        Assert.Equal(2, run.ExitCode);
+        Assert.Equal($"error: --model_path '{missing}' does not exist.", run.Error.Trim());
         var e = Assert.Throws<CheckpointException>(() =>
             TrainedClassifier.Load(missing, new ClassifierConfig(), new DiffusionConfig(), flagsGiven: false));
         Assert.Contains(missing, e.Message);
@@ -81,7 +84,11 @@ public sealed class EvaluationCliTests(TrainedColoursFixture fixture)
         var dir = fixture.NewTempDir("original");
         var bare = Path.Combine(dir, "model.pt");
         File.Copy(fixture.ModelPath, bare);
-        Assert.Equal(2, Cli("classifier-eval", "--model_path", bare, "--data_dir", fixture.ValDir, "--image_size", "32", "--classifier_width", "64"));
+        var run = CliRunner.Run("classifier-eval", "--model_path", bare, "--data_dir", fixture.ValDir, "--image_size", "32", "--classifier_width", "64");
+        Assert.Equal(2, run.ExitCode);
+        Assert.StartsWith($"error: The state dict in '{bare}' does not fit the model", run.Error);
+        Assert.Contains("time_embed.0.weight: model [256, 64], checkpoint [128, 32]", run.Error);
+        Assert.Contains("Check that the architecture flags", run.Error);
         var e = Assert.Throws<StateDictMismatchException>(() =>
             TrainedClassifier.Load(bare, TrainedColoursFixture.TinyConfig with { Width = 64 }, new DiffusionConfig(), flagsGiven: true));
         Assert.Contains(bare, e.Message);
@@ -98,7 +105,9 @@ public sealed class EvaluationCliTests(TrainedColoursFixture fixture)
     public void ClassifierEval_EmptyDataFolder_IsAClearError()
     {
         var empty = fixture.NewTempDir("empty");
-        Assert.Equal(2, Cli("classifier-eval", "--model_path", fixture.ModelPath, "--data_dir", empty, "--log_dir", empty));
+        var run = CliRunner.Run("classifier-eval", "--model_path", fixture.ModelPath, "--data_dir", empty, "--log_dir", empty);
+        Assert.Equal(2, run.ExitCode);
+        Assert.StartsWith($"error: Data folder '{Path.GetFullPath(empty)}' is empty", run.Error);
         var e = Assert.Throws<DatasetException>(() => new GuidedDiffusion.Data.Sources.ImageFolderSource(empty));
         Assert.Contains(Path.GetFullPath(empty), e.Message);
         Assert.False(File.Exists(Path.Combine(empty, EvaluationFiles.CsvName)));
@@ -122,7 +131,9 @@ public sealed class EvaluationCliTests(TrainedColoursFixture fixture)
     public void Plot_MissingOrEmptyProgressCsv_IsAClearError()
     {
         var dir = fixture.NewTempDir("noprogress");
-        Assert.Equal(2, Cli("plot", "--log_dir", dir));
+        var run = CliRunner.Run("plot", "--log_dir", dir);
+        Assert.Equal(2, run.ExitCode);
+        Assert.Equal($"error: '{dir}' has no progress.csv: point --log_dir at a run folder written by classifier-train.", run.Error.Trim());
         Assert.Contains("has no progress.csv", Assert.Throws<FileNotFoundException>(() => ProgressLog.Read(dir)).Message);
 
         File.WriteAllText(Path.Combine(dir, "progress.csv"), "");
