@@ -29,7 +29,11 @@ public sealed record EvaluationOptions
     /// <summary>Compute the mean ‖∇ₓ log p(y | x_t)‖₂ (one backward per chunk). Default true.</summary>
     public bool ComputeGradNorm { get; init; } = true;
 
-    /// <summary>Seed of the noise; the draw for (level, repeat, batch) depends only on these and the seed. Default 0.</summary>
+    /// <summary>
+    /// Seed of the noise. The draw for (timestep t, repeat, batch index) depends only on these and the seed, so adding
+    /// levels or repeats leaves the others' numbers unchanged; a different <see cref="BatchSize"/> regroups images and so
+    /// draws other noise. Default 0.
+    /// </summary>
     public long Seed { get; init; }
 
     /// <summary>Image-decoding threads of the loader (0: on the caller's thread). Default: one per processor.</summary>

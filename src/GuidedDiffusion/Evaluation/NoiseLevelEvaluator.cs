@@ -118,7 +118,7 @@ public static class NoiseLevelEvaluator
         int count = (int)x0.shape[0];
         // Noise drawn on the CPU from its own generator: the same numbers on every device.
         using var generator = new Generator((ulong)seed);
-        var noise = randn(x0.shape, dtype: ScalarType.Float32, generator: generator).to(x0.device);
+        var noise = randn(x0.shape, dtype: ScalarType.Float32, device: CPU, generator: generator).to(x0.device);
         var ts = full(count, t, dtype: ScalarType.Int64, device: x0.device);
         var xt = diffusion.QSample(x0, ts, noise);
 
