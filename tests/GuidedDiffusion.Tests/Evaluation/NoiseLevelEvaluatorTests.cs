@@ -87,6 +87,31 @@ public sealed class NoiseLevelEvaluatorTests(TrainedColoursFixture fixture)
     }
 
     [Fact]
+    public void GradNorm_EqualsDirectAutogradOfLogLikelihood()
+    {
+        // The guidance signal of cond_fn, computed by hand for one image: ‖∇ₓ log softmax(f(x_t, t))[y]‖₂ with the
+        // evaluator's documented noise for (seed, t, repeat 0, batch 0).
+        using var classifier = TrainedClassifier.Load(fixture.ModelPath, new ClassifierConfig(), new DiffusionConfig(), flagsGiven: false);
+        var source = new FirstImages(Validation(fixture, classifier), 1);
+        const int t = 400;
+        var level = NoiseLevelEvaluator.Run(classifier, source, Fast with { Timesteps = [t], Seed = 3 }).Levels.Single();
+
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var batch = GuidedDiffusion.Data.Loading.DataLoader.EnumerateOnce(source, new() { ImageSize = 32, BatchSize = 1, NumWorkers = 0 }).Single();
+        using var generator = new TorchSharp.torch.Generator((ulong)NoiseLevelEvaluator.NoiseSeed(3, t, 0, 0));
+        var noise = TorchSharp.torch.randn(batch.Images.shape, generator: generator);
+        var ts = TorchSharp.torch.tensor(new long[] { t });
+        var x = classifier.Diffusion.Build().QSample(batch.Images, ts, noise).detach().requires_grad_(true);
+        var logProbs = classifier.Model.forward(x, ts).log_softmax(1);
+        var selected = logProbs[0, batch.Labels[0]];
+        var grad = TorchSharp.torch.autograd.grad([selected], [x])[0];
+        double expected = grad.norm().item<float>();
+
+        Assert.Equal(expected, level.GradNorm!.Value, 5);
+        Assert.Equal(-selected.item<float>(), level.Loss, 5);
+    }
+
+    [Fact]
     public void Evaluate_RejectsDataWithMoreClassesThanOutputs()
     {
         using var classifier = TrainedClassifier.Load(fixture.ModelPath, new ClassifierConfig(), new DiffusionConfig(), flagsGiven: false);
