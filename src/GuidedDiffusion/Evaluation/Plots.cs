@@ -52,7 +52,7 @@ public static class Plots
     /// <summary>
     /// Training curves of the run in <paramref name="logDir"/> from its progress.csv: <see cref="CurvesName"/> (train and
     /// validation loss and acc@1 against step) and, when the quartile columns exist, <see cref="QuartileCurvesName"/>
-    /// (train loss and acc@1 per timestep quartile q0..q3).
+    /// (loss and acc@1 per timestep quartile q0..q3; train solid, validation dashed).
     /// </summary>
     /// <returns>The PNGs written.</returns>
     /// <exception cref="FileNotFoundException">No progress.csv.</exception>
@@ -84,13 +84,17 @@ public static class Plots
         int qLines = 0;
         for (int q = 0; q < 4; q++)
         {
-            qLines += AddColumn(qLoss, log, step, $"train_loss_q{q}", $"q{q}");
-            qLines += AddColumn(qAcc, log, step, $"train_acc@1_q{q}", $"q{q}");
+            // One colour per quartile: train solid, validation dashed.
+            var colour = Palette.Default.GetColor(q);
+            qLines += AddColumn(qLoss, log, step, $"train_loss_q{q}", $"train q{q}", colour);
+            qLines += AddColumn(qAcc, log, step, $"train_acc@1_q{q}", $"train q{q}", colour);
+            AddColumn(qLoss, log, step, $"val_loss_q{q}", $"val q{q}", colour, dashed: true);
+            AddColumn(qAcc, log, step, $"val_acc@1_q{q}", $"val q{q}", colour, dashed: true);
         }
         if (qLines > 0)
         {
-            Label(qLoss, "Train loss per timestep quartile (q0: least noise)", "cross-entropy (nats)");
-            Label(qAcc, "Train acc@1 per timestep quartile (q0: least noise)", "acc@1", Alignment.LowerRight);
+            Label(qLoss, "Loss per timestep quartile (q0: least noise; solid: train, dashed: validation)", "cross-entropy (nats)");
+            Label(qAcc, "acc@1 per timestep quartile (q0: least noise; solid: train, dashed: validation)", "acc@1", Alignment.LowerRight);
             var quartiles = Path.Combine(logDir, QuartileCurvesName);
             SaveRows(quartiles, qLoss, qAcc);
             written.Add(quartiles);
@@ -98,13 +102,15 @@ public static class Plots
         return written;
     }
 
-    private static int AddColumn(Plot plot, ProgressLog log, double[] step, string column, string legend)
+    private static int AddColumn(Plot plot, ProgressLog log, double[] step, string column, string legend, Color? colour = null, bool dashed = false)
     {
         if (!log.Has(column)) return 0;
         var values = log[column];
         var keep = Enumerable.Range(0, values.Length).Where(i => double.IsFinite(values[i]) && double.IsFinite(step[i])).ToArray();
         if (keep.Length == 0) return 0;
-        AddLine(plot, keep.Select(i => step[i]).ToArray(), keep.Select(i => values[i]).ToArray(), legend);
+        var line = AddLine(plot, keep.Select(i => step[i]).ToArray(), keep.Select(i => values[i]).ToArray(), legend);
+        if (colour is { } c) line.Color = c;
+        if (dashed) line.LinePattern = LinePattern.Dashed;
         return 1;
     }
 
