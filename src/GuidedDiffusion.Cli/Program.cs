@@ -12,7 +12,9 @@ public static class Program
         var root = new RootCommand("GuidedDiffusion.NET: train noise-aware classifiers for classifier-guided diffusion (a .NET port of openai/guided-diffusion's classifier_train.py).");
         root.Subcommands.Add(ClassifierTrainCommand.Create());
         root.Subcommands.Add(ClassifyCommand.Create());
+        root.Subcommands.Add(ClassifierEvalCommand.Create());
         root.Subcommands.Add(ClassifierSampleCommand.Create());
+        root.Subcommands.Add(PlotCommand.Create());
         return root;
     }
 

@@ -1,0 +1,179 @@
+using GuidedDiffusion.Data;
+using GuidedDiffusion.Data.Loading;
+using GuidedDiffusion.Data.Sources;
+using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Models;
+using GuidedDiffusion.Training;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Evaluation;
+
+/// <summary>
+/// Evaluates a noise-aware classifier on a whole validation set at several noise levels: for each timestep t
+/// every image is noised with q_sample (<see cref="EvaluationOptions.NoiseRepeats"/> independent draws) and
+/// classified at t. Reports loss, acc@1, acc@5, calibration, per-class accuracy and the mean norm of the guidance
+/// gradient ∇ₓ log p(y | x_t) per level. The noise for (t, repeat, batch) depends only on the seed and those three
+/// numbers, so results do not depend on the other levels chosen or the device.
+/// </summary>
+public static class NoiseLevelEvaluator
+{
+    /// <summary>
+    /// Evaluates <paramref name="model"/> (any trunk precision; restored to its previous train/eval mode afterwards)
+    /// against <paramref name="diffusion"/> on <paramref name="source"/>, centre-cropped to the model's image size.
+    /// The trainer can call this at the end of a run and print <see cref="EvaluationReport.FormatTable"/>.
+    /// </summary>
+    /// <param name="model">The classifier; its image size and class count are taken from its options.</param>
+    /// <param name="diffusion">The (spaced) process the classifier was trained against; t indexes it.</param>
+    /// <param name="source">The evaluation images; labels must be below the model's class count.</param>
+    /// <param name="options">Levels, repeats, batching and seed.</param>
+    /// <param name="progress">Called after each batch with (batches done, batches in total); may be null.</param>
+    /// <exception cref="ConfigurationException">An option is out of range.</exception>
+    /// <exception cref="DatasetException">The data has more classes than the model has outputs.</exception>
+    public static EvaluationReport Run(EncoderUNet model, GaussianDiffusion diffusion, IImageSource source, EvaluationOptions options,
+        Action<int, int>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(diffusion);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        int numClasses = model.Options.OutChannels, imageSize = model.Options.ImageSize;
+        if (source.Classes.Count > numClasses)
+            throw new DatasetException(
+                $"The evaluation data has {source.Classes.Count} classes ({source.Classes.Describe()}) but the classifier has only {numClasses} outputs.");
+        var timesteps = options.ResolveTimesteps(diffusion.NumTimesteps);
+        var levels = timesteps.Select(t => new LevelAccumulator(t, numClasses)).ToArray();
+        var device = model.parameters().First().device;
+        int totalBatches = (source.Count + options.BatchSize - 1) / options.BatchSize;
+
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            var data = new DataOptions { ImageSize = imageSize, BatchSize = options.BatchSize, NumWorkers = options.NumWorkers };
+            int batchIndex = 0;
+            foreach (var batch in DataLoader.EnumerateOnce(source, data))
+            {
+                using (batch)
+                using (var scope = NewDisposeScope())
+                {
+                    var x0 = batch.Images.to(device);
+                    var labels = batch.Labels.to(device);
+                    for (int level = 0; level < timesteps.Length; level++)
+                        for (int repeat = 0; repeat < options.NoiseRepeats; repeat++)
+                            EvaluateLevel(model, diffusion, x0, labels, timesteps[level], levels[level],
+                                NoiseSeed(options.Seed, timesteps[level], repeat, batchIndex), options);
+                }
+                batchIndex++;
+                progress?.Invoke(batchIndex, totalBatches);
+            }
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+
+        return new EvaluationReport
+        {
+            Data = source is ImageFolderSource folder ? folder.Root : source.GetType().Name,
+            Images = source.Count,
+            NumTimesteps = diffusion.NumTimesteps,
+            NoiseRepeats = options.NoiseRepeats,
+            Seed = options.Seed,
+            Classes = source.Classes.Count == numClasses
+                ? source.Classes.Names
+                : source.Classes.Names.Concat(Enumerable.Range(source.Classes.Count, numClasses - source.Classes.Count)
+                    .Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture))).ToArray(),
+            Levels = levels.Select(l => l.Result()).ToArray(),
+        };
+    }
+
+    /// <summary>
+    /// Evaluates a loaded checkpoint against the diffusion it records. Class names in the report are the source's (build
+    /// an <see cref="ImageFolderSource"/> with the checkpoint's <see cref="ClassMap"/> so labels number like training);
+    /// <see cref="EvaluationReport.ModelPath"/> is left for the caller to fill in.
+    /// </summary>
+    /// <param name="classifier">The checkpoint.</param>
+    /// <param name="source">The evaluation images, labelled with the checkpoint's classes.</param>
+    /// <param name="options">Levels, repeats, batching and seed.</param>
+    /// <param name="progress">Called after each batch with (batches done, batches in total); may be null.</param>
+    public static EvaluationReport Run(TrainedClassifier classifier, IImageSource source, EvaluationOptions options, Action<int, int>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(classifier);
+        return Run(classifier.Model, classifier.Diffusion.Build(), source, options, progress);
+    }
+
+    /// <summary>The seed of the noise for timestep <paramref name="t"/>, draw <paramref name="repeat"/>, batch <paramref name="batch"/>.</summary>
+    public static long NoiseSeed(long seed, int t, int repeat, int batch)
+    {
+        ulong x = Mix((ulong)seed ^ Mix((ulong)t + 0x9E3779B97F4A7C15UL) ^ Mix((ulong)repeat + 0xD1B54A32D192ED03UL)
+                      ^ Mix((ulong)batch + 0x8CB92BA72F3D8DD7UL));
+        return (long)(x & 0x7FFF_FFFF_FFFF_FFFFUL);
+    }
+
+    private static void EvaluateLevel(EncoderUNet model, GaussianDiffusion diffusion, Tensor x0, Tensor labels, int t,
+        LevelAccumulator accumulator, long seed, EvaluationOptions options)
+    {
+        using var scope = NewDisposeScope();
+        int count = (int)x0.shape[0];
+        // Noise drawn on the CPU from its own generator: the same numbers on every device.
+        using var generator = new Generator((ulong)seed);
+        var noise = randn(x0.shape, dtype: ScalarType.Float32, device: CPU, generator: generator).to(x0.device);
+        var ts = full(count, t, dtype: ScalarType.Int64, device: x0.device);
+        var xt = diffusion.QSample(x0, ts, noise);
+
+        int chunk = options.ComputeGradNorm ? Math.Min(options.GradChunkSize, count) : count;
+        for (int start = 0; start < count; start += chunk)
+        {
+            using var inner = NewDisposeScope();
+            int n = Math.Min(chunk, count - start);
+            var y = labels.narrow(0, start, n);
+            var tc = ts.narrow(0, start, n);
+            Tensor logProbs;
+            float[]? gradNorms = null;
+            if (options.ComputeGradNorm)
+            {
+                using var enable = enable_grad();
+                var x = xt.narrow(0, start, n).detach().requires_grad_(true);
+                logProbs = model.forward(x, tc).to_type(ScalarType.Float32).log_softmax(1);
+                // Samples are independent in eval mode, so the gradient of the summed log-likelihood is per-sample.
+                var selected = logProbs.gather(1, y.unsqueeze(1)).sum();
+                var grad = autograd.grad([selected], [x])[0];
+                gradNorms = grad.flatten(1).norm(1).cpu().data<float>().ToArray();
+                logProbs = logProbs.detach();
+            }
+            else
+            {
+                using var noGrad = no_grad();
+                logProbs = model.forward(xt.narrow(0, start, n), tc).to_type(ScalarType.Float32).log_softmax(1);
+            }
+            Accumulate(accumulator, logProbs, y, gradNorms);
+        }
+    }
+
+    private static void Accumulate(LevelAccumulator accumulator, Tensor logProbs, Tensor labels, float[]? gradNorms)
+    {
+        int n = (int)logProbs.shape[0], classes = (int)logProbs.shape[1];
+        var yCpu = labels.cpu();
+        var loss = (-logProbs.gather(1, labels.unsqueeze(1)).squeeze(1)).cpu().data<float>().ToArray();
+        var (maxLogProb, predicted) = logProbs.max(1);
+        var confidence = maxLogProb.exp().cpu().data<float>().ToArray();
+        var pred = predicted.cpu().data<long>().ToArray();
+        var top = logProbs.topk(Math.Min(5, classes), dim: 1).indexes;
+        var inTop5 = top.eq(labels.unsqueeze(1)).any(1).cpu().data<bool>().ToArray();
+        var y = yCpu.data<long>().ToArray();
+        for (int i = 0; i < n; i++)
+        {
+            accumulator.Add((int)y[i], loss[i], (int)pred[i], confidence[i], inTop5[i]);
+            if (gradNorms is not null) accumulator.AddGradNorm(gradNorms[i]);
+        }
+    }
+
+    private static ulong Mix(ulong z)
+    {
+        z += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}
