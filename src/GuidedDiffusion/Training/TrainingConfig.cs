@@ -71,6 +71,21 @@ public sealed record TrainingConfig
     /// </summary>
     public bool CheckRankSync { get; init; }
 
+    /// <summary>
+    /// The loop defaults of the original's <c>image_train.py</c> (diffusion-model training): lr 1e-4, batch_size 1,
+    /// ema_rate 0.9999, no random crop (its load_data default), and no iteration limit (the original trains until
+    /// stopped unless <c>lr_anneal_steps</c> is set).
+    /// </summary>
+    public static TrainingConfig ImageTrainDefaults { get; } = new()
+    {
+        Lr = 1e-4,
+        BatchSize = 1,
+        EmaRate = "0.9999",
+        Iterations = int.MaxValue,
+        RandomCrop = false,
+        EvalTable = false,
+    };
+
     /// <summary>Label rules <c>--label_from</c> accepts.</summary>
     public static IReadOnlyList<string> LabelRules { get; } = new[] { "prefix", "folder" };
 
