@@ -13,6 +13,7 @@ public static class Program
         root.Subcommands.Add(ClassifierTrainCommand.Create());
         root.Subcommands.Add(ClassifyCommand.Create());
         root.Subcommands.Add(ClassifierSampleCommand.Create());
+        root.Subcommands.Add(ImageTrainCommand.Create());
         return root;
     }
 

@@ -36,7 +36,7 @@ public abstract class TrainerBase : IDisposable
         Rank = rank;
         WorldSize = worldSize;
         NamedParameters = model.named_parameters().ToArray();
-        Precision = PrecisionPolicy.Create(config.Precision, NamedParameters.Select(p => p.parameter).ToArray());
+        Precision = PrecisionPolicy.Create(config.Precision, NamedParameters.Select(p => p.parameter).ToArray(), config.InitialLgLossScale, config.Fp16ScaleGrowth);
         Optimizer = optim.AdamW(Precision.MasterParameters, config.Lr, 0.9, 0.999, 1e-8, config.WeightDecay);
         Sampler = ScheduleSampler.Create(config.ScheduleSampler, numTimesteps);
         Emas = config.EmaRates.Select(r => new ExponentialMovingAverage(r, Precision.MasterParameters)).ToArray();
