@@ -15,6 +15,7 @@ public static class Program
         root.Subcommands.Add(ClassifierEvalCommand.Create());
         root.Subcommands.Add(ClassifierSampleCommand.Create());
         root.Subcommands.Add(PlotCommand.Create());
+        root.Subcommands.Add(ImageTrainCommand.Create());
         return root;
     }
 

@@ -27,7 +27,7 @@ internal sealed class DiffusionModelFlags
     public Option<bool> UseCheckpoint { get; } = Flags.Create("use_checkpoint", M.UseCheckpoint, "Gradient checkpointing (accepted; no effect on sampling).");
     public Option<bool> UseScaleShiftNorm { get; } = Flags.Create("use_scale_shift_norm", M.UseScaleShiftNorm, "Timestep embedding as GroupNorm scale and shift.");
     public Option<bool> ResblockUpdown { get; } = Flags.Create("resblock_updown", M.ResblockUpdown, "Resample with ResBlocks.");
-    public Option<bool> UseFp16 { get; } = Flags.Create("use_fp16", M.UseFp16, "Float16 trunk (GPU only; ignored with a warning on CPU).");
+    public Option<bool> UseFp16 { get; } = Flags.Create("use_fp16", M.UseFp16, "Float16 trunk (GPU only): sampling converts after loading; image-train uses --precision fp16.");
     public Option<bool> UseNewAttentionOrder { get; } = Flags.Create("use_new_attention_order", M.UseNewAttentionOrder, "Split q, k, v before heads.");
     public Option<int> NumClasses { get; } = Flags.Create("num_classes", M.NumClasses, "Size of the model's label embedding (the original: 1000).");
 
@@ -35,10 +35,10 @@ internal sealed class DiffusionModelFlags
     public Option<int> DiffusionSteps { get; } = Flags.Create("diffusion_steps", D.DiffusionSteps, "Steps T of the noise process.");
     public Option<string> NoiseSchedule { get; } = Flags.Create("noise_schedule", D.NoiseSchedule, "Beta schedule: linear or cosine.");
     public Option<string> TimestepRespacing { get; } = Flags.Create("timestep_respacing", D.TimestepRespacing, "Sampling steps: '', N, a,b,c or ddimN.");
-    public Option<bool> UseKl { get; } = Flags.Create("use_kl", D.UseKl, "Training flag (accepted; no effect on sampling).");
+    public Option<bool> UseKl { get; } = Flags.Create("use_kl", D.UseKl, "Train with the variational bound (image-train); no effect on sampling.");
     public Option<bool> PredictXstart { get; } = Flags.Create("predict_xstart", D.PredictXstart, "The model predicts x0 instead of the noise.");
     public Option<bool> RescaleTimesteps { get; } = Flags.Create("rescale_timesteps", D.RescaleTimesteps, "Models see t scaled by 1000/diffusion_steps.");
-    public Option<bool> RescaleLearnedSigmas { get; } = Flags.Create("rescale_learned_sigmas", D.RescaleLearnedSigmas, "Training flag (accepted; no effect on sampling).");
+    public Option<bool> RescaleLearnedSigmas { get; } = Flags.Create("rescale_learned_sigmas", D.RescaleLearnedSigmas, "Scale the learned-sigma VLB term by T/1000 (image-train); no effect on sampling.");
 
     public IEnumerable<Option> All => new Option[]
     {

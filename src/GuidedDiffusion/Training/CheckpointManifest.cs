@@ -15,9 +15,11 @@ public sealed record CheckpointManifest
     public string Format { get; init; } = "guided-diffusion-net/checkpoint/1";
     /// <summary>Optimizer updates contained in the weights (the original's file index + 1).</summary>
     public long CompletedSteps { get; init; }
-    /// <summary>The classifier architecture.</summary>
-    public ClassifierConfig Classifier { get; init; } = new();
-    /// <summary>The diffusion flags the classifier was trained with.</summary>
+    /// <summary>The classifier architecture (null in a diffusion-model checkpoint).</summary>
+    public ClassifierConfig? Classifier { get; init; }
+    /// <summary>The diffusion model (UNet) architecture (null in a classifier checkpoint).</summary>
+    public DiffusionModelConfig? DiffusionModel { get; init; }
+    /// <summary>The diffusion flags the model was trained with.</summary>
     public DiffusionConfig Diffusion { get; init; } = new();
     /// <summary>The loop flags of the run.</summary>
     public TrainingConfig Training { get; init; } = new();

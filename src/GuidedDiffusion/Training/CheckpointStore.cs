@@ -25,7 +25,7 @@ public static partial class CheckpointStore
     public static string EmaFile(double rate, long index) => $"ema_{rate.ToString(CultureInfo.InvariantCulture)}_{index:D6}.pt";
 
     /// <summary>Writes model, optimizer, EMA files and the sidecar for update index <paramref name="index"/>.</summary>
-    public static string Save(string directory, long index, ClassifierTrainer trainer, CheckpointManifest manifest)
+    public static string Save(string directory, long index, TrainerBase trainer, CheckpointManifest manifest)
     {
         Directory.CreateDirectory(directory);
         var modelPath = Path.Combine(directory, ModelFile(index));
@@ -64,7 +64,7 @@ public static partial class CheckpointStore
     }
 
     /// <summary>Loads AdamW state saved by us or by the original (PyTorch optimizer state_dict).</summary>
-    public static void LoadOptimizer(ClassifierTrainer trainer, string path)
+    public static void LoadOptimizer(TrainerBase trainer, string path)
     {
         if (!File.Exists(path))
             throw new CheckpointException(path, $"Optimizer state '{path}' is missing; resuming needs the opt file written with the model (or start a fresh run).");

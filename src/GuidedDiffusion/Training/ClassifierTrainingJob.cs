@@ -95,118 +95,23 @@ public sealed class ClassifierTrainingJob
         if (resume is not null) resume.Restore(trainer, Log);
 
         Log("creating data loader...");
-        var dataOptions = new DataOptions
-        {
-            ImageSize = classifier.ImageSize,
-            BatchSize = training.BatchSize,
-            NumWorkers = training.NumWorkers,
-            Seed = training.Seed,
-            Rank = _comm.Rank,
-            WorldSize = _comm.WorldSize,
-            SkipBadImages = training.SkipBadImages,
-            FlipValidation = training.FlipValidation,
-            StartBatch = trainer.CompletedSteps,
-            RandomCrop = training.RandomCrop,
-            RandomFlip = training.RandomFlip,
-            Shuffle = training.Shuffle,
-        };
+        var dataOptions = TrainingLoop.DataOptionsFor(training, _comm, classifier.ImageSize, trainer.CompletedSteps);
         using var trainData = new DataLoader(trainSource, dataOptions);
         using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1, Shuffle = true });
 
         Log("training classifier model...");
         var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16");
-        long firstStep = trainer.CompletedSteps, lastSaved = -1;
-        string lastCheckpoint = resume?.ModelPath ?? "";
-        bool interrupted = false;
-        for (long step = firstStep; step < training.Iterations; step++)
+        var loop = new TrainingLoop(trainer, training, _comm, logger, columns, logDir)
         {
-            using (var batch = trainData.Next()) trainer.Step(batch.Images, batch.Labels);
-            if (training.CheckRankSync) CheckRankSync(trainer, step);
-            if (valData is not null && step % training.EvalInterval == 0)
-                using (var batch = valData.Next()) trainer.Evaluate(batch.Images, batch.Labels);
-            OnStep?.Invoke(trainer.CompletedSteps, training.Iterations, trainer.Metrics.Snapshot().GetValueOrDefault("train_loss", double.NaN));
-            if (step % training.LogInterval == 0)
+            OnStep = OnStep,
+            AfterStep = valData is null ? null : step =>
             {
-                var values = AverageAcrossRanks(trainer.Metrics, columns);
-                if (trainData.BadImageCount > 0) Log($"skipped {trainData.BadImageCount} unreadable images so far");
-                logger?.Dump(values, step);
-                trainer.Metrics.Clear();
-            }
-            interrupted = StopRequested(stop) && step + 1 < training.Iterations;
-            // The original saves when the loop's local index is non-zero and the global index is a multiple.
-            bool due = step != firstStep && step % training.SaveInterval == 0;
-            if (due || interrupted || step + 1 == training.Iterations)
-            {
-                Log(interrupted ? "stop requested: saving model..." : "saving model...");
-                if (_comm.IsMain)
-                    lastCheckpoint = CheckpointStore.Save(logDir, step, trainer, Manifest(trainer, classifier, training, trainSource.Classes));
-                lastSaved = step;
-            }
-            if (interrupted) break;
-        }
-        if (lastSaved < 0 && resume is not null)
-            Log($"nothing to do: the checkpoint already holds {trainer.CompletedSteps} of {training.Iterations} updates.");
-        _comm.Barrier();
-        return new TrainingResult(logDir, lastCheckpoint, trainer.CompletedSteps, interrupted);
-    }
-
-    private void CheckRankSync(ClassifierTrainer trainer, long step)
-    {
-        if (_comm.WorldSize == 1) return;
-        double checksum;
-        using (var scope = NewDisposeScope())
-            checksum = trainer.Precision.MasterParameters.Sum(p => p.detach().to_type(ScalarType.Float64).sum().item<double>());
-        var all = _comm.AllGather(checksum);
-        if (all.Any(c => c != all[0]))
-            throw new InvalidOperationException($"ranks diverged after step {step}: parameter checksums {string.Join(", ", all)}.");
-    }
-
-    /// <summary>Every rank must agree to stop, or the others would wait in the next collective.</summary>
-    private bool StopRequested(CancellationToken stop)
-    {
-        if (_comm.WorldSize == 1) return stop.IsCancellationRequested;
-        var flag = new[] { stop.IsCancellationRequested ? 1.0 : 0.0 };
-        _comm.AllReduceSum(flag);
-        return flag[0] > 0;
-    }
-
-    /// <summary>The original's mpi_weighted_mean: each key's mean over all values logged on all ranks.</summary>
-    private Dictionary<string, double> AverageAcrossRanks(MetricAccumulator metrics, IReadOnlyList<string> keys)
-    {
-        if (_comm.WorldSize == 1) return metrics.Snapshot();
-        var (sums, counts) = metrics.SumsAndCounts(keys);
-        _comm.AllReduceSum(sums);
-        _comm.AllReduceSum(counts);
-        var result = new Dictionary<string, double>(StringComparer.Ordinal);
-        for (int i = 0; i < keys.Count; i++)
-            if (counts[i] > 0) result[keys[i]] = sums[i] / counts[i];
-        return result;
-    }
-
-    private CheckpointManifest Manifest(ClassifierTrainer trainer, ClassifierConfig classifier, TrainingConfig training, ClassMap classes)
-    {
-        double[][]? history = null;
-        int[]? counts = null;
-        if (trainer.Sampler is LossSecondMomentResampler lsm)
-        {
-            var h = lsm.LossHistory;
-            history = Enumerable.Range(0, h.GetLength(0)).Select(t => Enumerable.Range(0, h.GetLength(1)).Select(k => h[t, k]).ToArray()).ToArray();
-            counts = lsm.LossCounts.ToArray();
-        }
-        return new CheckpointManifest
-        {
-            CompletedSteps = trainer.CompletedSteps,
-            Classifier = classifier,
-            Diffusion = _diffusion,
-            Training = training,
-            Classes = classes.Names,
-            WorldSize = trainer.WorldSize,
-            LgLossScale = trainer.Precision.LgLossScale,
-            SamplerHistory = history,
-            SamplerCounts = counts,
-            Versions = CheckpointManifest.CurrentVersions(),
-            CreatedUtc = DateTime.UtcNow,
+                if (step % training.EvalInterval == 0)
+                    using (var batch = valData.Next()) trainer.Evaluate(batch.Images, batch.Labels);
+            },
+            Manifest = () => TrainingLoop.BaseManifest(trainer, _diffusion, training, trainSource.Classes) with { Classifier = classifier },
         };
+        return loop.Run(trainData, resume, stop);
     }
 
     private (IImageSource Train, IImageSource? Validation) OpenData()
@@ -216,9 +121,8 @@ public sealed class ClassifierTrainingJob
             var demo = FashionMnistDemo.Load();
             return (demo.Train, demo.Validation);
         }
-        var rule = _training.LabelFrom == "folder" ? LabelRule.Folder : LabelRule.Prefix;
-        var train = new ImageFolderSource(_training.DataDir, rule);
-        IImageSource? val = string.IsNullOrWhiteSpace(_training.ValDataDir) ? null : new ImageFolderSource(_training.ValDataDir, rule, train.Classes);
+        var train = TrainingLoop.OpenFolder(_training.DataDir, _training.LabelFrom)!;
+        var val = TrainingLoop.OpenFolder(_training.ValDataDir, _training.LabelFrom, train.Classes);
         return (train, val);
     }
 }

@@ -38,4 +38,36 @@ public static class DemoPreset
         };
         return (t, c);
     }
+
+    /// <summary>One-line summary printed when the image-train demo starts.</summary>
+    public const string DiffusionDescription = "9,000 Fashion-MNIST images at 32x32, a tiny UNet (num_channels 32, channel_mult 1,2, 1 res block), 200 steps of batch 16, 100 diffusion steps";
+
+    /// <summary>Demo values for the image-train flags the user did not give (a tiny UNet that trains on 2 CPU cores).</summary>
+    public static (TrainingConfig Training, DiffusionModelConfig Model, Diffusion.DiffusionConfig Diffusion) ApplyDiffusion(
+        TrainingConfig training, DiffusionModelConfig model, Diffusion.DiffusionConfig diffusion, Func<string, bool> given)
+    {
+        T Pick<T>(string flag, T demo, T current) => given(flag) ? current : demo;
+        var t = training with
+        {
+            Iterations = given("lr_anneal_steps") ? training.Iterations : Pick("iterations", 200, training.Iterations),
+            BatchSize = Pick("batch_size", 16, training.BatchSize),
+            Lr = Pick("lr", 3e-4, training.Lr),
+            LogInterval = Pick("log_interval", 20, training.LogInterval),
+            SaveInterval = Pick("save_interval", 100, training.SaveInterval),
+            EmaRate = Pick("ema_rate", "0.999", training.EmaRate),
+            LogDir = Pick("log_dir", Path.Combine("runs", "image-demo"), training.LogDir),
+        };
+        var m = model with
+        {
+            ImageSize = Pick("image_size", 32, model.ImageSize),
+            NumChannels = Pick("num_channels", 32, model.NumChannels),
+            NumResBlocks = Pick("num_res_blocks", 1, model.NumResBlocks),
+            ChannelMult = Pick("channel_mult", "1,2", model.ChannelMult),
+            AttentionResolutions = Pick("attention_resolutions", "16", model.AttentionResolutions),
+            NumHeadChannels = Pick("num_head_channels", 32, model.NumHeadChannels),
+            NumClasses = Pick("num_classes", 10, model.NumClasses),
+        };
+        var d = diffusion with { DiffusionSteps = Pick("diffusion_steps", 100, diffusion.DiffusionSteps) };
+        return (t, m, d);
+    }
 }

@@ -30,4 +30,23 @@ public static class MetricKeys
         keys.Sort(StringComparer.Ordinal);
         return keys;
     }
+
+    /// <summary>
+    /// Every key a diffusion-model run logs (the original TrainLoop's: step, samples, grad_norm, param_norm,
+    /// lg_loss_scale with loss scaling, and each loss term with its quartiles), sorted ordinally.
+    /// </summary>
+    /// <param name="lossTerms">The loss terms, e.g. loss, mse, vb (<see cref="Diffusion.DiffusionLoss.TermNames"/>).</param>
+    /// <param name="withLossScale">Whether lg_loss_scale is logged (fp16).</param>
+    public static IReadOnlyList<string> ForDiffusion(IEnumerable<string> lossTerms, bool withLossScale)
+    {
+        var keys = new List<string> { "step", "samples", "grad_norm", "param_norm" };
+        if (withLossScale) keys.Add("lg_loss_scale");
+        foreach (var term in lossTerms)
+        {
+            keys.Add(term);
+            for (int q = 0; q < 4; q++) keys.Add($"{term}_q{q}");
+        }
+        keys.Sort(StringComparer.Ordinal);
+        return keys;
+    }
 }

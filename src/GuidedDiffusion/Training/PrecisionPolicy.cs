@@ -57,11 +57,15 @@ public abstract class PrecisionPolicy : IDisposable
     }
 
     /// <summary>Creates the policy for <c>--precision</c> <paramref name="name"/> over the model's (already converted) parameters.</summary>
-    public static PrecisionPolicy Create(string name, IReadOnlyList<Parameter> modelParameters, double? initialLgLossScale = null) => name switch
+    /// <param name="name">fp32, bf16 or fp16.</param>
+    /// <param name="modelParameters">The model's parameters.</param>
+    /// <param name="initialLgLossScale">fp16: log2 of the first loss scale (default <see cref="DynamicLossScaler.InitialLgLossScale"/>).</param>
+    /// <param name="scaleGrowth">fp16: lg increase per good step (default <see cref="DynamicLossScaler.DefaultGrowth"/>).</param>
+    public static PrecisionPolicy Create(string name, IReadOnlyList<Parameter> modelParameters, double? initialLgLossScale = null, double scaleGrowth = DynamicLossScaler.DefaultGrowth) => name switch
     {
         "fp32" => new Fp32Policy(modelParameters),
         "bf16" => new MasterWeightsPolicy(modelParameters, scaler: null),
-        "fp16" => new MasterWeightsPolicy(modelParameters, new DynamicLossScaler(initialLgLossScale ?? DynamicLossScaler.InitialLgLossScale)),
+        "fp16" => new MasterWeightsPolicy(modelParameters, new DynamicLossScaler(initialLgLossScale ?? DynamicLossScaler.InitialLgLossScale, scaleGrowth)),
         _ => throw new ConfigurationException("precision", $"unknown precision '{name}'; allowed: {string.Join(", ", TrainingConfig.Precisions)}."),
     };
 

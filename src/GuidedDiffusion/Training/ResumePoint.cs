@@ -29,7 +29,19 @@ public sealed class ResumePoint
     /// <paramref name="logDir"/> (null when there is none); else the given file. A sidecar whose classifier
     /// config differs from <paramref name="classifier"/> is an error unless <paramref name="allowMismatch"/>.
     /// </summary>
-    public static ResumePoint? Find(string resumeCheckpoint, string logDir, ClassifierConfig classifier, bool allowMismatch)
+    public static ResumePoint? Find(string resumeCheckpoint, string logDir, ClassifierConfig classifier, bool allowMismatch) =>
+        Find(resumeCheckpoint, logDir, allowMismatch, "classifier",
+            manifest => manifest.Classifier is { } saved ? (saved == classifier ? null : Differences(saved, classifier)) : "the checkpoint holds no classifier");
+
+    /// <summary>
+    /// <see cref="Find(string, string, ClassifierConfig, bool)"/> for a diffusion model: the sidecar's UNet config
+    /// must equal <paramref name="model"/>.
+    /// </summary>
+    public static ResumePoint? Find(string resumeCheckpoint, string logDir, DiffusionModelConfig model, bool allowMismatch) =>
+        Find(resumeCheckpoint, logDir, allowMismatch, "diffusion model",
+            manifest => manifest.DiffusionModel is { } saved ? (saved == model ? null : Differences(saved, model)) : "the checkpoint holds no diffusion model");
+
+    private static ResumePoint? Find(string resumeCheckpoint, string logDir, bool allowMismatch, string what, Func<CheckpointManifest, string?> differences)
     {
         if (string.IsNullOrWhiteSpace(resumeCheckpoint)) return null;
         string? path = resumeCheckpoint == "auto" ? CheckpointStore.FindLatest(logDir) : resumeCheckpoint;
@@ -43,9 +55,9 @@ public sealed class ResumePoint
 
         var sidecar = CheckpointManifest.PathFor(path);
         var manifest = File.Exists(sidecar) ? CheckpointManifest.Read(sidecar) : null;
-        if (manifest is not null && manifest.Classifier != classifier)
+        if (manifest is not null && differences(manifest) is { } difference)
         {
-            var message = $"--resume_checkpoint '{path}' was trained with a different classifier config: {Differences(manifest.Classifier, classifier)}.";
+            var message = $"--resume_checkpoint '{path}' was trained with a different {what} config: {difference}.";
             if (!allowMismatch)
                 throw new ConfigurationException("resume_checkpoint", message + " Pass the same flags, or --allow_config_mismatch True to load it anyway.");
         }
@@ -54,7 +66,7 @@ public sealed class ResumePoint
     }
 
     /// <summary>Loads weights, optimizer, EMA, loss scale and sampler state into <paramref name="trainer"/>.</summary>
-    public void Restore(ClassifierTrainer trainer, Action<string> log)
+    public void Restore(TrainerBase trainer, Action<string> log)
     {
         log($"loading model from checkpoint: {ModelPath}... at {CompletedSteps} completed steps");
         var weights = StateDictIO.Read(ModelPath);
@@ -93,8 +105,8 @@ public sealed class ResumePoint
         trainer.CompletedSteps = CompletedSteps;
     }
 
-    private static string Differences(ClassifierConfig saved, ClassifierConfig current) =>
-        string.Join("; ", typeof(ClassifierConfig).GetProperties()
+    private static string Differences<T>(T saved, T current) =>
+        string.Join("; ", typeof(T).GetProperties()
             .Where(p => !Equals(p.GetValue(saved), p.GetValue(current)))
             .Select(p => $"{p.Name} {p.GetValue(saved) ?? "(default)"} in the checkpoint vs {p.GetValue(current) ?? "(default)"} now"));
 }

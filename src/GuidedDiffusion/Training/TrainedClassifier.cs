@@ -47,7 +47,9 @@ public sealed class TrainedClassifier : IDisposable
             ClassifierConfig config;
             if (manifest is not null)
             {
-                config = manifest.Classifier with { UseFp16 = false };
+                var saved = manifest.Classifier ?? throw new CheckpointException(modelPath,
+                    $"'{modelPath}' is not a classifier checkpoint: its sidecar '{sidecar}' records no classifier (a diffusion model?).");
+                config = saved with { UseFp16 = false };
                 var typed = flags with { NumClasses = flags.NumClasses > 0 ? flags.NumClasses : config.NumClasses, UseFp16 = false };
                 if (flagsGiven && typed != config)
                     throw new ConfigurationException("model_path",

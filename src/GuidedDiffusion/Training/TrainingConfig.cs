@@ -44,6 +44,10 @@ public sealed record TrainingConfig
     public string EmaRate { get; init; } = "";
     /// <summary><c>--grad_clip</c>: clip the global gradient norm to this value; 0: no clipping.</summary>
     public double GradClip { get; init; }
+    /// <summary><c>--fp16_scale_growth</c>: lg_loss_scale increase per fp16 step without overflow. Default 1e-3.</summary>
+    public double Fp16ScaleGrowth { get; init; } = DynamicLossScaler.DefaultGrowth;
+    /// <summary>log2 of the first fp16 loss scale: 16 in classifier_train.py, 20 in image_train.py (fp16_util's default).</summary>
+    public double InitialLgLossScale { get; init; } = DynamicLossScaler.InitialLgLossScale;
     /// <summary><c>--allow_config_mismatch</c>: resume even if the checkpoint's recorded config differs.</summary>
     public bool AllowConfigMismatch { get; init; }
     /// <summary><c>--eval_table</c>: print accuracy per noise level on the validation set at the end. Default true.</summary>
@@ -70,6 +74,22 @@ public sealed record TrainingConfig
     /// with an error if they differ (a debugging aid for data-parallel runs). Default false.
     /// </summary>
     public bool CheckRankSync { get; init; }
+
+    /// <summary>
+    /// The loop defaults of the original's <c>image_train.py</c> (diffusion-model training): lr 1e-4, batch_size 1,
+    /// ema_rate 0.9999, no random crop (its load_data default), and no iteration limit (the original trains until
+    /// stopped unless <c>lr_anneal_steps</c> is set).
+    /// </summary>
+    public static TrainingConfig ImageTrainDefaults { get; } = new()
+    {
+        Lr = 1e-4,
+        BatchSize = 1,
+        EmaRate = "0.9999",
+        Iterations = int.MaxValue,
+        InitialLgLossScale = 20.0,
+        RandomCrop = false,
+        EvalTable = false,
+    };
 
     /// <summary>Label rules <c>--label_from</c> accepts.</summary>
     public static IReadOnlyList<string> LabelRules { get; } = new[] { "prefix", "folder" };
@@ -103,6 +123,7 @@ public sealed record TrainingConfig
         if (!LabelRules.Contains(LabelFrom))
             throw new ConfigurationException("label_from", $"unknown rule '{LabelFrom}'; allowed: {string.Join(", ", LabelRules)}.");
         if (NumWorkers < 0) throw new ConfigurationException("num_workers", $"must be ≥ 0 (0 decodes on the training thread), got {NumWorkers}.");
+        if (!(Fp16ScaleGrowth >= 0) || double.IsInfinity(Fp16ScaleGrowth)) throw new ConfigurationException("fp16_scale_growth", $"must be a finite number ≥ 0, got {Fp16ScaleGrowth}.");
         if (GradClip < 0) throw new ConfigurationException("grad_clip", $"must be ≥ 0 (0 disables clipping), got {GradClip}.");
         double[] rates;
         try { rates = EmaRates; }

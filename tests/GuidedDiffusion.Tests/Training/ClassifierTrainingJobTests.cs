@@ -48,7 +48,7 @@ public class ClassifierTrainingJobTests : IClassFixture<EightClassRun>
         Assert.Empty(Directory.GetFiles(_run.LogDir, "*.tmp"));
         var manifest = CheckpointManifest.Read(Path.Combine(_run.LogDir, "model000020.json"));
         Assert.Equal(21, manifest.CompletedSteps);
-        Assert.Equal(8, manifest.Classifier.NumClasses);
+        Assert.Equal(8, manifest.Classifier!.NumClasses);
         Assert.Equal(Enumerable.Range(0, 8).Select(c => $"class{c}"), manifest.Classes);
         Assert.Equal(30, _run.Result.CompletedSteps);
     }
@@ -178,7 +178,7 @@ public class SmallTrainingRunTests
         var result = new ClassifierTrainingJob(training, classifier, TrainingFixtures.Diffusion).Run();
         Assert.Equal(2, result.CompletedSteps);
         var manifest = CheckpointManifest.Read(Path.Combine(log, "model000001.json"));
-        Assert.Equal(10, manifest.Classifier.NumClasses);
+        Assert.Equal(10, manifest.Classifier!.NumClasses);
         Assert.Equal("T-shirt/top", manifest.Classes[0]);
     }
 }

@@ -1,0 +1,124 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using GuidedDiffusion.Distributed;
+using GuidedDiffusion.Training;
+
+namespace GuidedDiffusion.Cli.Commands;
+
+/// <summary><c>guided-diffusion image-train</c>: the original's image_train.py flags (diffusion-model training), plus ours.</summary>
+internal static class ImageTrainCommand
+{
+    private static readonly TrainingConfig T = TrainingConfig.ImageTrainDefaults;
+
+    public static Command Create()
+    {
+        var model = new DiffusionModelFlags();
+        var dataDir = Flags.Create("data_dir", T.DataDir, "Training image folder (empty: the bundled Fashion-MNIST demo with a tiny UNet).");
+        var scheduleSampler = Flags.Create("schedule_sampler", T.ScheduleSampler, "Timestep sampler: uniform or loss-second-moment.");
+        var lr = Flags.Create("lr", T.Lr, "AdamW learning rate.");
+        var weightDecay = Flags.Create("weight_decay", T.WeightDecay, "AdamW weight decay.");
+        var lrAnnealSteps = Flags.Create("lr_anneal_steps", 0, "Anneal lr linearly to 0 over this many updates and stop there (0: constant lr, train until stopped).");
+        var batchSize = Flags.Create("batch_size", T.BatchSize, "Images per step and per process.");
+        var microbatch = Flags.Create("microbatch", T.Microbatch, "Split batches into chunks of this size (-1: no split); gradients are unchanged.");
+        var emaRate = Flags.Create("ema_rate", T.EmaRate, "EMA decay rates, comma separated; each writes ema_RATE_NNNNNN.pt.");
+        var logInterval = Flags.Create("log_interval", T.LogInterval, "Steps between metric dumps.");
+        var saveInterval = Flags.Create("save_interval", T.SaveInterval, "Steps between checkpoints.");
+        var resume = Flags.Create("resume_checkpoint", T.ResumeCheckpoint, "modelNNNNNN.pt to resume from, or 'auto' for the newest in --log_dir.");
+        var scaleGrowth = Flags.Create("fp16_scale_growth", T.Fp16ScaleGrowth, "fp16: lg_loss_scale increase per step without overflow.");
+        var iterations = Flags.Create("iterations", 0, "Stop after this many updates without annealing (ours; 0: --lr_anneal_steps, or until stopped).");
+        var logDir = Flags.Create("log_dir", T.LogDir, "Run folder (default: $OPENAI_LOGDIR, else runs/<timestamp>).");
+        var seed = Flags.Create("seed", T.Seed, "Seed for weights, data order, timesteps and noise.");
+        var labelFrom = Flags.Create("label_from", T.LabelFrom, "Class of an image for --class_cond: prefix (file name before '_', the original) or folder.");
+        var numWorkers = Flags.Create("num_workers", T.NumWorkers, "Image decoding threads (0: on the training thread).");
+        var precision = Flags.Create("precision", T.Precision, "fp32, fp16 (GPU; loss scaling; also --use_fp16 True) or bf16.");
+        var gradClip = Flags.Create("grad_clip", T.GradClip, "Clip the global gradient norm (0: off).");
+        var randomFlip = Flags.Create("random_flip", T.RandomFlip, "Random horizontal flips of training images.");
+        var allowMismatch = Flags.Create("allow_config_mismatch", T.AllowConfigMismatch, "Resume even if the checkpoint's recorded architecture differs.");
+        var device = Flags.Create("device", "cpu", "cpu or cuda (cuda needs the CUDA build: see README).");
+        var distributed = Flags.Create("distributed", "auto", "Data parallelism: auto (MPI when launched by mpiexec/mpirun), none, or mpi.");
+
+        var command = new Command("image-train", "Train a diffusion model (the ADM UNet) on images (the original's scripts/image_train.py).");
+        foreach (var option in new Option[] { dataDir, scheduleSampler, lr, weightDecay, lrAnnealSteps, batchSize, microbatch, emaRate,
+                     logInterval, saveInterval, resume, scaleGrowth, iterations, logDir, seed, labelFrom, numWorkers, precision, gradClip,
+                     randomFlip, allowMismatch, device, distributed })
+            command.Options.Add(option);
+        model.AddTo(command);
+
+        command.SetAction(parse => CliErrors.Guard(() =>
+        {
+            int annealSteps = parse.GetValue(lrAnnealSteps), maxSteps = parse.GetValue(iterations);
+            if (annealSteps < 0) throw new ConfigurationException("lr_anneal_steps", $"must be ≥ 0 (0: no annealing), got {annealSteps}.");
+            if (maxSteps < 0) throw new ConfigurationException("iterations", $"must be ≥ 0 (0: no limit of its own), got {maxSteps}.");
+            if (annealSteps > 0 && maxSteps > 0)
+                throw new ConfigurationException("iterations", "give either --lr_anneal_steps (anneal and stop there) or --iterations (constant lr), not both.");
+            var training = T with
+            {
+                DataDir = parse.GetValue(dataDir) ?? "",
+                ScheduleSampler = parse.GetValue(scheduleSampler) ?? "",
+                Lr = parse.GetValue(lr),
+                WeightDecay = parse.GetValue(weightDecay),
+                AnnealLr = annealSteps > 0,
+                Iterations = annealSteps > 0 ? annealSteps : maxSteps > 0 ? maxSteps : int.MaxValue,
+                BatchSize = parse.GetValue(batchSize),
+                Microbatch = parse.GetValue(microbatch),
+                EmaRate = parse.GetValue(emaRate) ?? "",
+                LogInterval = parse.GetValue(logInterval),
+                SaveInterval = parse.GetValue(saveInterval),
+                ResumeCheckpoint = parse.GetValue(resume) ?? "",
+                Fp16ScaleGrowth = parse.GetValue(scaleGrowth),
+                LogDir = parse.GetValue(logDir) ?? "",
+                Seed = parse.GetValue(seed),
+                LabelFrom = parse.GetValue(labelFrom) ?? "",
+                NumWorkers = parse.GetValue(numWorkers),
+                Precision = parse.GetValue(precision) ?? "",
+                GradClip = parse.GetValue(gradClip),
+                RandomFlip = parse.GetValue(randomFlip),
+                AllowConfigMismatch = parse.GetValue(allowMismatch),
+            };
+            var unet = model.Model(parse);
+            var diffusion = model.Diffusion(parse);
+            Devices.Select(parse.GetValue(device) ?? "cpu");
+
+            if (string.IsNullOrWhiteSpace(training.DataDir))
+            {
+                // The demo: only flags the user did not type take the demo's values.
+                (training, unet, diffusion) = DemoPreset.ApplyDiffusion(training, unet, diffusion,
+                    given: name => command.Options.Any(o => o.Name == "--" + name && parse.WasGiven(o)));
+                Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.DiffusionDescription}).");
+            }
+
+            using var comm = Communicators.Create(parse.GetValue(distributed) ?? "auto");
+            TorchThreads.Configure(comm);
+            int Train()
+            {
+                using var stop = new CancellationTokenSource();
+                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
+                Console.CancelKeyPress += (_, e) =>
+                {
+                    if (stop.IsCancellationRequested) return; // a second Ctrl-C kills immediately
+                    e.Cancel = true;
+                    Console.Error.WriteLine("\nstop requested: finishing the current step and saving a checkpoint (Ctrl-C again to abort)...");
+                    stop.Cancel();
+                };
+
+                using var progress = new ConsoleProgress(enabled: comm.IsMain);
+                bool bounded = training.Iterations < int.MaxValue;
+                var job = new ImageTrainingJob(training, unet, diffusion, comm.IsMain ? progress.Writer : null, comm)
+                {
+                    OnStep = bounded ? progress.Report : null,
+                };
+                if (!bounded && comm.IsMain) Console.WriteLine("No --lr_anneal_steps or --iterations: training until stopped (Ctrl-C saves a checkpoint).");
+                var result = job.Run(stop.Token);
+                progress.Finish();
+                if (comm.IsMain)
+                    Console.WriteLine(result.Interrupted
+                        ? $"Stopped after {result.CompletedSteps} updates; resume with --resume_checkpoint {result.LastCheckpoint}"
+                        : $"Done: {result.CompletedSteps} updates. Checkpoint: {result.LastCheckpoint}");
+                return 0;
+            }
+            // Under MPI a failing rank must abort the job, or the others wait forever in a collective.
+            return comm.WorldSize > 1 ? Communicators.RunGuarded(comm, Train) : Train();
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,192 @@
+using GuidedDiffusion.Diffusion;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Training;
+
+/// <summary>
+/// What every trainer shares, whatever its loss: the precision policy with float32 masters, AdamW, the
+/// learning-rate schedule, EMAs, the timestep sampler, the metrics, gradient averaging across ranks and the
+/// optimizer half of a step (unscale, skip on overflow, clip, step, EMA update). A subclass supplies the
+/// gradient half, <see cref="ForwardBackward"/>.
+/// </summary>
+public abstract class TrainerBase : IDisposable
+{
+    private readonly nn.Module _model;
+    private readonly LearningRateSchedule _lr;
+    private readonly Action<IReadOnlyList<Parameter>>? _reduceGradients;
+
+    /// <summary>Sets up the precision policy, AdamW, sampler and EMAs over an already built (and converted) model.</summary>
+    /// <param name="model">The model; its trunk already in the policy's dtype.</param>
+    /// <param name="config">Loop flags (validated here).</param>
+    /// <param name="numTimesteps">Steps of the (spaced) process t is drawn from.</param>
+    /// <param name="rank">This process's rank (seeds differ per rank).</param>
+    /// <param name="worldSize">Number of data-parallel processes (for <c>samples</c>).</param>
+    /// <param name="reduceGradients">Averages the model's gradients across ranks after backward; null in a single process.</param>
+    protected TrainerBase(nn.Module model, TrainingConfig config, int numTimesteps, int rank, int worldSize,
+        Action<IReadOnlyList<Parameter>>? reduceGradients)
+    {
+        config.Validate();
+        _model = model;
+        Config = config;
+        NumTimesteps = numTimesteps;
+        _lr = new LearningRateSchedule(config.Lr, config.AnnealLr, config.Iterations);
+        _reduceGradients = reduceGradients;
+        Rank = rank;
+        WorldSize = worldSize;
+        NamedParameters = model.named_parameters().ToArray();
+        Precision = PrecisionPolicy.Create(config.Precision, NamedParameters.Select(p => p.parameter).ToArray(), config.InitialLgLossScale, config.Fp16ScaleGrowth);
+        Optimizer = optim.AdamW(Precision.MasterParameters, config.Lr, 0.9, 0.999, 1e-8, config.WeightDecay);
+        Sampler = ScheduleSampler.Create(config.ScheduleSampler, numTimesteps);
+        Emas = config.EmaRates.Select(r => new ExponentialMovingAverage(r, Precision.MasterParameters)).ToArray();
+    }
+
+    /// <summary>The loop flags.</summary>
+    protected TrainingConfig Config { get; }
+
+    /// <summary>Steps of the process t is drawn from (for the quartile keys).</summary>
+    public int NumTimesteps { get; }
+
+    /// <summary>Updates completed so far (the global index of the next step).</summary>
+    public long CompletedSteps { get; set; }
+
+    /// <summary>This process's rank.</summary>
+    public int Rank { get; }
+
+    /// <summary>Number of data-parallel processes.</summary>
+    public int WorldSize { get; }
+
+    /// <summary>The model's parameters with their state-dict names, in <c>parameters()</c> order.</summary>
+    public (string name, Parameter parameter)[] NamedParameters { get; }
+
+    /// <summary>fp32 / fp16 / bf16 handling of parameters, gradients and loss scale.</summary>
+    public PrecisionPolicy Precision { get; }
+
+    /// <summary>AdamW over the float32 master parameters (β 0.9/0.999, ε 1e-8).</summary>
+    public AdamW Optimizer { get; }
+
+    /// <summary>The timestep sampler.</summary>
+    public ScheduleSampler Sampler { get; }
+
+    /// <summary>One moving average per <c>--ema_rate</c>.</summary>
+    public IReadOnlyList<ExponentialMovingAverage> Emas { get; }
+
+    /// <summary>Metrics since the last dump (logkv / logkv_mean semantics).</summary>
+    public MetricAccumulator Metrics { get; } = new();
+
+    /// <summary>The metric whose latest mean the progress bar shows (e.g. <c>train_loss</c>).</summary>
+    public abstract string ProgressMetric { get; }
+
+    /// <summary>Lines worth logging that a step produced (e.g. a skipped fp16 step).</summary>
+    public event Action<string>? Message;
+
+    /// <summary>Runs one update on <paramref name="images"/> / <paramref name="labels"/>; returns whether the optimizer stepped.</summary>
+    public bool Step(Tensor images, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var group in Optimizer.ParamGroups) group.LearningRate = _lr.At(CompletedSteps);
+        ForwardBackward(images, labels);
+        _reduceGradients?.Invoke(Precision.ModelParameters);
+        bool stepped = Optimize();
+        CompletedSteps++;
+        return stepped;
+    }
+
+    /// <summary>
+    /// The gradient half of a step: log <c>step</c> / <c>samples</c>, zero the gradients and accumulate the
+    /// (loss-scaled) gradients of every microbatch on the model's parameters.
+    /// </summary>
+    public abstract void ForwardBackward(Tensor images, Tensor labels);
+
+    /// <summary>Logs <c>step</c> and <c>samples</c> = (step + 1)·batch·world size, as the original does.</summary>
+    protected void LogStep(int batchSize)
+    {
+        Metrics.Set("step", CompletedSteps);
+        Metrics.Set("samples", (CompletedSteps + 1) * (long)batchSize * WorldSize);
+    }
+
+    /// <summary>Adds the mean of <paramref name="values"/> to <paramref name="key"/> and each value to its <c>{key}_q{quartile}</c>.</summary>
+    /// <param name="key">The metric key.</param>
+    /// <param name="values">Per-sample values.</param>
+    /// <param name="t">The samples' spaced steps, aligned with <paramref name="values"/>.</param>
+    protected void LogWithQuartiles(string key, IReadOnlyList<float> values, IReadOnlyList<long> t)
+    {
+        Metrics.AddToMean(key, values.Average());
+        for (int i = 0; i < values.Count; i++)
+            Metrics.AddToMean($"{key}_q{MetricKeys.Quartile(t[i], NumTimesteps)}", values[i]);
+    }
+
+    /// <summary>Seeds torch and draws t (with importance weights) for this step's batch.</summary>
+    /// <param name="batchSize">Samples in the batch.</param>
+    /// <param name="seed">The step's seed (<see cref="StepSeeds"/>).</param>
+    protected (long[] T, float[] Weights) SeedAndSampleTimesteps(int batchSize, long seed)
+    {
+        // One seed per step drives t, ε and dropout, so a resumed run draws exactly what an uninterrupted one would.
+        random.manual_seed(seed);
+        return Sampler.Sample(batchSize, new Random((int)(seed & 0x7FFFFFFF)));
+    }
+
+    private bool Optimize()
+    {
+        if (Precision.LgLossScale is { } lg) Metrics.AddToMean("lg_loss_scale", lg);
+        var norms = Precision.PrepareStep();
+        if (norms is null)
+        {
+            Message?.Invoke($"Found NaN, decreased lg_loss_scale to {Precision.LgLossScale}");
+            return false;
+        }
+        Metrics.AddToMean("grad_norm", norms.Value.GradNorm);
+        Metrics.AddToMean("param_norm", norms.Value.ParamNorm);
+        if (Config.GradClip > 0)
+            nn.utils.clip_grad_norm_(Precision.MasterParameters, Config.GradClip);
+        Optimizer.step();
+        Precision.CompleteStep();
+        foreach (var ema in Emas) ema.Update();
+        return true;
+    }
+
+    /// <summary>
+    /// The state dict to save: the model's entries in order, with every parameter replaced by its float32
+    /// master (what the original's master_params_to_state_dict writes).
+    /// </summary>
+    public List<KeyValuePair<string, Tensor>> MasterStateDict() => StateDictWith(Precision.MasterParameters);
+
+    /// <summary>The state dict with parameter values taken from <paramref name="values"/> (aligned with NamedParameters).</summary>
+    public List<KeyValuePair<string, Tensor>> StateDictWith(IReadOnlyList<Tensor> values)
+    {
+        var byName = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        for (int i = 0; i < NamedParameters.Length; i++) byName[NamedParameters[i].name] = values[i];
+        return _model.state_dict()
+            .Select(kv => new KeyValuePair<string, Tensor>(kv.Key, byName.TryGetValue(kv.Key, out var v) ? v : kv.Value))
+            .ToList();
+    }
+
+    /// <summary>
+    /// Loads a state dict into the model (every key and shape checked, all mismatches reported at once)
+    /// and into the float32 masters (resume / fine-tune).
+    /// </summary>
+    public void LoadParameters(IReadOnlyDictionary<string, Tensor> stateDict, string sourceName)
+    {
+        Models.StateDictIO.Load(_model, stateDict, sourceName);
+        using var noGrad = no_grad();
+        for (int i = 0; i < NamedParameters.Length; i++)
+            Precision.MasterParameters[i].copy_(stateDict[NamedParameters[i].name]);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases the EMAs, the optimizer and the masters.</summary>
+    protected virtual void Dispose(bool disposing)
+    {
+        if (!disposing) return;
+        foreach (var ema in Emas) ema.Dispose();
+        Optimizer.Dispose();
+        Precision.Dispose();
+    }
+}
