@@ -41,13 +41,14 @@ internal static class ClassifierTrainCommand
         var randomCrop = Flags.Create("random_crop", T.RandomCrop, "Random-resized crops of training images (False: centre crop).");
         var randomFlip = Flags.Create("random_flip", T.RandomFlip, "Random horizontal flips of training images.");
         var shuffle = Flags.Create("shuffle", T.Shuffle, "Reshuffle the training files every epoch (False: fixed file order).");
+        var evalTable = Flags.Create("eval_table", T.EvalTable, "At the end, print accuracy per noise level on the whole validation set.");
         var checkSync = Flags.Create("check_rank_sync", T.CheckRankSync, "Verify after every step that all ranks hold identical parameters.");
         var distributed = Flags.Create("distributed", "auto", "Data parallelism: auto (MPI when launched by mpiexec/mpirun), none, or mpi.");
 
         var command = new Command("classifier-train", "Train a noise-aware classifier p(y | x_t, t) (the original's scripts/classifier_train.py).");
         foreach (var option in new Option[] { dataDir, valDataDir, noised, iterations, lr, weightDecay, annealLr, batchSize, microbatch,
                      scheduleSampler, resume, logInterval, evalInterval, saveInterval, logDir, seed, labelFrom, numWorkers, precision,
-                     emaRate, gradClip, skipBad, flipVal, allowMismatch, device, distributed, randomCrop, randomFlip, shuffle, checkSync })
+                     emaRate, gradClip, skipBad, flipVal, allowMismatch, device, distributed, randomCrop, randomFlip, shuffle, checkSync, evalTable })
             command.Options.Add(option);
         model.AddTo(command);
 
@@ -83,6 +84,7 @@ internal static class ClassifierTrainCommand
                 RandomFlip = parse.GetValue(randomFlip),
                 Shuffle = parse.GetValue(shuffle),
                 CheckRankSync = parse.GetValue(checkSync),
+                EvalTable = parse.GetValue(evalTable),
             };
             var classifier = model.Classifier(parse);
             var diffusion = model.Diffusion(parse);

@@ -3,6 +3,7 @@ using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Distributed;
+using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Models;
 using static TorchSharp.torch;
 
@@ -111,7 +112,14 @@ public sealed class ClassifierTrainingJob
             },
             Manifest = () => TrainingLoop.BaseManifest(trainer, _diffusion, training, trainSource.Classes) with { Classifier = classifier },
         };
-        return loop.Run(trainData, resume, stop);
+        var result = loop.Run(trainData, resume, stop);
+        if (training.EvalTable && valSource is not null && _comm.IsMain && !result.Interrupted)
+        {
+            var report = NoiseLevelEvaluator.Run(model, diffusion, valSource,
+                EvaluationOptions.QuickTable with { NumWorkers = training.NumWorkers, Seed = training.Seed });
+            Log("accuracy per noise level (whole validation set):\n" + report.FormatTable());
+        }
+        return result;
     }
 
     private (IImageSource Train, IImageSource? Validation) OpenData()
