@@ -49,6 +49,7 @@ internal static class TrainStepBenchmark
         using var labels = randint(0, classifier.NumClasses, new long[] { batch });
 
         var times = new List<double>();
+        var rssTrace = new Dictionary<string, double>();
         double rssAfterWarmup = 0;
         for (int i = 0; i < warmup + steps; i++)
         {
@@ -58,6 +59,7 @@ internal static class TrainStepBenchmark
             clock.Stop();
             if (i == warmup - 1 || (warmup == 0 && i == 0)) rssAfterWarmup = Rss.CurrentMb();
             if (i >= warmup) times.Add(clock.Elapsed.TotalSeconds);
+            if ((i + 1) % 50 == 0 || i + 1 == warmup + steps) rssTrace[(i + 1).ToString(CultureInfo.InvariantCulture)] = Math.Round(Rss.CurrentMb(), 1);
             Console.Error.Write($"\rstep {i + 1}/{warmup + steps}: {clock.Elapsed.TotalSeconds:0.000} s   ");
         }
         Console.Error.WriteLine();
@@ -80,6 +82,7 @@ internal static class TrainStepBenchmark
             ["images_per_s"] = Math.Round(batch / median, 2),
             ["peak_rss_mb"] = Math.Round(Rss.PeakMb(), 1),
             ["rss_growth_mb"] = Math.Round(Rss.CurrentMb() - rssAfterWarmup, 1),
+            ["rss_mb_after_step"] = rssTrace,
             ["step_gflop"] = Math.Round(stepGflops, 2),
             ["achieved_gflops"] = Math.Round(stepGflops / median, 2),
             ["matmul_fp32_gflops"] = Math.Round(matmulGflops, 2),
