@@ -79,7 +79,8 @@ internal static class ClassifierEvalCommand
             {
                 if (!Console.IsErrorRedirected) Console.Error.Write($"\rbatch {done}/{total}");
                 if (!Console.IsErrorRedirected && done == total) Console.Error.WriteLine();
-            }) with { ModelPath = Path.GetFullPath(path), Data = dataName };
+            }) with
+            { ModelPath = Path.GetFullPath(path), Data = dataName };
 
             Console.Write(report.FormatTable());
             var outDir = parse.GetValue(logDir) is { Length: > 0 } given ? given : Path.GetDirectoryName(Path.GetFullPath(path))!;

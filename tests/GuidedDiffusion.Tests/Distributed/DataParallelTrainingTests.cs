@@ -42,12 +42,28 @@ public class DataParallelTrainingTests(ITestOutputHelper output)
         var singleLog = TestImages.TempDir();
         var training = new TrainingConfig
         {
-            DataDir = data, Iterations = 5, LogInterval = 1, SaveInterval = 100, Noised = false, RandomCrop = false,
-            RandomFlip = false, Shuffle = false, NumWorkers = 1, Lr = 1e-4, BatchSize = 8, LogDir = singleLog,
+            DataDir = data,
+            Iterations = 5,
+            LogInterval = 1,
+            SaveInterval = 100,
+            Noised = false,
+            RandomCrop = false,
+            RandomFlip = false,
+            Shuffle = false,
+            NumWorkers = 1,
+            Lr = 1e-4,
+            BatchSize = 8,
+            LogDir = singleLog,
         };
         var classifier = new ClassifierConfig
         {
-            ImageSize = 32, ChannelMult = "1,2", Width = 64, Depth = 1, AttentionResolutions = "16", NumHeadChannels = 64, NumClasses = 0,
+            ImageSize = 32,
+            ChannelMult = "1,2",
+            Width = 64,
+            Depth = 1,
+            AttentionResolutions = "16",
+            NumHeadChannels = 64,
+            NumClasses = 0,
         };
         new ClassifierTrainingJob(training, classifier, new()).Run();
 

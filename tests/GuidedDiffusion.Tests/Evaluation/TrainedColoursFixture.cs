@@ -75,7 +75,10 @@ public sealed class TrainedColoursFixture : IDisposable
         var random = new Random(seed);
         var colours = new Dictionary<string, (int R, int G, int B)>
         {
-            ["blue"] = (30, 40, 220), ["green"] = (30, 200, 40), ["red"] = (220, 30, 30), ["yellow"] = (230, 220, 30),
+            ["blue"] = (30, 40, 220),
+            ["green"] = (30, 200, 40),
+            ["red"] = (220, 30, 30),
+            ["yellow"] = (230, 220, 30),
         };
         foreach (var (name, (r, g, b)) in colours)
             for (int i = 0; i < perClass; i++)

@@ -97,7 +97,13 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         {
             Classifier = new ClassifierConfig
             {
-                ImageSize = 16, Width = 32, Depth = 1, AttentionResolutions = "8", ChannelMult = "1,1", NumHeadChannels = 16, NumClasses = 5,
+                ImageSize = 16,
+                Width = 32,
+                Depth = 1,
+                AttentionResolutions = "8",
+                ChannelMult = "1,1",
+                NumHeadChannels = 16,
+                NumClasses = 5,
             },
             Classes = new[] { "a", "b", "c", "d", "e" },
         };

@@ -109,8 +109,14 @@ public class ClassifierConfigTests
     {
         var options = new EncoderUNetOptions
         {
-            ImageSize = 32, InChannels = 3, ModelChannels = 32, OutChannels = 4, NumResBlocks = 1,
-            AttentionResolutions = Array.Empty<int>(), ChannelMult = new[] { 1.0, 1 }, Pool = ClassifierPool.Attention,
+            ImageSize = 32,
+            InChannels = 3,
+            ModelChannels = 32,
+            OutChannels = 4,
+            NumResBlocks = 1,
+            AttentionResolutions = Array.Empty<int>(),
+            ChannelMult = new[] { 1.0, 1 },
+            Pool = ClassifierPool.Attention,
         };
         var error = Assert.Throws<ConfigurationException>(() => new EncoderUNet(options));
         Assert.Equal("num_head_channels", error.Flag);

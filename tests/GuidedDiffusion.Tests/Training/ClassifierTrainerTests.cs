@@ -9,7 +9,13 @@ public class ClassifierTrainerTests
 {
     private static ClassifierConfig Tiny => new()
     {
-        ImageSize = 16, Width = 32, Depth = 1, ChannelMult = "1,2", AttentionResolutions = "8", NumHeadChannels = 32, NumClasses = 6,
+        ImageSize = 16,
+        Width = 32,
+        Depth = 1,
+        ChannelMult = "1,2",
+        AttentionResolutions = "8",
+        NumHeadChannels = 32,
+        NumClasses = 6,
     };
 
     private static (Tensor Images, Tensor Labels) Batch(int n)
