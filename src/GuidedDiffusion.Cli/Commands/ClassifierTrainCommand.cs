@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
-using GuidedDiffusion.Distributed;
 using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
@@ -97,32 +95,9 @@ internal static class ClassifierTrainCommand
                 Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.Description}).");
             }
 
-            using var comm = Communicators.Create(parse.GetValue(distributed) ?? "auto");
-            TorchThreads.Configure(comm);
-            int Train()
-            {
-                using var stop = new CancellationTokenSource();
-                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
-                Console.CancelKeyPress += (_, e) =>
-                {
-                    if (stop.IsCancellationRequested) return; // a second Ctrl-C kills immediately
-                    e.Cancel = true;
-                    Console.Error.WriteLine("\nstop requested: finishing the current step and saving a checkpoint (Ctrl-C again to abort)...");
-                    stop.Cancel();
-                };
-
-                using var progress = new ConsoleProgress(enabled: comm.IsMain);
-                var job = new ClassifierTrainingJob(training, classifier, diffusion, comm.IsMain ? progress.Writer : null, comm) { OnStep = progress.Report };
-                var result = job.Run(stop.Token);
-                progress.Finish();
-                if (comm.IsMain)
-                    Console.WriteLine(result.Interrupted
-                        ? $"Stopped after {result.CompletedSteps} updates; resume with --resume_checkpoint {result.LastCheckpoint}"
-                        : $"Done: {result.CompletedSteps} updates. Checkpoint: {result.LastCheckpoint}");
-                return 0;
-            }
-            // Under MPI a failing rank must abort the job, or the others wait forever in a collective.
-            return comm.WorldSize > 1 ? Communicators.RunGuarded(comm, Train) : Train();
+            return TrainingRunner.Run(parse.GetValue(distributed) ?? "auto", (comm, progress, stop) =>
+                new ClassifierTrainingJob(training, classifier, diffusion, comm.IsMain ? progress.Writer : null, comm) { OnStep = progress.Report }
+                    .Run(stop));
         }));
         return command;
     }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using GuidedDiffusion.Distributed;
 using GuidedDiffusion.Training;
 
@@ -87,37 +86,16 @@ internal static class ImageTrainCommand
                 Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.DiffusionDescription}).");
             }
 
-            using var comm = Communicators.Create(parse.GetValue(distributed) ?? "auto");
-            TorchThreads.Configure(comm);
-            int Train()
+            bool bounded = training.Iterations < int.MaxValue;
+            return TrainingRunner.Run(parse.GetValue(distributed) ?? "auto", (comm, progress, stop) =>
             {
-                using var stop = new CancellationTokenSource();
-                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
-                Console.CancelKeyPress += (_, e) =>
-                {
-                    if (stop.IsCancellationRequested) return; // a second Ctrl-C kills immediately
-                    e.Cancel = true;
-                    Console.Error.WriteLine("\nstop requested: finishing the current step and saving a checkpoint (Ctrl-C again to abort)...");
-                    stop.Cancel();
-                };
-
-                using var progress = new ConsoleProgress(enabled: comm.IsMain);
-                bool bounded = training.Iterations < int.MaxValue;
                 var job = new ImageTrainingJob(training, unet, diffusion, comm.IsMain ? progress.Writer : null, comm)
                 {
                     OnStep = bounded ? progress.Report : null,
                 };
                 if (!bounded && comm.IsMain) Console.WriteLine("No --lr_anneal_steps or --iterations: training until stopped (Ctrl-C saves a checkpoint).");
-                var result = job.Run(stop.Token);
-                progress.Finish();
-                if (comm.IsMain)
-                    Console.WriteLine(result.Interrupted
-                        ? $"Stopped after {result.CompletedSteps} updates; resume with --resume_checkpoint {result.LastCheckpoint}"
-                        : $"Done: {result.CompletedSteps} updates. Checkpoint: {result.LastCheckpoint}");
-                return 0;
-            }
-            // Under MPI a failing rank must abort the job, or the others wait forever in a collective.
-            return comm.WorldSize > 1 ? Communicators.RunGuarded(comm, Train) : Train();
+                return job.Run(stop);
+            });
         }));
         return command;
     }
