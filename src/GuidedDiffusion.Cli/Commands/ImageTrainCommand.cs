@@ -1,5 +1,4 @@
 using System.CommandLine;
-using GuidedDiffusion.Distributed;
 using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
