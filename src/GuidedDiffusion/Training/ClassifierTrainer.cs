@@ -72,7 +72,7 @@ public sealed class ClassifierTrainer : TrainerBase
         }
         var (ts, _) = SeedAndSampleTimesteps(batch, seed);
         var t = tensor(ts);
-        return (_diffusion.QSample(x0, t, randn_like(x0)), t);
+        return (_diffusion.QSample(x0, t, StepNoise(x0, seed)), t);
     }
 
     private void ForwardLog(Tensor x, Tensor labels, Tensor t, string prefix, bool backward)

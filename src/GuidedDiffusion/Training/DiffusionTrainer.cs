@@ -48,10 +48,11 @@ public sealed class DiffusionTrainer : TrainerBase
         LogStep(batch);
         _model.train();
         Precision.ZeroModelGrads();
-        var (ts, weights) = SeedAndSampleTimesteps(batch, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Train));
+        long seed = StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Train);
+        var (ts, weights) = SeedAndSampleTimesteps(batch, seed);
         var x0 = images.to_type(ScalarType.Float32);
         // ε for the whole batch at once, so splitting into microbatches does not change the draws.
-        var noise = randn_like(x0);
+        var noise = StepNoise(x0, seed);
         var t = tensor(ts);
         var w = tensor(weights);
         var losses = new List<double>(batch);

@@ -127,6 +127,16 @@ public abstract class TrainerBase : IDisposable
         return Sampler.Sample(batchSize, new Random((int)(seed & 0x7FFFFFFF)));
     }
 
+    /// <summary>
+    /// Standard normal noise shaped like <paramref name="like"/>, from a generator of its own seeded with the
+    /// step's seed: other code drawing from torch's global generator in between cannot change it.
+    /// </summary>
+    protected static Tensor StepNoise(Tensor like, long seed)
+    {
+        using var generator = new Generator((ulong)seed);
+        return randn(like.shape, dtype: like.dtype, generator: generator);
+    }
+
     private bool Optimize()
     {
         if (Precision.LgLossScale is { } lg) Metrics.AddToMean("lg_loss_scale", lg);
