@@ -12,7 +12,8 @@ namespace GuidedDiffusion.Cli.Commands;
 internal sealed class DiffusionModelFlags
 {
     private static readonly DiffusionModelConfig M = new();
-    private static readonly DiffusionConfig D = new();
+    /// <summary>The noise-process flags (shared with the other commands).</summary>
+    public DiffusionFlags DiffusionOptions { get; } = new();
 
     public Option<int> ImageSize { get; } = Flags.Create("image_size", M.ImageSize, "Image side in pixels (64/128/256/512 have the original's channel_mult; others need --channel_mult).");
     public Option<int> NumChannels { get; } = Flags.Create("num_channels", M.NumChannels, "Base channel count of the diffusion model.");
@@ -31,25 +32,16 @@ internal sealed class DiffusionModelFlags
     public Option<bool> UseNewAttentionOrder { get; } = Flags.Create("use_new_attention_order", M.UseNewAttentionOrder, "Split q, k, v before heads.");
     public Option<int> NumClasses { get; } = Flags.Create("num_classes", M.NumClasses, "Size of the model's label embedding (the original: 1000).");
 
-    public Option<bool> LearnSigma { get; } = Flags.Create("learn_sigma", D.LearnSigma, "The model also predicts the variance (6 output channels).");
-    public Option<int> DiffusionSteps { get; } = Flags.Create("diffusion_steps", D.DiffusionSteps, "Steps T of the noise process.");
-    public Option<string> NoiseSchedule { get; } = Flags.Create("noise_schedule", D.NoiseSchedule, "Beta schedule: linear or cosine.");
-    public Option<string> TimestepRespacing { get; } = Flags.Create("timestep_respacing", D.TimestepRespacing, "Sampling steps: '', N, a,b,c or ddimN.");
-    public Option<bool> UseKl { get; } = Flags.Create("use_kl", D.UseKl, "Train with the variational bound (image-train); no effect on sampling.");
-    public Option<bool> PredictXstart { get; } = Flags.Create("predict_xstart", D.PredictXstart, "The model predicts x0 instead of the noise.");
-    public Option<bool> RescaleTimesteps { get; } = Flags.Create("rescale_timesteps", D.RescaleTimesteps, "Models see t scaled by 1000/diffusion_steps.");
-    public Option<bool> RescaleLearnedSigmas { get; } = Flags.Create("rescale_learned_sigmas", D.RescaleLearnedSigmas, "Scale the learned-sigma VLB term by T/1000 (image-train); no effect on sampling.");
 
     public IEnumerable<Option> All => new Option[]
     {
         ImageSize, NumChannels, NumResBlocks, NumHeads, NumHeadsUpsample, NumHeadChannels, AttentionResolutions, ChannelMult,
         Dropout, ClassCond, UseCheckpoint, UseScaleShiftNorm, ResblockUpdown, UseFp16, UseNewAttentionOrder, NumClasses,
-        LearnSigma, DiffusionSteps, NoiseSchedule, TimestepRespacing, UseKl, PredictXstart, RescaleTimesteps, RescaleLearnedSigmas,
     };
 
     public void AddTo(Command command)
     {
-        foreach (var option in All) command.Options.Add(option);
+        foreach (var option in All.Concat(DiffusionOptions.All)) command.Options.Add(option);
     }
 
     public DiffusionModelConfig Model(ParseResult p) => new()
@@ -69,19 +61,9 @@ internal sealed class DiffusionModelFlags
         ResblockUpdown = p.GetValue(ResblockUpdown),
         UseFp16 = p.GetValue(UseFp16),
         UseNewAttentionOrder = p.GetValue(UseNewAttentionOrder),
-        LearnSigma = p.GetValue(LearnSigma),
+        LearnSigma = p.GetValue(DiffusionOptions.LearnSigma),
         NumClasses = p.GetValue(NumClasses),
     };
 
-    public DiffusionConfig Diffusion(ParseResult p) => new()
-    {
-        LearnSigma = p.GetValue(LearnSigma),
-        DiffusionSteps = p.GetValue(DiffusionSteps),
-        NoiseSchedule = p.GetValue(NoiseSchedule) ?? "",
-        TimestepRespacing = p.GetValue(TimestepRespacing) ?? "",
-        UseKl = p.GetValue(UseKl),
-        PredictXstart = p.GetValue(PredictXstart),
-        RescaleTimesteps = p.GetValue(RescaleTimesteps),
-        RescaleLearnedSigmas = p.GetValue(RescaleLearnedSigmas),
-    };
+    public DiffusionConfig Diffusion(ParseResult p) => DiffusionOptions.Diffusion(p);
 }

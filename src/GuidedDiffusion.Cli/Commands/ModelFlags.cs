@@ -11,7 +11,8 @@ namespace GuidedDiffusion.Cli.Commands;
 internal sealed class ModelFlags
 {
     private static readonly ClassifierConfig C = new();
-    private static readonly DiffusionConfig D = new();
+    /// <summary>The noise-process flags (shared with the other commands).</summary>
+    public DiffusionFlags DiffusionOptions { get; } = new();
 
     public Option<int> ImageSize { get; } = Flags.Create("image_size", C.ImageSize, "Image side in pixels (64/128/256/512 have the original's channel_mult; others need --channel_mult).");
     public Option<bool> UseFp16 { get; } = Flags.Create("classifier_use_fp16", C.UseFp16, "Trunk in float16 with float32 masters and dynamic loss scaling (GPU only; = --precision fp16).");
@@ -26,25 +27,16 @@ internal sealed class ModelFlags
     public Option<int> NumClasses { get; } = Flags.Create("num_classes", 0, "Classifier outputs (0: the number of classes in the data; the released ImageNet classifiers have 1000).");
     public Option<double> Dropout { get; } = Flags.Create("dropout", C.Dropout, "Dropout rate in the ResBlocks.");
 
-    public Option<bool> LearnSigma { get; } = Flags.Create("learn_sigma", D.LearnSigma, "Diffusion flag (accepted for compatibility; used by sampling).");
-    public Option<int> DiffusionSteps { get; } = Flags.Create("diffusion_steps", D.DiffusionSteps, "Steps T of the noise process.");
-    public Option<string> NoiseSchedule { get; } = Flags.Create("noise_schedule", D.NoiseSchedule, "Beta schedule: linear or cosine.");
-    public Option<string> TimestepRespacing { get; } = Flags.Create("timestep_respacing", D.TimestepRespacing, "Respacing: '', N, a,b,c or ddimN.");
-    public Option<bool> UseKl { get; } = Flags.Create("use_kl", D.UseKl, "Diffusion flag (accepted for compatibility).");
-    public Option<bool> PredictXstart { get; } = Flags.Create("predict_xstart", D.PredictXstart, "Diffusion flag (accepted for compatibility).");
-    public Option<bool> RescaleTimesteps { get; } = Flags.Create("rescale_timesteps", D.RescaleTimesteps, "Diffusion flag (used by sampling).");
-    public Option<bool> RescaleLearnedSigmas { get; } = Flags.Create("rescale_learned_sigmas", D.RescaleLearnedSigmas, "Diffusion flag (accepted for compatibility).");
 
     public IEnumerable<Option> All => new Option[]
     {
         ImageSize, UseFp16, Width, Depth, AttentionResolutions, ScaleShift, ResblockUpdown, Pool, ChannelMult,
-        NumHeadChannels, NumClasses, Dropout, LearnSigma, DiffusionSteps, NoiseSchedule, TimestepRespacing, UseKl,
-        PredictXstart, RescaleTimesteps, RescaleLearnedSigmas,
+        NumHeadChannels, NumClasses, Dropout,
     };
 
     public void AddTo(Command command)
     {
-        foreach (var option in All) command.Options.Add(option);
+        foreach (var option in All.Concat(DiffusionOptions.All)) command.Options.Add(option);
     }
 
     /// <summary>The architecture flags as given; NumClasses 0 means "from the data".</summary>
@@ -64,17 +56,7 @@ internal sealed class ModelFlags
         Dropout = p.GetValue(Dropout),
     };
 
-    public DiffusionConfig Diffusion(ParseResult p) => new()
-    {
-        LearnSigma = p.GetValue(LearnSigma),
-        DiffusionSteps = p.GetValue(DiffusionSteps),
-        NoiseSchedule = p.GetValue(NoiseSchedule) ?? "",
-        TimestepRespacing = p.GetValue(TimestepRespacing) ?? "",
-        UseKl = p.GetValue(UseKl),
-        PredictXstart = p.GetValue(PredictXstart),
-        RescaleTimesteps = p.GetValue(RescaleTimesteps),
-        RescaleLearnedSigmas = p.GetValue(RescaleLearnedSigmas),
-    };
+    public DiffusionConfig Diffusion(ParseResult p) => DiffusionOptions.Diffusion(p);
 
     /// <summary>Whether any architecture flag was typed (a sidecar then does not silently override it).</summary>
     public bool AnyArchitectureFlagGiven(ParseResult p) =>
