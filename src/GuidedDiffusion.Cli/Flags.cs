@@ -22,4 +22,8 @@ internal static class Flags
     /// <summary>Whether the user typed the option (rather than getting its default).</summary>
     public static bool WasGiven(this ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
 
+    /// <summary>Whether the user typed <c>--<paramref name="name"/></c> (snake_case) on <paramref name="command"/>.</summary>
+    public static bool WasGiven(this ParseResult parse, Command command, string name) =>
+        command.Options.Any(o => o.Name == "--" + name && parse.WasGiven(o));
+
 }

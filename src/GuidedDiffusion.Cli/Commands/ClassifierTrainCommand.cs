@@ -91,7 +91,7 @@ internal static class ClassifierTrainCommand
             if (string.IsNullOrWhiteSpace(training.DataDir))
             {
                 // The demo: only flags the user did not type take the demo's values.
-                (training, classifier) = DemoPreset.Apply(training, classifier, given: name => command.Options.Any(o => o.Name == "--" + name && parse.WasGiven(o)));
+                (training, classifier) = DemoPreset.Apply(training, classifier, given: name => parse.WasGiven(command, name));
                 Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.Description}).");
             }
 
