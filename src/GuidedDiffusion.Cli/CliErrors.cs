@@ -14,7 +14,7 @@ internal static class CliErrors
         }
         catch (Exception e) when (e is ConfigurationException or CheckpointException or DatasetException
                                        or Data.Decoding.ImageDecodeException or FileNotFoundException or DirectoryNotFoundException
-                                       or Distributed.MpiUnavailableException)
+                                       or InvalidDataException or Distributed.MpiUnavailableException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;

@@ -14,6 +14,7 @@ public static class Program
         root.Subcommands.Add(ClassifyCommand.Create());
         root.Subcommands.Add(ClassifierEvalCommand.Create());
         root.Subcommands.Add(ClassifierSampleCommand.Create());
+        root.Subcommands.Add(SampleEvalCommand.Create());
         root.Subcommands.Add(PlotCommand.Create());
         root.Subcommands.Add(ImageTrainCommand.Create());
         return root;

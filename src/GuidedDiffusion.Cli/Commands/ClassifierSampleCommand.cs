@@ -59,12 +59,15 @@ internal static class ClassifierSampleCommand
             if (samples <= 0) throw new ConfigurationException("num_samples", $"must be positive, got {samples}.");
             if (batch <= 0) throw new ConfigurationException("batch_size", $"must be positive, got {batch}.");
 
-            var modelConfig = model.Model(parse);
-            var diffusionConfig = model.Diffusion(parse);
+            // Our checkpoints carry a sidecar with the architecture; the original's need the flags.
+            var modelFlagsGiven = model.All.Concat(model.DiffusionOptions.All)
+                .Where(o => o != model.DiffusionOptions.TimestepRespacing).Any(parse.WasGiven);
+            using var trained = TrainedDiffusionModel.Load(modelFile, model.Model(parse), model.Diffusion(parse), modelFlagsGiven);
+            var modelConfig = trained.Config;
+            var diffusionConfig = trained.Diffusion;
+            if (trained.Sidecar is not null) Console.WriteLine($"diffusion model: architecture and noise process from {trained.Sidecar}");
             var sampler = DiffusionSampler.For(diffusionConfig);
-            using var unet = new UNetModel(modelConfig);
-            StateDictIO.Load(unet, modelFile);
-            unet.eval();
+            var unet = trained.Model;
             if (modelConfig.UseFp16 || parse.GetValue(classifierUseFp16))
                 Console.Error.WriteLine("warning: --use_fp16/--classifier_use_fp16 are ignored on CPU (float16 is 30-70x slower there); sampling in float32.");
 
@@ -86,6 +89,11 @@ internal static class ClassifierSampleCommand
                 throw new ConfigurationException("image_size",
                     $"the classifier '{classifierFile}' takes {classifier.Config.ImageSize}-pixel images but the diffusion model samples {modelConfig.ImageSize}.");
 
+            if (classifier.Diffusion.DiffusionSteps != diffusionConfig.DiffusionSteps || classifier.Diffusion.NoiseSchedule != diffusionConfig.NoiseSchedule)
+                throw new ConfigurationException("classifier_path",
+                    $"the classifier '{classifierFile}' was trained on a {classifier.Diffusion.DiffusionSteps}-step {classifier.Diffusion.NoiseSchedule} process "
+                    + $"but the diffusion model samples a {diffusionConfig.DiffusionSteps}-step {diffusionConfig.NoiseSchedule} one: its timesteps would mean other noise levels. "
+                    + "Train the classifier with the model's --diffusion_steps and --noise_schedule.");
             if (classifier.Diffusion.TimestepRespacing.Length > 0)
                 Console.Error.WriteLine($"warning: the classifier was trained with --timestep_respacing '{classifier.Diffusion.TimestepRespacing}', "
                     + "so it saw spaced step indices; while sampling it receives steps of the original process (0..diffusion_steps-1), as in the original.");

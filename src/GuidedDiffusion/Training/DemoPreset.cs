@@ -40,7 +40,7 @@ public static class DemoPreset
     }
 
     /// <summary>One-line summary printed when the image-train demo starts.</summary>
-    public const string DiffusionDescription = "9,000 Fashion-MNIST images at 32x32, a tiny UNet (num_channels 32, channel_mult 1,2, 1 res block), 200 steps of batch 16, 100 diffusion steps";
+    public const string DiffusionDescription = "9,000 Fashion-MNIST images at 32x32, a tiny UNet (num_channels 32, channel_mult 1,2, 1 res block), 200 steps of batch 16, the 1000-step linear process the demo classifier also uses";
 
     /// <summary>Demo values for the image-train flags the user did not give (a tiny UNet that trains on 2 CPU cores).</summary>
     public static (TrainingConfig Training, DiffusionModelConfig Model, Diffusion.DiffusionConfig Diffusion) ApplyDiffusion(
@@ -67,7 +67,8 @@ public static class DemoPreset
             NumHeadChannels = Pick("num_head_channels", 32, model.NumHeadChannels),
             NumClasses = Pick("num_classes", 10, model.NumClasses),
         };
-        var d = diffusion with { DiffusionSteps = Pick("diffusion_steps", 100, diffusion.DiffusionSteps) };
-        return (t, m, d);
+        // The process is left at the defaults (1000 linear steps), the one classifier-train's demo trains on: a
+        // guiding classifier must share the diffusion model's process. Sampling can still respace it.
+        return (t, m, diffusion);
     }
 }

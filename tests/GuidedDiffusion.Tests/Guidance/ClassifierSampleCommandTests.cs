@@ -1,6 +1,9 @@
 using System.Text.Json;
 using GuidedDiffusion.Cli;
+using GuidedDiffusion.Guidance;
+using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
+using GuidedDiffusion.Tests.Cli;
 using GuidedDiffusion.Training;
 using GuidedDiffusion.Tests.Support;
 using SkiaSharp;
@@ -61,15 +64,15 @@ public sealed class ClassifierSampleCommandTests : IDisposable
 
         string npz = Path.Combine(first, "samples_5x16x16x3.npz");
         var arrays = NpzReader.Read(npz);
-        Assert.Equal("|u1", arrays["arr_0.npy"].Descr);
-        Assert.Equal(new long[] { 5, 16, 16, 3 }, arrays["arr_0.npy"].Shape);
-        Assert.Equal("<i8", arrays["arr_1.npy"].Descr);
-        Assert.Equal(new long[] { 5 }, arrays["arr_1.npy"].Shape);
-        Assert.All(arrays["arr_1.npy"].Int64(), label => Assert.InRange(label, 0, 4));
-        Assert.True(arrays["arr_0.npy"].Data.Distinct().Count() > 10, "the samples are images, not a constant");
+        Assert.Equal("|u1", arrays["arr_0"].Descr);
+        Assert.Equal(new long[] { 5, 16, 16, 3 }, arrays["arr_0"].Shape);
+        Assert.Equal("<i8", arrays["arr_1"].Descr);
+        Assert.Equal(new long[] { 5 }, arrays["arr_1"].Shape);
+        Assert.All(NpzReader.ToInt64(arrays["arr_1"]), label => Assert.InRange(label, 0, 4));
+        Assert.True(arrays["arr_0"].Data.Distinct().Count() > 10, "the samples are images, not a constant");
         var again = NpzReader.Read(Path.Combine(second, "samples_5x16x16x3.npz"));
-        Assert.Equal(arrays["arr_0.npy"].Data, again["arr_0.npy"].Data);
-        Assert.Equal(arrays["arr_1.npy"].Data, again["arr_1.npy"].Data);
+        Assert.Equal(arrays["arr_0"].Data, again["arr_0"].Data);
+        Assert.Equal(arrays["arr_1"].Data, again["arr_1"].Data);
 
         using var grid = SKBitmap.Decode(Path.Combine(first, "samples_5x16x16x3.png"));
         Assert.NotNull(grid);
@@ -84,7 +87,7 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         string outDir = Path.Combine(folder, "c");
         // Ancestral p_sample steps this time (no --use_ddim), over a 2-step respacing.
         Assert.Equal(0, Program.BuildRoot().Parse(Args(outDir, "--class_id", "3", "--num_samples", "2", "--timestep_respacing", "2", "--use_ddim", "False")).Invoke());
-        var labels = NpzReader.Read(Path.Combine(outDir, "samples_2x16x16x3.npz"))["arr_1.npy"].Int64();
+        var labels = NpzReader.ToInt64(NpzReader.Read(Path.Combine(outDir, "samples_2x16x16x3.npz"))["arr_1"]);
         Assert.Equal(new long[] { 3, 3 }, labels);
     }
 
@@ -109,14 +112,80 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         };
         File.WriteAllText(CheckpointManifest.PathFor(classifier), JsonSerializer.Serialize(manifest, CheckpointManifest.JsonOptions));
         var args = Args(Path.Combine(folder, "f"), "--classifier_path", classifier, "--num_samples", "1", "--timestep_respacing", "ddim2").ToList();
-        for (int i = args.Count - 2; i >= 1; i--)
-        {
-            if (args[i].StartsWith("--classifier_", StringComparison.Ordinal) && args[i] is not ("--classifier_path" or "--classifier_scale"))
-                args.RemoveRange(i, 2);
-        }
+        args = StripClassifierFlags(args.ToArray()).ToList();
         Assert.DoesNotContain("--classifier_width", args);
         Assert.Equal(0, Program.BuildRoot().Parse(args.ToArray()).Invoke());
         Assert.True(File.Exists(Path.Combine(folder, "f", "samples_1x16x16x3.npz")));
+    }
+
+    /// <summary>The tiny UNet's architecture as image-train records it in a sidecar.</summary>
+    private static readonly DiffusionModelConfig TinyUNet = new()
+    {
+        ImageSize = 16, NumChannels = 32, NumResBlocks = 1, NumHeadChannels = 16, AttentionResolutions = "16,8", ChannelMult = "1,1",
+        ClassCond = true, LearnSigma = true, ResblockUpdown = true, UseScaleShiftNorm = true,
+    };
+
+    /// <summary>The arguments without the diffusion model's architecture and noise-process flags.</summary>
+    private string[] WithoutModelFlags(string[] args, params string[] keep)
+    {
+        var modelFlags = new[] { "--image_size", "--num_channels", "--num_res_blocks", "--num_head_channels", "--attention_resolutions",
+            "--channel_mult", "--class_cond", "--learn_sigma", "--resblock_updown", "--use_scale_shift_norm" };
+        var list = args.ToList();
+        for (int i = list.Count - 2; i >= 1; i--)
+            if (modelFlags.Contains(list[i]) && !keep.Contains(list[i])) list.RemoveRange(i, 2);
+        return list.ToArray();
+    }
+
+    [Fact]
+    public void ClassifierSample_ReadsAnEmaCheckpointsArchitectureFromTheSavesSidecar_AndRejectsDisagreeingFlags()
+    {
+        // image-train saves ema_RATE_NNNNNN.pt next to modelNNNNNN.pt, whose sidecar describes both.
+        string ema = Path.Combine(folder, "ema_0.9999_000200.pt");
+        File.Copy(UNetPath, ema);
+        var manifest = new CheckpointManifest { DiffusionModel = TinyUNet, Diffusion = new DiffusionConfig { LearnSigma = true } };
+        File.WriteAllText(Path.Combine(folder, "model000200.json"), JsonSerializer.Serialize(manifest, CheckpointManifest.JsonOptions));
+        Assert.Equal(Path.Combine(folder, "model000200.json"), TrainedDiffusionModel.SidecarFor(ema));
+
+        string outDir = Path.Combine(folder, "ema");
+        var args = WithoutModelFlags(Args(outDir, "--model_path", ema, "--num_samples", "1", "--seed", "7"));
+        Assert.DoesNotContain("--num_channels", args);
+        Assert.Equal(0, Program.BuildRoot().Parse(args).Invoke());
+        // Same weights, same seed: the same sample as with every flag typed out.
+        string typed = Path.Combine(folder, "typed");
+        Assert.Equal(0, Program.BuildRoot().Parse(Args(typed, "--num_samples", "1", "--seed", "7")).Invoke());
+        Assert.Equal(NpzReader.Read(Path.Combine(typed, "samples_1x16x16x3.npz"))["arr_0"].Data,
+            NpzReader.Read(Path.Combine(outDir, "samples_1x16x16x3.npz"))["arr_0"].Data);
+
+        var disagreeing = WithoutModelFlags(Args(Path.Combine(folder, "bad"), "--model_path", ema, "--num_channels", "64"), keep: "--num_channels");
+        Assert.Equal(2, Program.BuildRoot().Parse(disagreeing).Invoke());
+    }
+
+    [Fact]
+    public void ClassifierSample_RefusesAClassifierTrainedOnAnotherNumberOfDiffusionSteps()
+    {
+        string classifier = Path.Combine(folder, "model000300.pt");
+        File.Copy(ClassifierPath, classifier);
+        var manifest = new CheckpointManifest
+        {
+            Classifier = new ClassifierConfig
+            {
+                ImageSize = 16, Width = 32, Depth = 1, AttentionResolutions = "8", ChannelMult = "1,1", NumHeadChannels = 16, NumClasses = 5,
+            },
+            Diffusion = new DiffusionConfig { DiffusionSteps = 100 },
+        };
+        File.WriteAllText(CheckpointManifest.PathFor(classifier), JsonSerializer.Serialize(manifest, CheckpointManifest.JsonOptions));
+        var result = CliRunner.Run(StripClassifierFlags(Args(Path.Combine(folder, "g"), "--classifier_path", classifier, "--num_samples", "1")));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("100-step", result.Error);
+    }
+
+    private static string[] StripClassifierFlags(string[] args)
+    {
+        var list = args.ToList();
+        for (int i = list.Count - 2; i >= 1; i--)
+            if (list[i].StartsWith("--classifier_", StringComparison.Ordinal) && list[i] is not ("--classifier_path" or "--classifier_scale"))
+                list.RemoveRange(i, 2);
+        return list.ToArray();
     }
 
     [Fact]

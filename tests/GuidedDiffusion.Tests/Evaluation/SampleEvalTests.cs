@@ -1,0 +1,111 @@
+using System.Text.Json;
+using GuidedDiffusion.Data;
+using GuidedDiffusion.Data.Decoding;
+using GuidedDiffusion.Data.Transforms;
+using GuidedDiffusion.Evaluation;
+using GuidedDiffusion.Guidance;
+using GuidedDiffusion.Tests.Cli;
+using GuidedDiffusion.Training;
+using SkiaSharp;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Tests.Evaluation;
+
+/// <summary>
+/// <c>sample-eval</c> and <see cref="SampleAgreement"/>: a trained judge (the colours classifier) scores a sample
+/// file whose images are real validation images. Labelled truthfully the judge (40 training steps) agrees far above
+/// chance (0.25); with every label shifted to another class it agrees far less; the fractions match its answers.
+/// </summary>
+[Collection(TrainedColoursCollection.Name)]
+public sealed class SampleEvalTests(TrainedColoursFixture fixture)
+{
+    /// <summary>The validation images as uint8 NHWC and their true classes (the fixture's alphabetical order).</summary>
+    private (byte[] Images, long[] Labels, RgbImage[] Decoded) ValidationSamples()
+    {
+        var files = Directory.GetFiles(fixture.ValDir, "*.png").OrderBy(f => f, StringComparer.Ordinal).ToArray();
+        var decoded = files.Select(ImageDecoder.Decode).ToArray();
+        var labels = files.Select(f => (long)Array.IndexOf(TrainedColoursFixture.ColourNames, Path.GetFileName(f).Split('_')[0])).ToArray();
+        Assert.DoesNotContain(-1L, labels);
+        return (decoded.SelectMany(image => image.Pixels).ToArray(), labels, decoded);
+    }
+
+    [Fact]
+    public void Measure_AgreesWithTrueLabels_AndNotWithShiftedOnes_AndScalesPixelsLikeTheLoader()
+    {
+        var (images, labels, decoded) = ValidationSamples();
+        using var judge = TrainedClassifier.Load(fixture.ModelPath, TrainedColoursFixture.TinyConfig, new(), flagsGiven: false);
+
+        var truthful = SampleAgreement.Measure(judge.Model, images, labels, batchSize: 7);
+        Assert.Equal(labels.Length, truthful.Samples);
+        Assert.True(truthful.Top1 >= 0.6, $"the colours judge should label most clean validation images correctly, agree@1 = {truthful.Top1}");
+        Assert.Equal(labels.Where((y, i) => truthful.Predicted[i] == y).Count() / (double)labels.Length, truthful.Top1, 12);
+        Assert.Null(truthful.Top5); // four classes
+        Assert.InRange(truthful.MeanProbability, 0.5, 1.0);
+        Assert.All(truthful.PerClass, c => Assert.Equal(TrainedColoursFixture.ValPerClass, c.Count));
+
+        var shifted = SampleAgreement.Measure(judge.Model, images, labels.Select(y => (y + 1) % 4).ToArray());
+        Assert.Equal(truthful.Predicted, shifted.Predicted); // the judge's answers do not depend on the request
+        Assert.True(shifted.Top1 <= 1 - truthful.Top1 + 1e-12, $"shifted labels: agree@1 = {shifted.Top1}");
+        Assert.Equal(labels.Where((y, i) => truthful.Predicted[i] == (y + 1) % 4).Count() / (double)labels.Length, shifted.Top1, 12);
+
+        // The same predictions as the loader's own [-1, 1] scaling fed through the model directly.
+        using var scope = NewDisposeScope();
+        var x = stack(decoded.Select(image => tensor(ToTensorLayout.NormalizeToChw(image)).reshape(3, 32, 32)).ToArray());
+        var direct = judge.Logits(x, zeros(labels.Length, dtype: ScalarType.Int64)).argmax(1).data<long>().ToArray();
+        Assert.Equal(direct.Select(v => (int)v), truthful.Predicted);
+    }
+
+    [Fact]
+    public void Measure_RejectsMismatchedSizesAndUnknownClasses()
+    {
+        using var judge = TrainedClassifier.Load(fixture.ModelPath, TrainedColoursFixture.TinyConfig, new(), flagsGiven: false);
+        var one = new byte[32 * 32 * 3];
+        Assert.Contains("2 labels", Assert.Throws<ArgumentException>(() => SampleAgreement.Measure(judge.Model, one, new long[] { 0, 1 })).Message);
+        Assert.Contains("class 4", Assert.Throws<ArgumentException>(() => SampleAgreement.Measure(judge.Model, one, new long[] { 4 })).Message);
+    }
+
+    [Fact]
+    public void SampleEval_ReportsAgreementPerFile_WritesJsonAndClassGrid()
+    {
+        var (images, labels, _) = ValidationSamples();
+        var dir = fixture.NewTempDir("sample-eval");
+        string truthful = Path.Combine(dir, "truthful.npz"), shifted = Path.Combine(dir, "shifted.npz"), json = Path.Combine(dir, "result.json");
+        NpzWriter.Write(truthful, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels, labels.Length));
+        NpzWriter.Write(shifted, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels.Select(y => (y + 1) % 4).ToArray(), labels.Length));
+
+        var result = CliRunner.Run("sample-eval", "--model_path", fixture.ModelPath, "--grid", "True", "--grid_columns", "5", "--json", json, truthful, shifted);
+        Assert.True(result.ExitCode == 0, result.Error);
+        Assert.Contains("agree@1", result.Output);
+
+        using var document = JsonDocument.Parse(File.ReadAllText(json));
+        var rows = document.RootElement.GetProperty("results").EnumerateArray().ToArray();
+        Assert.Equal(2, rows.Length);
+        using (var judge = TrainedClassifier.Load(fixture.ModelPath, TrainedColoursFixture.TinyConfig, new(), flagsGiven: false))
+            Assert.Equal(SampleAgreement.Measure(judge.Model, images, labels).Top1, rows[0].GetProperty("agree_top1").GetDouble(), 12);
+        Assert.True(rows[0].GetProperty("agree_top1").GetDouble() >= 0.6);
+        Assert.True(rows[1].GetProperty("agree_top1").GetDouble() < rows[0].GetProperty("agree_top1").GetDouble());
+        Assert.Equal(labels.Length, rows[0].GetProperty("predicted").GetArrayLength());
+
+        // One row per requested class, five samples each: 4 rows × 5 columns of 32-pixel cells with 2-pixel gutters.
+        using var grid = SKBitmap.Decode(Path.Combine(dir, "truthful_by_class.png"));
+        Assert.Equal(5 * 32 + 6 * 2, grid.Width);
+        Assert.Equal(4 * 32 + 5 * 2, grid.Height);
+    }
+
+    [Fact]
+    public void SampleEval_NamesTheFileWhenItIsNotASampleFile()
+    {
+        var dir = fixture.NewTempDir("sample-eval-bad");
+        var notNpz = Path.Combine(dir, "notes.npz");
+        File.WriteAllText(notNpz, "not a zip");
+        var result = CliRunner.Run("sample-eval", "--model_path", fixture.ModelPath, notNpz);
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains(notNpz, result.Error);
+
+        var wrongSize = Path.Combine(dir, "small.npz");
+        NpzWriter.Write(wrongSize, NpzWriter.UInt8(new byte[16 * 16 * 3], 1, 16, 16, 3), NpzWriter.Int64(new long[] { 0 }, 1));
+        result = CliRunner.Run("sample-eval", "--model_path", fixture.ModelPath, wrongSize);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("16-pixel", result.Error);
+    }
+}
