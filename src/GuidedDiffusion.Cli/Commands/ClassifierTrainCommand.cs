@@ -92,7 +92,7 @@ internal static class ClassifierTrainCommand
             {
                 // The demo: only flags the user did not type take the demo's values.
                 (training, classifier) = DemoPreset.Apply(training, classifier, given: name => parse.WasGiven(command, name));
-                Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.Description}).");
+                Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.Describe(training, classifier)}).");
             }
 
             return TrainingRunner.Run(parse.GetValue(distributed) ?? "auto", (comm, progress, stop) =>

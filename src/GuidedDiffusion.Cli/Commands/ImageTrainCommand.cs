@@ -82,7 +82,7 @@ internal static class ImageTrainCommand
                 // The demo: only flags the user did not type take the demo's values.
                 (training, unet, diffusion) = DemoPreset.ApplyDiffusion(training, unet, diffusion,
                     given: name => parse.WasGiven(command, name));
-                Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.DiffusionDescription}).");
+                Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.DescribeDiffusion(training, unet, diffusion)}).");
             }
 
             bool bounded = training.Iterations < int.MaxValue;

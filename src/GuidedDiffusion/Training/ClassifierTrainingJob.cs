@@ -115,9 +115,11 @@ public sealed class ClassifierTrainingJob
         var result = loop.Run(trainData, resume, stop);
         if (training.EvalTable && valSource is not null && _comm.IsMain && !result.Interrupted)
         {
-            var report = NoiseLevelEvaluator.Run(model, diffusion, valSource,
-                EvaluationOptions.QuickTable with { NumWorkers = training.NumWorkers, Seed = training.Seed });
-            Log("accuracy per noise level (whole validation set):\n" + report.FormatTable());
+            // A clean classifier (--noised False) only ever sees t = 0: its table is that one row.
+            var options = EvaluationOptions.QuickTable with { NumWorkers = training.NumWorkers, Seed = training.Seed };
+            if (!training.Noised) options = options with { Timesteps = new[] { 0 } };
+            var report = NoiseLevelEvaluator.Run(model, diffusion, valSource, options);
+            Log((training.Noised ? "accuracy per noise level" : "accuracy on clean images") + " (whole validation set):\n" + report.FormatTable());
         }
         return result;
     }

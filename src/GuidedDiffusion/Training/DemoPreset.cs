@@ -8,8 +8,10 @@ namespace GuidedDiffusion.Training;
 /// </summary>
 public static class DemoPreset
 {
-    /// <summary>One-line summary printed when the demo starts.</summary>
-    public const string Description = "9,000 train / 1,000 validation images at 32x32, width 64, depth 1, 400 steps of batch 32";
+    /// <summary>One-line summary of the classifier demo as configured (demo values and the flags the user gave).</summary>
+    public static string Describe(TrainingConfig training, ClassifierConfig classifier) =>
+        $"9,000 train / 1,000 validation images at {classifier.ImageSize}x{classifier.ImageSize}, width {classifier.Width}, depth {classifier.Depth}, "
+        + $"{training.Iterations} steps of batch {training.BatchSize}";
 
     /// <summary>Demo values for every loop and architecture flag the user did not give.</summary>
     public static (TrainingConfig Training, ClassifierConfig Classifier) Apply(TrainingConfig training, ClassifierConfig classifier, Func<string, bool> given)
@@ -39,8 +41,12 @@ public static class DemoPreset
         return (t, c);
     }
 
-    /// <summary>One-line summary printed when the image-train demo starts.</summary>
-    public const string DiffusionDescription = "9,000 Fashion-MNIST images at 32x32, a tiny UNet (num_channels 32, channel_mult 1,2, 1 res block), 200 steps of batch 16, the 1000-step linear process the demo classifier also uses";
+    /// <summary>One-line summary of the image-train demo as configured (demo values and the flags the user gave).</summary>
+    public static string DescribeDiffusion(TrainingConfig training, DiffusionModelConfig model, Diffusion.DiffusionConfig diffusion) =>
+        $"9,000 images at {model.ImageSize}x{model.ImageSize}, a UNet with num_channels {model.NumChannels}, channel_mult {model.ChannelMult}, "
+        + $"{model.NumResBlocks} res block(s), batch {training.BatchSize}"
+        + (training.Iterations < int.MaxValue ? $", {training.Iterations} steps" : "")
+        + $", the {diffusion.DiffusionSteps}-step {diffusion.NoiseSchedule} process";
 
     /// <summary>Demo values for the image-train flags the user did not give (a tiny UNet that trains on 2 CPU cores).</summary>
     public static (TrainingConfig Training, DiffusionModelConfig Model, Diffusion.DiffusionConfig Diffusion) ApplyDiffusion(

@@ -93,6 +93,29 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
     }
 
     [Fact]
+    public void Pipeline_ImageTrain_ClassifierSample_SampleEval_NeedsNoArchitectureFlags()
+    {
+        // The demo's chain in miniature: the sidecars carry every architecture and process setting.
+        var dir = fixture.NewTempDir("pipeline");
+        var train = CliRunner.Run("image-train", "--iterations", "2", "--batch_size", "4", "--num_channels", "16", "--num_head_channels", "16",
+            "--save_interval", "1000", "--num_workers", "0", "--log_dir", Path.Combine(dir, "model"));
+        Assert.True(train.ExitCode == 0, train.Error);
+        string ema = Path.Combine(dir, "model", "ema_0.999_000001.pt");
+        Assert.True(File.Exists(ema), string.Join(", ", Directory.GetFiles(Path.Combine(dir, "model"))));
+
+        var sample = CliRunner.Run("classifier-sample", "--model_path", ema, "--classifier_path", fixture.ModelPath, "--classifier_scale", "3",
+            "--num_samples", "3", "--batch_size", "3", "--timestep_respacing", "4", "--out_dir", Path.Combine(dir, "samples"));
+        Assert.True(sample.ExitCode == 0, sample.Error);
+        string npz = Path.Combine(dir, "samples", "samples_3x32x32x3.npz");
+        Assert.All(NpzReader.ToInt64(NpzReader.Read(npz)["arr_1"]), y => Assert.InRange(y, 0, 3)); // the judge's 4 classes
+
+        var judged = CliRunner.Run("sample-eval", "--model_path", fixture.ModelPath, npz);
+        Assert.True(judged.ExitCode == 0, judged.Error);
+        Assert.Contains("samples_3x32x32x3.npz", judged.Output);
+        Assert.Contains("per requested class", judged.Output);
+    }
+
+    [Fact]
     public void SampleEval_NamesTheFileWhenItIsNotASampleFile()
     {
         var dir = fixture.NewTempDir("sample-eval-bad");

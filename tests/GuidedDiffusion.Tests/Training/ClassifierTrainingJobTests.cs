@@ -181,4 +181,20 @@ public class SmallTrainingRunTests
         Assert.Equal(10, manifest.Classifier!.NumClasses);
         Assert.Equal("T-shirt/top", manifest.Classes[0]);
     }
+
+    [Fact]
+    public void CleanClassifier_EndOfTrainingTable_HasOnlyTheCleanRow()
+    {
+        // --noised False: the classifier only ever sees t = 0, so the whole-validation table is that one row.
+        var log = TestImages.TempDir();
+        var (training, classifier) = DemoPreset.Apply(new TrainingConfig(), new ClassifierConfig { NumClasses = 0 }, _ => false);
+        training = training with { Iterations = 1, LogDir = log, Noised = false, EvalTable = true };
+        new ClassifierTrainingJob(training, classifier with { Width = 32, NumHeadChannels = 32 }, TrainingFixtures.Diffusion).Run();
+        var lines = File.ReadAllLines(Path.Combine(log, "log.txt"));
+        int title = Array.FindIndex(lines, l => l.StartsWith("accuracy on clean images", StringComparison.Ordinal));
+        Assert.True(title >= 0, string.Join("\n", lines));
+        Assert.StartsWith("     t", lines[title + 1]);
+        Assert.StartsWith("     0", lines[title + 2]);
+        Assert.StartsWith("(1000 images", lines[title + 3]);
+    }
 }
