@@ -4,9 +4,9 @@
 #   2. the demo noise-aware classifier (classifier-train, no flags), on the same 1000-step process,
 #   3. an independent clean classifier, the judge (classifier-train --noised False),
 #   4. 100 guided samples (a random mix of the 10 classes, the same classes and noise for every scale) at
-#      classifier scales 0, 1, 3 and 10,
+#      classifier scales 0, 1, 3, 10, 30 and 100,
 #   5. sample-eval: how often the judge labels a sample as the requested class, per scale.
-# Wall-clock seconds of each stage go to $OUT/times.txt. About 70 minutes on 2 CPU cores.
+# Wall-clock seconds of each stage go to $OUT/times.txt. About 80 minutes on 2 CPU cores.
 #
 # Usage: docs/demo/guided-sampling.sh            (from the repository root)
 #        GD=/path/to/guided-diffusion OUT=runs/x docs/demo/guided-sampling.sh
@@ -43,11 +43,11 @@ stage clean "$GD" classifier-train --noised False --iterations 1000 --eval_inter
 MODEL=$(printf "%s/diffusion/ema_0.999_%06d.pt" "$OUT" $((STEPS - 1)))
 NOISY=$OUT/noisy/model000399.pt
 CLEAN=$OUT/clean/model000999.pt
-for scale in 0 1 3 10; do
+for scale in 0 1 3 10 30 100; do
   stage "sample-scale$scale" "$GD" classifier-sample --model_path "$MODEL" --classifier_path "$NOISY" \
     --classifier_scale $scale --num_samples 100 --batch_size 100 --timestep_respacing 100 --seed 0 \
     --out_dir "$OUT/scale$scale"
 done
 
 "$GD" sample-eval --model_path "$CLEAN" --grid True --json "$OUT/agreement.json" \
-  "$OUT"/scale{0,1,3,10}/samples_100x32x32x3.npz | tee "$OUT/agreement.txt"
+  "$OUT"/scale{0,1,3,10,30,100}/samples_100x32x32x3.npz | tee "$OUT/agreement.txt"
