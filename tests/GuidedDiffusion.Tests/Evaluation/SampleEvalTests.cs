@@ -97,7 +97,7 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
     {
         // The demo's chain in miniature: the sidecars carry every architecture and process setting.
         var dir = fixture.NewTempDir("pipeline");
-        var train = CliRunner.Run("image-train", "--iterations", "2", "--batch_size", "4", "--num_channels", "16", "--num_head_channels", "16",
+        var train = CliRunner.Run("image-train", "--iterations", "2", "--batch_size", "4",
             "--save_interval", "1000", "--num_workers", "0", "--log_dir", Path.Combine(dir, "model"));
         Assert.True(train.ExitCode == 0, train.Error);
         string ema = Path.Combine(dir, "model", "ema_0.999_000001.pt");
