@@ -44,9 +44,18 @@ public static class NpzReader
         {
             foreach (var entry in zip.Entries.Where(e => e.FullName.EndsWith(".npy", StringComparison.Ordinal)))
             {
-                using var stream = entry.Open();
                 var name = entry.FullName[..^4];
-                arrays[name] = ReadNpy(stream, entry.Length, $"'{path}' array {name}");
+                var what = $"'{path}' array {name}";
+                try
+                {
+                    using var stream = entry.Open();
+                    arrays[name] = ReadNpy(stream, entry.Length, what);
+                }
+                catch (InvalidDataException e) when (!e.Message.StartsWith(what, StringComparison.Ordinal))
+                {
+                    // Damage found by the zip layer (a bad deflate stream, a wrong CRC) carries no file name.
+                    throw new InvalidDataException($"{what}: {e.Message}", e);
+                }
             }
         }
         if (arrays.Count == 0) throw new InvalidDataException($"'{path}' holds no .npy arrays.");
