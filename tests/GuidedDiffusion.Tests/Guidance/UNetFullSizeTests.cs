@@ -65,17 +65,7 @@ public class UNetFullSizeTests(ITestOutputHelper output)
         Assert.Equal(passes with { AttentionResolutions = options.AttentionResolutions, ChannelMult = options.ChannelMult }, options);
 
         using var model = new UNetModel(options);
-        var expected = ReferenceModels.Manifest(json);
-        var actual = model.state_dict().ToList();
-        Assert.Equal(json.GetProperty("num_state_dict_entries").GetInt32(), actual.Count);
-        Assert.Equal(expected.Select(e => e.Key), actual.Select(a => a.Key));
-        for (int i = 0; i < expected.Count; i++)
-        {
-            Assert.True(expected[i].Shape.SequenceEqual(actual[i].Value.shape), $"{expected[i].Key} shape");
-            Assert.Equal("float32", expected[i].Dtype);
-            Assert.Equal(ScalarType.Float32, actual[i].Value.dtype);
-        }
-        Assert.Equal(json.GetProperty("num_parameters").GetInt64(), model.parameters().Sum(p => p.numel()));
+        ReferenceModels.AssertMatchesManifest(json, model);
         output.WriteLine($"{name}: {clock.ElapsedMilliseconds} ms");
     }
 

@@ -59,6 +59,23 @@ internal static class ReferenceModels
         Pool = flags.GetProperty("classifier_pool").GetString()!,
     };
 
+    /// <summary>The model's state dict has the manifest's keys in order, its shapes, float32 everywhere, and its
+    /// entry and parameter counts.</summary>
+    public static void AssertMatchesManifest(JsonElement json, nn.Module model)
+    {
+        var expected = Manifest(json);
+        var actual = model.state_dict().ToList();
+        Assert.Equal(json.GetProperty("num_state_dict_entries").GetInt32(), actual.Count);
+        Assert.Equal(expected.Select(e => e.Key), actual.Select(a => a.Key));
+        for (int i = 0; i < expected.Count; i++)
+        {
+            Assert.True(expected[i].Shape.SequenceEqual(actual[i].Value.shape), $"{expected[i].Key} shape");
+            Assert.Equal("float32", expected[i].Dtype);
+            Assert.Equal(ScalarType.Float32, actual[i].Value.dtype);
+        }
+        Assert.Equal(json.GetProperty("num_parameters").GetInt64(), model.parameters().Sum(p => p.numel()));
+    }
+
     /// <summary>(key, shape, dtype) rows of a manifest's state_dict_keys.</summary>
     public static List<(string Key, long[] Shape, string Dtype)> Manifest(JsonElement json) =>
         json.GetProperty("state_dict_keys").EnumerateArray()
