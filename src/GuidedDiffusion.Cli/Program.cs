@@ -17,6 +17,7 @@ public static class Program
         root.Subcommands.Add(SampleEvalCommand.Create());
         root.Subcommands.Add(PlotCommand.Create());
         root.Subcommands.Add(ImageTrainCommand.Create());
+        root.Subcommands.Add(ImageNllCommand.Create());
         return root;
     }
 

@@ -24,12 +24,12 @@ public enum LossType
 /// <param name="Vb">The variational-bound term (KL at t &gt; 0, decoder NLL at t = 0), in bits per dimension (learned sigmas).</param>
 public sealed record LossTerms(Tensor Loss, Tensor? Mse, Tensor? Vb) : IDisposable
 {
-    /// <summary>The terms with the original's log keys: loss, mse, vb.</summary>
+    /// <summary>The terms with the original's keys, in the order its dict holds them: vb, mse, loss.</summary>
     public IEnumerable<(string Key, Tensor Value)> Named()
     {
-        yield return ("loss", Loss);
-        if (Mse is not null) yield return ("mse", Mse);
         if (Vb is not null) yield return ("vb", Vb);
+        if (Mse is not null) yield return ("mse", Mse);
+        yield return ("loss", Loss);
     }
 
     /// <inheritdoc />
@@ -47,6 +47,8 @@ public sealed record LossTerms(Tensor Loss, Tensor? Mse, Tensor? Vb) : IDisposab
 /// </summary>
 public sealed class DiffusionLoss
 {
+    private readonly VariationalBound _bound;
+
     /// <summary>Creates the loss.</summary>
     /// <param name="sampler">The process, variance and mean types of the model being trained.</param>
     /// <param name="lossType">The objective.</param>
@@ -54,6 +56,7 @@ public sealed class DiffusionLoss
     {
         Sampler = sampler;
         LossType = lossType;
+        _bound = new VariationalBound(sampler);
     }
 
     /// <summary>
@@ -72,10 +75,13 @@ public sealed class DiffusionLoss
     /// <summary>The objective.</summary>
     public LossType LossType { get; }
 
-    /// <summary>The keys <see cref="TrainingLosses"/> returns, in order: loss, then mse and vb where they exist.</summary>
+    /// <summary>
+    /// The keys <see cref="TrainingLosses"/> returns, in the original's insertion order: vb (learned variances), mse,
+    /// loss for the MSE losses; loss alone for the KL losses.
+    /// </summary>
     public IReadOnlyList<string> TermNames =>
         LossType is LossType.Kl or LossType.RescaledKl ? new[] { "loss" }
-        : Sampler.ModelLearnsVariance ? new[] { "loss", "mse", "vb" } : new[] { "loss", "mse" };
+        : Sampler.ModelLearnsVariance ? new[] { "vb", "mse", "loss" } : new[] { "mse", "loss" };
 
     /// <summary>
     /// Per-sample losses for one batch: x_t = q_sample(x0, t, noise), the model run at the mapped t, then the
@@ -123,7 +129,8 @@ public sealed class DiffusionLoss
 
     /// <summary>
     /// The original's <c>_vb_terms_bpd</c> for a given p(x_{t−1} | x_t): KL(q(x_{t−1} | x_t, x0) ‖ p) in bits per
-    /// dimension for t &gt; 0, and the discretized decoder NLL in bits per dimension for t = 0; [B].
+    /// dimension for t &gt; 0, and the discretized decoder NLL in bits per dimension for t = 0; [B]. See
+    /// <see cref="VariationalBound.TermsBpd(PMeanVarianceResult, Tensor, Tensor, Tensor)"/> for both branches.
     /// </summary>
     /// <param name="p">The model's mean and log variance at (x_t, t).</param>
     /// <param name="x0">Clean images.</param>
@@ -132,13 +139,7 @@ public sealed class DiffusionLoss
     public Tensor VbTermsBpd(PMeanVarianceResult p, Tensor x0, Tensor xt, Tensor t)
     {
         using var scope = NewDisposeScope();
-        var diffusion = Sampler.Diffusion;
-        var trueMean = Sampler.QPosteriorMean(x0, xt, t);
-        var trueLogVariance = GaussianDiffusion.Extract(diffusion.PosteriorLogVarianceClipped, t, xt);
-        var kl = GaussianLosses.MeanFlat(GaussianLosses.NormalKl(trueMean, trueLogVariance, p.Mean, p.LogVariance)) / Math.Log(2.0);
-        var nll = -GaussianLosses.DiscretizedGaussianLogLikelihood(x0, p.Mean, 0.5 * p.LogVariance);
-        var decoderNll = GaussianLosses.MeanFlat(nll) / Math.Log(2.0);
-        return where(t.to(decoderNll.device).eq(0), decoderNll, kl).MoveToOuterDisposeScope();
+        return _bound.TermsBpd(p, x0, xt, t).Output.MoveToOuterDisposeScope();
     }
 
     private static LossTerms Keep(LossTerms terms) => new(

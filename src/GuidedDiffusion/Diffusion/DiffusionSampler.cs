@@ -26,6 +26,12 @@ public delegate Tensor NoiseFn(Tensor like);
 /// <param name="PredXstart">The predicted x₀ (clipped to [−1, 1] when requested).</param>
 public sealed record PMeanVarianceResult(Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredXstart);
 
+/// <summary>The outputs of <see cref="DiffusionSampler.QPosteriorMeanVariance"/>: q(x_{t−1} | x_t, x₀).</summary>
+/// <param name="Mean">The posterior mean [B, C, H, W].</param>
+/// <param name="Variance">The posterior variance [B, 1, 1, 1] (0 at t = 0).</param>
+/// <param name="LogVarianceClipped">Its log, with entry 1's value at t = 0 [B, 1, 1, 1].</param>
+public sealed record PosteriorResult(Tensor Mean, Tensor Variance, Tensor LogVarianceClipped);
+
 /// <summary>One reverse step: the sample x_{t−1} and the x₀ prediction it came from.</summary>
 /// <param name="Sample">x_{t−1} [B, C, H, W].</param>
 /// <param name="PredXstart">The x₀ prediction the step used.</param>
@@ -84,6 +90,14 @@ public sealed class DiffusionSampler
 
     /// <summary>What the model predicts.</summary>
     public ModelMeanType MeanType { get; }
+
+    /// <summary>log β_t: the upper end of the learned-range interpolation.</summary>
+    public IReadOnlyList<double> LogBetas => logBetas;
+
+    /// <summary>
+    /// The FIXED_LARGE log variance: log β_t, except log β̃_1 (the posterior variance of step 1) at t = 0.
+    /// </summary>
+    public IReadOnlyList<double> FixedLargeLogVariance => fixedLargeLogVariance;
 
     /// <summary>Whether the model must output 2·C channels (its variance is learned).</summary>
     public bool ModelLearnsVariance => VarianceType is ModelVarianceType.LearnedRange or ModelVarianceType.Learned;
@@ -296,6 +310,22 @@ public sealed class DiffusionSampler
         var result = (GaussianDiffusion.Extract(Diffusion.SqrtRecipAlphasCumprod, t, xt) * xt - predXstart)
                      / GaussianDiffusion.Extract(Diffusion.SqrtRecipm1AlphasCumprod, t, xt);
         return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The original's <c>q_posterior_mean_variance</c>: q(x_{t−1} | x_t, x₀) with mean coef1_t·x₀ + coef2_t·x_t, the
+    /// posterior variance and its log clipped at t = 0 (the log of entry 1 there, since the variance is 0). Variance
+    /// and log variance are [B, 1, ...].
+    /// </summary>
+    public PosteriorResult QPosteriorMeanVariance(Tensor x0, Tensor xt, Tensor t)
+    {
+        if (!x0.shape.SequenceEqual(xt.shape))
+            throw new ArgumentException($"x0 [{string.Join(", ", x0.shape)}] and x_t [{string.Join(", ", xt.shape)}] must have one shape.");
+        using var scope = NewDisposeScope();
+        var mean = QPosteriorMean(x0, xt, t);
+        var variance = GaussianDiffusion.Extract(Diffusion.PosteriorVariance, t, xt);
+        var logVariance = GaussianDiffusion.Extract(Diffusion.PosteriorLogVarianceClipped, t, xt);
+        return new PosteriorResult(mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(), logVariance.MoveToOuterDisposeScope());
     }
 
     /// <summary>Mean of q(x_{t−1} | x_t, x₀): coef1_t·x₀ + coef2_t·x_t.</summary>

@@ -31,6 +31,7 @@ public sealed class GaussianDiffusion
         }
         SqrtAlphasCumprod = Map(AlphasCumprod, a => Math.Sqrt(a));
         SqrtOneMinusAlphasCumprod = Map(AlphasCumprod, a => Math.Sqrt(1.0 - a));
+        OneMinusAlphasCumprod = Map(AlphasCumprod, a => 1.0 - a);
         LogOneMinusAlphasCumprod = Map(AlphasCumprod, a => Math.Log(1.0 - a));
         SqrtRecipAlphasCumprod = Map(AlphasCumprod, a => Math.Sqrt(1.0 / a));
         SqrtRecipm1AlphasCumprod = Map(AlphasCumprod, a => Math.Sqrt(1.0 / a - 1));
@@ -96,6 +97,8 @@ public sealed class GaussianDiffusion
     public double[] SqrtAlphasCumprod { get; }
     /// <summary>sqrt(1 − ᾱ_t).</summary>
     public double[] SqrtOneMinusAlphasCumprod { get; }
+    /// <summary>1 − ᾱ_t (the variance of q(x_t | x_0)).</summary>
+    public double[] OneMinusAlphasCumprod { get; }
     /// <summary>log(1 − ᾱ_t).</summary>
     public double[] LogOneMinusAlphasCumprod { get; }
     /// <summary>sqrt(1/ᾱ_t).</summary>
@@ -126,6 +129,21 @@ public sealed class GaussianDiffusion
         var a = Extract(SqrtAlphasCumprod, t, x0);
         var b = Extract(SqrtOneMinusAlphasCumprod, t, x0);
         return (a * x0 + b * noise).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The original's <c>q_mean_variance</c>: q(x_t | x_0) = N(sqrt(ᾱ_t)·x0, (1 − ᾱ_t)·I), with the float64 tables
+    /// gathered and cast to float32 first. The variance and log variance are [B, 1, ...] (they broadcast).
+    /// </summary>
+    /// <param name="x0">Clean images [B, ...].</param>
+    /// <param name="t">Spaced step indices, int64 [B].</param>
+    public (Tensor Mean, Tensor Variance, Tensor LogVariance) QMeanVariance(Tensor x0, Tensor t)
+    {
+        using var scope = NewDisposeScope();
+        var mean = Extract(SqrtAlphasCumprod, t, x0) * x0;
+        var variance = Extract(OneMinusAlphasCumprod, t, x0);
+        var logVariance = Extract(LogOneMinusAlphasCumprod, t, x0);
+        return (mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(), logVariance.MoveToOuterDisposeScope());
     }
 
     /// <summary>

@@ -60,10 +60,16 @@ internal static class GuidanceReference
     };
 
     /// <summary>The small UNet with its reference weights, in eval mode.</summary>
-    public static UNetModel LoadUNet(string name)
+    public static UNetModel LoadUNet(string name) => LoadUNetFrom($"guidance/unet/{name}");
+
+    /// <summary>
+    /// A UNet from a reference folder holding <c>case.json</c> (with <c>create_model_passes</c>) and
+    /// <c>state_dict.safetensors</c> (the layout of guidance/unet and losses/unet), in eval mode.
+    /// </summary>
+    public static UNetModel LoadUNetFrom(string folder)
     {
-        var model = new UNetModel(OptionsFrom(UNetCase(name).GetProperty("create_model_passes")));
-        StateDictIO.Load(model, Reference.PathOf($"guidance/unet/{name}/state_dict.safetensors"));
+        var model = new UNetModel(OptionsFrom(Reference.Json($"{folder}/case.json").GetProperty("create_model_passes")));
+        StateDictIO.Load(model, Reference.PathOf($"{folder}/state_dict.safetensors"));
         model.eval();
         return model;
     }

@@ -1,0 +1,174 @@
+using System.Globalization;
+using System.Text.Json;
+using GuidedDiffusion.Data.Loading;
+using GuidedDiffusion.Data.Sources;
+using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Guidance;
+using GuidedDiffusion.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Evaluation;
+
+/// <summary>Options of <see cref="ImageNllJob"/> (the original's <c>scripts/image_nll.py</c> flags), with its defaults.</summary>
+public sealed record ImageNllOptions
+{
+    /// <summary><c>--num_samples</c>: evaluate until at least this many images are done (whole batches). Default 1000.</summary>
+    public int NumSamples { get; init; } = 1000;
+
+    /// <summary><c>--batch_size</c>: images per <c>calc_bpd_loop</c> call. Default 1.</summary>
+    public int BatchSize { get; init; } = 1;
+
+    /// <summary><c>--clip_denoised</c>: clip the x₀ predictions to [−1, 1]. Default true.</summary>
+    public bool ClipDenoised { get; init; } = true;
+
+    /// <summary>Seed of the noise drawn at every timestep; a seed gives the same numbers on every run. Default 0.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Image-decoding threads (0: on the caller's thread). Default: one per processor.</summary>
+    public int NumWorkers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Throws <see cref="ConfigurationException"/> naming the flag when an option is out of range.</summary>
+    public void Validate()
+    {
+        if (NumSamples < 1) throw new ConfigurationException("num_samples", $"must be at least 1, got {NumSamples}.");
+        if (BatchSize < 1) throw new ConfigurationException("batch_size", $"must be at least 1, got {BatchSize}.");
+        if (NumWorkers < 0) throw new ConfigurationException("num_workers", $"must be 0 or more, got {NumWorkers}.");
+    }
+}
+
+/// <summary>
+/// What <see cref="ImageNllJob"/> measured, in bits per dimension, averaged over batches as the original does. The
+/// per-timestep arrays keep <c>calc_bpd_loop</c>'s order: entry j is timestep T − 1 − j.
+/// </summary>
+/// <param name="Samples">Images evaluated (whole batches, so at least the requested number).</param>
+/// <param name="NumTimesteps">T of the (respaced) process.</param>
+/// <param name="TotalBpd">The bound on −log p(x) per dimension: the prior plus every VB term (the original's <c>bpd</c>).</param>
+/// <param name="PriorBpd">KL(q(x_T | x₀) ‖ N(0, I)).</param>
+/// <param name="VbQuartiles">Σ of the VB terms over the timesteps of each quarter of [0, T) (q0 = the least noise, with the decoder NLL).</param>
+/// <param name="VbTerms">Mean VB term per timestep (the original's <c>vb_terms.npz</c>).</param>
+/// <param name="MseTerms">Mean ε MSE per timestep (<c>mse_terms.npz</c>).</param>
+/// <param name="XstartMseTerms">Mean x₀ MSE per timestep (<c>xstart_mse_terms.npz</c>).</param>
+public sealed record ImageNllResult(int Samples, int NumTimesteps, double TotalBpd, double PriorBpd, double[] VbQuartiles,
+    float[] VbTerms, float[] MseTerms, float[] XstartMseTerms)
+{
+    /// <summary>The summary keys and values, in the order <see cref="ImageNllJob.WriteFiles"/> writes them.</summary>
+    public IEnumerable<(string Key, double Value)> Summary()
+    {
+        yield return ("total_bpd", TotalBpd);
+        yield return ("prior_bpd", PriorBpd);
+        yield return ("vb_bpd", VbQuartiles.Sum());
+        for (int q = 0; q < 4; q++) yield return ($"vb_q{q}", VbQuartiles[q]);
+        yield return ("mse", MseTerms.Average(v => (double)v));
+        yield return ("xstart_mse", XstartMseTerms.Average(v => (double)v));
+        yield return ("samples", Samples);
+        yield return ("num_timesteps", NumTimesteps);
+    }
+}
+
+/// <summary>
+/// The original's <c>scripts/image_nll.py</c>: the variational bound on the negative log-likelihood of images under
+/// a diffusion model, in bits per dimension. Batches of whole images (the data restarts from the beginning when it
+/// runs out, and each pass drops its last partial batch, like the original's loader) go through
+/// <see cref="VariationalBound.CalcBpdLoop"/>; the per-batch means are averaged. Unlike the original, images are not
+/// randomly flipped (its loader flips with an unseeded RNG) and the noise is seeded, so a run is reproducible.
+/// </summary>
+public static class ImageNllJob
+{
+    /// <summary>Evaluates <paramref name="model"/> on <paramref name="source"/>.</summary>
+    /// <param name="model">The diffusion model (put in eval mode).</param>
+    /// <param name="sampler">The process and parameterisation the model was trained with.</param>
+    /// <param name="source">Images, centre-cropped to the model's size; labels are passed to a class-conditional model.</param>
+    /// <param name="options">Sample count, batching, clipping and seed.</param>
+    /// <param name="log">Receives the original's log lines ("done N samples: bpd=…").</param>
+    /// <exception cref="ConfigurationException">An option is out of range, or the data holds fewer images than a batch.</exception>
+    public static ImageNllResult Run(UNetModel model, DiffusionSampler sampler, IImageSource source, ImageNllOptions options, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(sampler);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (source.Count < options.BatchSize)
+            throw new ConfigurationException("batch_size", $"is {options.BatchSize} but the data holds only {source.Count} images (every batch is whole).");
+        model.eval();
+        var bound = new VariationalBound(sampler);
+        var generator = new Generator((ulong)options.Seed);
+        var noise = Noise.From(generator);
+        bool conditional = model.IsClassConditional;
+        var data = new DataOptions { ImageSize = model.Options.ImageSize, BatchSize = options.BatchSize, NumWorkers = options.NumWorkers };
+        int steps = sampler.Diffusion.NumTimesteps;
+        var vb = new double[steps];
+        var mse = new double[steps];
+        var xstartMse = new double[steps];
+        double totalSum = 0, priorSum = 0;
+        int batches = 0, done = 0;
+        DenoiserFn denoiser = (x, t, y) => model.forward(x, t, y);
+        while (done < options.NumSamples)
+        {
+            foreach (var batch in DataLoader.EnumerateOnce(source, data))
+            {
+                using (batch)
+                using (var scope = NewDisposeScope())
+                {
+                    if (batch.Count < options.BatchSize) continue; // the original's loader drops the partial batch
+                    var y = conditional ? batch.Labels.to_type(ScalarType.Int64) : null;
+                    using var result = bound.CalcBpdLoop(denoiser, batch.Images, y, noise, options.ClipDenoised);
+                    Accumulate(vb, result.Vb);
+                    Accumulate(mse, result.Mse);
+                    Accumulate(xstartMse, result.XstartMse);
+                    totalSum += result.TotalBpd.mean().ToDouble();
+                    priorSum += result.PriorBpd.mean().ToDouble();
+                    batches++;
+                    done += batch.Count;
+                    log?.Invoke($"done {done} samples: bpd={(totalSum / batches).ToString("R", CultureInfo.InvariantCulture)}");
+                }
+                if (done >= options.NumSamples) break;
+            }
+        }
+
+        var quartiles = new double[4];
+        for (int j = 0; j < steps; j++)
+        {
+            int t = steps - 1 - j;
+            quartiles[Math.Min(3, 4 * t / steps)] += vb[j] / batches;
+        }
+        return new ImageNllResult(done, steps, totalSum / batches, priorSum / batches, quartiles,
+            Mean(vb, batches), Mean(mse, batches), Mean(xstartMse, batches));
+    }
+
+    /// <summary>
+    /// Writes the original's <c>vb_terms.npz</c>, <c>mse_terms.npz</c> and <c>xstart_mse_terms.npz</c> (arr_0: float32 [T],
+    /// entry j = timestep T − 1 − j) and our <c>nll.json</c> (the <see cref="ImageNllResult.Summary"/> keys) into
+    /// <paramref name="directory"/>; each is written whole (temporary name, then renamed). Returns the paths.
+    /// </summary>
+    public static IReadOnlyList<string> WriteFiles(ImageNllResult result, string directory, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        Directory.CreateDirectory(directory);
+        var written = new List<string>();
+        foreach (var (name, terms) in new[] { ("vb", result.VbTerms), ("mse", result.MseTerms), ("xstart_mse", result.XstartMseTerms) })
+        {
+            var path = Path.Combine(directory, $"{name}_terms.npz");
+            log?.Invoke($"saving {name} terms to {path}");
+            var bytes = new byte[terms.Length * sizeof(float)];
+            Buffer.BlockCopy(terms, 0, bytes, 0, bytes.Length);
+            NpzWriter.Write(path, new NpzWriter.NpyArray("<f4", new long[] { terms.Length }, bytes.LongLength, s => s.Write(bytes)));
+            written.Add(path);
+        }
+        var json = Path.Combine(directory, "nll.json");
+        var summary = result.Summary().ToDictionary(kv => kv.Key, kv => kv.Value);
+        var text = JsonSerializer.SerializeToUtf8Bytes(summary, new JsonSerializerOptions { WriteIndented = true });
+        AtomicFile.Write(json, s => s.Write(text));
+        written.Add(json);
+        return written;
+    }
+
+    private static void Accumulate(double[] sums, Tensor perSample)
+    {
+        var means = perSample.mean(new long[] { 0 }).to_type(ScalarType.Float64).data<double>().ToArray();
+        for (int j = 0; j < sums.Length; j++) sums[j] += means[j];
+    }
+
+    private static float[] Mean(double[] sums, int batches) => sums.Select(s => (float)(s / batches)).ToArray();
+}
