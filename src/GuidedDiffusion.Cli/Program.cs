@@ -22,5 +22,16 @@ public static class Program
     }
 
     /// <summary>Entry point.</summary>
-    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+    public static int Main(string[] args)
+    {
+        var parse = BuildRoot().Parse(args);
+        if (parse.Errors.Count == 0) return parse.Invoke();
+        // One line, not System.CommandLine's default of every error followed by the whole help text.
+        var command = string.Join(' ', parse.CommandResult.Command.Name is var name && parse.CommandResult.Command is RootCommand
+            ? ["guided-diffusion"] : new[] { "guided-diffusion", name });
+        var more = parse.Errors.Count > 1 ? $" (and {parse.Errors.Count - 1} more)" : "";
+        var message = Flags.BoolValueError(parse, args) ?? parse.Errors[0].Message;
+        Console.Error.WriteLine($"error: {message}{more} See '{command} --help'.");
+        return 2;
+    }
 }

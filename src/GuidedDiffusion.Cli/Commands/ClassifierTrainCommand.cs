@@ -1,4 +1,5 @@
 using System.CommandLine;
+using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
@@ -26,6 +27,8 @@ internal static class ClassifierTrainCommand
         var evalInterval = Flags.Create("eval_interval", T.EvalInterval, "Steps between validation batches.");
         var saveInterval = Flags.Create("save_interval", T.SaveInterval, "Steps between checkpoints.");
         var logDir = Flags.Create("log_dir", T.LogDir, "Run folder (default: $OPENAI_LOGDIR, else runs/<timestamp>).");
+        var overwrite = Flags.Create("overwrite", T.Overwrite, "Start afresh in a non-empty --log_dir, moving its files into replaced-<time>/ there (default: refuse).");
+        var maxPixels = Flags.Create("max_image_pixels", ImageDecoder.DefaultMaxImagePixels, "Decompression-bomb limit (PIL's MAX_IMAGE_PIXELS): warn above it, refuse an image above twice it.");
         var seed = Flags.Create("seed", T.Seed, "Seed for weights, data order, timesteps and noise.");
         var labelFrom = Flags.Create("label_from", T.LabelFrom, "Class of an image: prefix (file name before '_', the original) or folder.");
         var numWorkers = Flags.Create("num_workers", T.NumWorkers, "Image decoding threads (0: on the training thread).");
@@ -45,7 +48,7 @@ internal static class ClassifierTrainCommand
 
         var command = new Command("classifier-train", "Train a noise-aware classifier p(y | x_t, t) (the original's scripts/classifier_train.py).");
         foreach (var option in new Option[] { dataDir, valDataDir, noised, iterations, lr, weightDecay, annealLr, batchSize, microbatch,
-                     scheduleSampler, resume, logInterval, evalInterval, saveInterval, logDir, seed, labelFrom, numWorkers, precision,
+                     scheduleSampler, resume, logInterval, evalInterval, saveInterval, logDir, overwrite, maxPixels, seed, labelFrom, numWorkers, precision,
                      emaRate, gradClip, skipBad, flipVal, allowMismatch, device, distributed, randomCrop, randomFlip, shuffle, checkSync, evalTable })
             command.Options.Add(option);
         model.AddTo(command);
@@ -69,6 +72,7 @@ internal static class ClassifierTrainCommand
                 EvalInterval = parse.GetValue(evalInterval),
                 SaveInterval = parse.GetValue(saveInterval),
                 LogDir = parse.GetValue(logDir) ?? "",
+                Overwrite = parse.GetValue(overwrite),
                 Seed = parse.GetValue(seed),
                 LabelFrom = parse.GetValue(labelFrom) ?? "",
                 NumWorkers = parse.GetValue(numWorkers),
@@ -87,6 +91,8 @@ internal static class ClassifierTrainCommand
             var classifier = model.Classifier(parse);
             var diffusion = model.Diffusion(parse);
             Devices.Select(parse.GetValue(device) ?? "cpu");
+            ImageDecoder.MaxImagePixels = parse.GetValue(maxPixels) is > 0 and var limit ? limit
+                : throw new ConfigurationException("max_image_pixels", $"must be a positive pixel count, got {parse.GetValue(maxPixels)}.");
 
             if (string.IsNullOrWhiteSpace(training.DataDir))
             {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
@@ -25,6 +26,8 @@ internal static class ImageTrainCommand
         var scaleGrowth = Flags.Create("fp16_scale_growth", T.Fp16ScaleGrowth, "fp16: lg_loss_scale increase per step without overflow.");
         var iterations = Flags.Create("iterations", 0, "Stop after this many updates without annealing (ours; 0: --lr_anneal_steps, or until stopped).");
         var logDir = Flags.Create("log_dir", T.LogDir, "Run folder (default: $OPENAI_LOGDIR, else runs/<timestamp>).");
+        var overwrite = Flags.Create("overwrite", T.Overwrite, "Start afresh in a non-empty --log_dir, moving its files into replaced-<time>/ there (default: refuse).");
+        var maxPixels = Flags.Create("max_image_pixels", ImageDecoder.DefaultMaxImagePixels, "Decompression-bomb limit (PIL's MAX_IMAGE_PIXELS): warn above it, refuse an image above twice it.");
         var seed = Flags.Create("seed", T.Seed, "Seed for weights, data order, timesteps and noise.");
         var labelFrom = Flags.Create("label_from", T.LabelFrom, "Class of an image for --class_cond: prefix (file name before '_', the original) or folder.");
         var numWorkers = Flags.Create("num_workers", T.NumWorkers, "Image decoding threads (0: on the training thread).");
@@ -37,7 +40,7 @@ internal static class ImageTrainCommand
 
         var command = new Command("image-train", "Train a diffusion model (the ADM UNet) on images (the original's scripts/image_train.py).");
         foreach (var option in new Option[] { dataDir, scheduleSampler, lr, weightDecay, lrAnnealSteps, batchSize, microbatch, emaRate,
-                     logInterval, saveInterval, resume, scaleGrowth, iterations, logDir, seed, labelFrom, numWorkers, precision, gradClip,
+                     logInterval, saveInterval, resume, scaleGrowth, iterations, logDir, overwrite, maxPixels, seed, labelFrom, numWorkers, precision, gradClip,
                      randomFlip, allowMismatch, device, distributed })
             command.Options.Add(option);
         model.AddTo(command);
@@ -65,6 +68,7 @@ internal static class ImageTrainCommand
                 ResumeCheckpoint = parse.GetValue(resume) ?? "",
                 Fp16ScaleGrowth = parse.GetValue(scaleGrowth),
                 LogDir = parse.GetValue(logDir) ?? "",
+                Overwrite = parse.GetValue(overwrite),
                 Seed = parse.GetValue(seed),
                 LabelFrom = parse.GetValue(labelFrom) ?? "",
                 NumWorkers = parse.GetValue(numWorkers),
@@ -76,6 +80,8 @@ internal static class ImageTrainCommand
             var unet = model.Model(parse);
             var diffusion = model.Diffusion(parse);
             Devices.Select(parse.GetValue(device) ?? "cpu");
+            ImageDecoder.MaxImagePixels = parse.GetValue(maxPixels) is > 0 and var limit ? limit
+                : throw new ConfigurationException("max_image_pixels", $"must be a positive pixel count, got {parse.GetValue(maxPixels)}.");
 
             if (string.IsNullOrWhiteSpace(training.DataDir))
             {

@@ -56,11 +56,19 @@ public static class NpzReader
                     // Damage found by the zip layer (a bad deflate stream, a wrong CRC) carries no file name.
                     throw new InvalidDataException($"{what}: {e.Message}", e);
                 }
+                catch (Exception e) when (e is NotSupportedException or IOException and not FileNotFoundException)
+                {
+                    // An unsupported compression method or a damaged local header (the zip layer's other errors).
+                    throw new InvalidDataException($"{what}: {e.Message}", e);
+                }
             }
         }
         if (arrays.Count == 0) throw new InvalidDataException($"'{path}' holds no .npy arrays.");
         return arrays;
     }
+
+    /// <summary>The largest NPY header read (numpy's default limit is 10,000 bytes).</summary>
+    public const int MaxHeaderLength = 1 << 16;
 
     /// <summary>Reads one NPY array (magic, version, header dict, data) from <paramref name="stream"/>.</summary>
     /// <param name="stream">The stream, positioned at the magic string.</param>
@@ -75,16 +83,21 @@ public static class NpzReader
         int headerLength = major switch
         {
             1 => BinaryPrimitives.ReadUInt16LittleEndian(ReadExactly(stream, 2, what)),
-            2 or 3 => checked((int)BinaryPrimitives.ReadUInt32LittleEndian(ReadExactly(stream, 4, what))),
+            2 or 3 => (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(ReadExactly(stream, 4, what)), int.MaxValue),
             _ => throw new InvalidDataException($"{what}: NPY format version {major}.{prefix[7]} is not supported (1.0–3.0 are)."),
         };
+        // numpy itself refuses headers above 10,000 bytes by default; a larger claim is damage, not a header to allocate.
+        if (headerLength > MaxHeaderLength || (length >= 0 && headerLength > length))
+            throw new InvalidDataException($"{what}: the NPY header claims {headerLength} bytes (at most {MaxHeaderLength} are read).");
         var header = Encoding.UTF8.GetString(ReadExactly(stream, headerLength, what));
         var descr = HeaderField(header, "descr", what);
         if (HeaderField(header, "fortran_order", what) != "False")
             throw new InvalidDataException($"{what}: Fortran-order arrays are not supported.");
         var shapeText = HeaderField(header, "shape", what).Trim('(', ')', ' ');
+        // Found by fuzzing: a damaged shape ("(2k, 3)", "(-1,)") escaped as FormatException or a negative size.
         var shape = shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(d => long.Parse(d, CultureInfo.InvariantCulture)).ToArray();
+            .Select(d => long.TryParse(d, NumberStyles.None, CultureInfo.InvariantCulture, out var size) ? size
+                : throw new InvalidDataException($"{what}: the NPY shape '({shapeText})' is not a tuple of sizes.")).ToArray();
         int itemSize = descr switch
         {
             "|u1" or "<u1" => 1,
@@ -92,8 +105,11 @@ public static class NpzReader
             "<i8" => 8,
             _ => throw new InvalidDataException($"{what}: dtype '{descr}' is not supported (uint8 images and int32/int64 labels are)."),
         };
-        long count = shape.Aggregate(1L, (a, b) => a * b);
-        long dataLength = checked(count * itemSize);
+        long dataLength = itemSize;
+        foreach (long size in shape)
+            if (size != 0 && dataLength > Array.MaxLength / size)
+                throw new InvalidDataException($"{what}: shape ({string.Join(", ", shape)}) is too large to read.");
+            else dataLength *= size;
         long headerTotal = 8 + (major == 1 ? 2 : 4) + headerLength;
         if (length >= 0 && length - headerTotal != dataLength)
             throw new InvalidDataException($"{what}: shape ({string.Join(", ", shape)}) needs {dataLength} bytes but {length - headerTotal} are stored.");

@@ -58,14 +58,21 @@ public sealed class StateDictMismatchException : CheckpointException
     private static string Describe(string path, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected,
         IReadOnlyList<ShapeMismatch> shapes)
     {
+        // A summary, not every key: a wrong architecture mismatches thousands (the lists stay on the properties).
         var lines = new List<string> { $"The state dict in '{path}' does not fit the model; nothing was loaded." };
-        if (missing.Count > 0) lines.Add($"Missing keys ({missing.Count}): {string.Join(", ", missing)}");
-        if (unexpected.Count > 0) lines.Add($"Unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
-        if (shapes.Count > 0) lines.Add($"Wrong shapes ({shapes.Count}): {string.Join("; ", shapes)}");
+        if (missing.Count > 0) lines.Add($"Missing keys ({missing.Count}): {First(missing)}.");
+        if (unexpected.Count > 0) lines.Add($"Unexpected keys ({unexpected.Count}): {First(unexpected)}.");
+        if (shapes.Count > 0) lines.Add($"Wrong shapes ({shapes.Count}): {First(shapes)}.");
         if (unexpected.Any(k => k.StartsWith("module.", StringComparison.Ordinal)))
             lines.Add("Keys start with 'module.': the file was saved from a DDP wrapper; strip that prefix.");
         if (shapes.Count > 0 || (missing.Count > 0 && unexpected.Count > 0))
             lines.Add("Check that the architecture flags (image_size, classifier_width, classifier_depth, classifier_attention_resolutions, classifier_pool, ...) are those the checkpoint was trained with.");
-        return string.Join(Environment.NewLine, lines);
+        return string.Join(" ", lines);
     }
+
+    /// <summary>How many keys of each kind the message names.</summary>
+    public const int KeysShown = 3;
+
+    private static string First<T>(IReadOnlyList<T> items) =>
+        string.Join("; ", items.Take(KeysShown)) + (items.Count > KeysShown ? $"; and {items.Count - KeysShown} more" : "");
 }

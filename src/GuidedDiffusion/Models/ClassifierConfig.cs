@@ -83,30 +83,46 @@ public sealed record ClassifierConfig
     }
 
     /// <summary>
-    /// The attention downsample factors image_size / resolution for each of <see cref="AttentionResolutions"/>
-    /// (the original's <c>attention_ds</c>), e.g. 2, 4, 8 for 32,16,8 at 64 pixels.
+    /// The attention downsample factors image_size // resolution for each of <see cref="AttentionResolutions"/>
+    /// (the original's <c>attention_ds</c>), e.g. 2, 4, 8 for 32,16,8 at 64 pixels, keeping only those a level
+    /// reaches: as in the original, a resolution no level has simply adds no attention block
+    /// (see <see cref="AttentionWarnings"/>).
     /// </summary>
-    /// <exception cref="ConfigurationException">A resolution that does not divide the image size or is never
-    /// reached by the model's levels.</exception>
-    public IReadOnlyList<int> ResolveAttentionDownsampleFactors()
+    /// <exception cref="ConfigurationException">A resolution that is not a positive integer.</exception>
+    public IReadOnlyList<int> ResolveAttentionDownsampleFactors() =>
+        AttentionFactors().Where(f => f.Reached).Select(f => f.Factor).ToList();
+
+    /// <summary>
+    /// One warning line per attention resolution that no level has: either it adds no attention block (no level
+    /// reaches it) or, as the original's floor division image_size // resolution does, it lands on another
+    /// level. Both are accepted as the original accepts them, so a classifier trained with such flags still loads.
+    /// </summary>
+    public IReadOnlyList<string> AttentionWarnings()
     {
-        var mult = ResolveChannelMult();
-        var reachable = Enumerable.Range(0, mult.Count).Select(level => ImageSize >> level).ToArray();
+        var reachable = Enumerable.Range(0, ResolveChannelMult().Count).Select(level => ImageSize >> level).ToList();
+        return AttentionFactors().Where(f => !reachable.Contains(f.Resolution))
+            .Select(f => $"warning: --classifier_attention_resolutions {f.Resolution} is never reached at image_size {ImageSize} "
+                + $"(level resolutions {string.Join(", ", reachable)}); "
+                + (f.Reached
+                    ? $"as in the original (image_size // {f.Resolution} = {f.Factor}), it puts attention at resolution {ImageSize / f.Factor}."
+                    : "it adds no attention block, as in the original."))
+            .ToList();
+    }
+
+    private IEnumerable<(int Resolution, int Factor, bool Reached)> AttentionFactors()
+    {
+        int levels = ResolveChannelMult().Count;
         var resolutions = string.IsNullOrWhiteSpace(AttentionResolutions)
             ? Array.Empty<int>()
             : ParseList(AttentionResolutions, "classifier_attention_resolutions",
                 s => int.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture), v => v > 0);
-        var factors = new List<int>();
         foreach (int r in resolutions)
         {
-            int level = Array.IndexOf(reachable, r);
-            if (ImageSize % r != 0 || level < 0 || ImageSize % (1 << level) != 0)
-                throw new ConfigurationException("classifier_attention_resolutions",
-                    $"attention resolution {r} is never reached at image_size {ImageSize} with channel_mult "
-                    + $"{string.Join(",", mult)}; the levels have resolutions {string.Join(", ", reachable)}.");
-            factors.Add(ImageSize / r);
+            // The original: attention_ds.append(image_size // int(res)); a level gets attention when its ds matches.
+            int factor = ImageSize / r;
+            bool reached = factor > 0 && (factor & (factor - 1)) == 0 && (int)Math.Log2(factor) < levels;
+            yield return (r, factor, reached);
         }
-        return factors;
     }
 
     /// <summary>Checks every flag; throws <see cref="ConfigurationException"/> naming the first bad one.</summary>

@@ -30,7 +30,10 @@ public static class StateDictIO
         try
         {
             if (safetensors)
+            {
+                CheckSafetensorsHeader(path);
                 return Safetensors.LoadStateDict(path);
+            }
             var table = PyTorchUnpickler.UnpickleStateDict(path);
             var result = new Dictionary<string, Tensor>(table.Count);
             foreach (DictionaryEntry entry in table)
@@ -47,6 +50,24 @@ public static class StateDictIO
             throw new CheckpointException(path,
                 $"Cannot read checkpoint '{path}' as {(safetensors ? "safetensors" : "a PyTorch state dict")}: {e.Message}", e);
         }
+    }
+
+    /// <summary>The safetensors format's own limit on the JSON header (100 MB).</summary>
+    public const long MaxSafetensorsHeader = 100_000_000;
+
+    /// <summary>
+    /// The 8-byte header length must fit the file before the reader allocates it (found by fuzzing: a 4-byte
+    /// file made TorchSharp.PyBridge allocate 2 GB and take 9 s before failing).
+    /// </summary>
+    private static void CheckSafetensorsHeader(string path)
+    {
+        using var file = File.OpenRead(path);
+        Span<byte> prefix = stackalloc byte[8];
+        if (file.Length < 8 || file.Read(prefix) != 8)
+            throw new CheckpointException(path, $"Cannot read checkpoint '{path}' as safetensors: {file.Length} bytes is shorter than the 8-byte header length.");
+        ulong headerLength = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+        if (headerLength > (ulong)Math.Min(file.Length - 8, MaxSafetensorsHeader))
+            throw new CheckpointException(path, $"Cannot read checkpoint '{path}' as safetensors: its header claims {headerLength} bytes but the file holds {file.Length - 8} after the length.");
     }
 
     /// <summary>

@@ -25,16 +25,40 @@ public static partial class CheckpointStore
     public static string EmaFile(double rate, long index) => $"ema_{rate.ToString(CultureInfo.InvariantCulture)}_{index:D6}.pt";
 
     /// <summary>Writes model, optimizer, EMA files and the sidecar for update index <paramref name="index"/>.</summary>
+    /// <exception cref="RunFolderException">A file could not be written (full disk, read-only folder...): the files
+    /// of this index written so far are removed, so the previous complete checkpoint stays the newest.</exception>
     public static string Save(string directory, long index, TrainerBase trainer, CheckpointManifest manifest)
     {
         Directory.CreateDirectory(directory);
         var modelPath = Path.Combine(directory, ModelFile(index));
-        StateDictIO.Write(modelPath, trainer.MasterStateDict());
-        AtomicFile.Write(Path.Combine(directory, OptimizerFile(index)), stream => trainer.Optimizer.save_py(stream, leaveOpen: true));
-        foreach (var ema in trainer.Emas)
-            StateDictIO.Write(Path.Combine(directory, EmaFile(ema.Rate, index)), trainer.StateDictWith(ema.Values));
-        AtomicFile.Write(CheckpointManifest.PathFor(modelPath),
-            stream => JsonSerializer.Serialize(stream, manifest, CheckpointManifest.JsonOptions));
+        var written = new List<string>();
+        string current = modelPath;
+        void Write(string path, Action<string> write)
+        {
+            current = path;
+            write(path);
+            written.Add(path);
+        }
+        try
+        {
+            Write(modelPath, p => StateDictIO.Write(p, trainer.MasterStateDict()));
+            Write(Path.Combine(directory, OptimizerFile(index)), p => AtomicFile.Write(p, stream => trainer.Optimizer.save_py(stream, leaveOpen: true)));
+            foreach (var ema in trainer.Emas)
+                Write(Path.Combine(directory, EmaFile(ema.Rate, index)), p => StateDictIO.Write(p, trainer.StateDictWith(ema.Values)));
+            Write(CheckpointManifest.PathFor(modelPath), p => AtomicFile.Write(p, stream => JsonSerializer.Serialize(stream, manifest, CheckpointManifest.JsonOptions)));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CheckpointException { InnerException: IOException or UnauthorizedAccessException })
+        {
+            var reason = e is CheckpointException { InnerException: { } inner } ? inner.Message : e.Message;
+            // Without its sidecar the index is incomplete anyway; removing its files keeps the folder unambiguous.
+            foreach (var path in written)
+            {
+                try { File.Delete(path); }
+                catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException) { }
+            }
+            throw new RunFolderException(current, $"checkpoint {ModelFile(index)} could not be written: '{current}': {reason} " +
+                $"(the newest complete checkpoint is still {FindLatest(directory) ?? "none"})", e);
+        }
         return modelPath;
     }
 

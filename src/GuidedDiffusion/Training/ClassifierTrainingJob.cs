@@ -70,14 +70,16 @@ public sealed class ClassifierTrainingJob
 
         string logDir = ResolveLogDirectory(training.LogDir);
         // Every rank reads the checkpoint itself (the original reads it on rank 0 only and then hangs).
-        var resume = ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch);
-        bool append = resume is not null && Path.GetFullPath(Path.GetDirectoryName(resume.ModelPath)!) == Path.GetFullPath(logDir);
+        var (resume, append, notes) = RunFolder.Open(training, logDir, _comm.IsMain,
+            () => ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch));
         // Only rank 0 writes logs and checkpoints.
         using var logger = _comm.IsMain
             ? new RunLogger(logDir, MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16"), append, _console)
             : null;
         void Log(string line) => logger?.Log(line);
         Log($"Logging to {Path.GetFullPath(logDir)}");
+        foreach (var note in notes) Log(note);
+        foreach (var warning in classifier.AttentionWarnings()) logger?.Warn(warning);
         if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
         if (!string.IsNullOrEmpty(_diffusion.TimestepRespacing) && training.Noised)
             Log($"note: with --timestep_respacing {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
@@ -107,8 +109,9 @@ public sealed class ClassifierTrainingJob
             OnStep = OnStep,
             AfterStep = valData is null ? null : step =>
             {
-                if (step % training.EvalInterval == 0)
-                    using (var batch = valData.Next()) trainer.Evaluate(batch.Images, batch.Labels);
+                if (step % training.EvalInterval != 0) return;
+                using (var batch = valData.Next()) trainer.Evaluate(batch.Images, batch.Labels);
+                logger?.ReportSkipped(valData.TakeNewBadImages());
             },
             Manifest = () => TrainingLoop.BaseManifest(trainer, _diffusion, training, trainSource.Classes) with { Classifier = classifier },
         };

@@ -28,6 +28,7 @@ public static class DemoPreset
             SaveInterval = Pick("save_interval", 200, training.SaveInterval),
             Precision = Pick("precision", "fp32", training.Precision),
             LogDir = Pick("log_dir", Path.Combine("runs", "demo"), training.LogDir),
+            Overwrite = DemoOverwrites(training, given),
         };
         var c = classifier with
         {
@@ -62,6 +63,7 @@ public static class DemoPreset
             SaveInterval = Pick("save_interval", 100, training.SaveInterval),
             EmaRate = Pick("ema_rate", "0.999", training.EmaRate),
             LogDir = Pick("log_dir", Path.Combine("runs", "image-demo"), training.LogDir),
+            Overwrite = DemoOverwrites(training, given),
         };
         var m = model with
         {
@@ -77,4 +79,11 @@ public static class DemoPreset
         // guiding classifier must share the diffusion model's process. Sampling can still respace it.
         return (t, m, diffusion);
     }
+
+    /// <summary>
+    /// The demo's own folder (no --log_dir) is replaced on a re-run, its files moved into replaced-&lt;time&gt;/,
+    /// so the main job can be run twice; a folder the user named, or a resume, keeps the strict rule.
+    /// </summary>
+    private static bool DemoOverwrites(TrainingConfig training, Func<string, bool> given) =>
+        given("overwrite") ? training.Overwrite : !given("log_dir") && !given("resume_checkpoint");
 }

@@ -56,12 +56,13 @@ public sealed class ImageTrainingJob
         var training = _training with { Precision = precision };
 
         string logDir = ClassifierTrainingJob.ResolveLogDirectory(training.LogDir);
-        var resume = ResumePoint.Find(training.ResumeCheckpoint, logDir, _model, training.AllowConfigMismatch);
-        bool append = resume is not null && Path.GetFullPath(Path.GetDirectoryName(resume.ModelPath)!) == Path.GetFullPath(logDir);
+        var (resume, append, notes) = RunFolder.Open(training, logDir, _comm.IsMain,
+            () => ResumePoint.Find(training.ResumeCheckpoint, logDir, _model, training.AllowConfigMismatch));
         var columns = MetricKeys.ForDiffusion(loss.TermNames, precision == "fp16");
         using var logger = _comm.IsMain ? new RunLogger(logDir, columns, append, _console) : null;
         void Log(string line) => logger?.Log(line);
         Log($"Logging to {Path.GetFullPath(logDir)}");
+        foreach (var note in notes) Log(note);
         if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
         Log($"loss: {loss.LossType}" + (loss.Sampler.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
             + (_model.ClassCond ? $"; class-conditional on {source.Classes.Count} classes" : ""));

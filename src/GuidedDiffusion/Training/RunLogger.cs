@@ -16,6 +16,11 @@ public sealed class RunLogger : IDisposable
     private readonly StreamWriter _csv;
     private readonly IReadOnlyList<string> _columns;
     private readonly SummaryWriter? _tensorBoard;
+    private readonly TextWriter _errors;
+    private readonly HashSet<string> _skipped = new(StringComparer.Ordinal);
+
+    /// <summary>The list of skipped images in the run folder: one "path&lt;TAB&gt;reason" line per file.</summary>
+    public const string SkippedImagesFile = "skipped_images.txt";
 
     /// <summary>Opens (appending when <paramref name="append"/>) the logs in <paramref name="directory"/>.</summary>
     /// <param name="directory">The run folder; created if missing.</param>
@@ -23,8 +28,10 @@ public sealed class RunLogger : IDisposable
     /// <param name="append">Keep earlier log.txt / progress.csv content (resume into the same folder).</param>
     /// <param name="console">Where the tables go; null for none.</param>
     /// <param name="tensorBoard">Also write TensorBoard event files under <c>tb/</c>.</param>
-    public RunLogger(string directory, IReadOnlyList<string> columns, bool append, TextWriter? console, bool tensorBoard = true)
+    /// <param name="errors">Where warnings go besides log.txt (default: stderr).</param>
+    public RunLogger(string directory, IReadOnlyList<string> columns, bool append, TextWriter? console, bool tensorBoard = true, TextWriter? errors = null)
     {
+        _errors = errors ?? Console.Error;
         System.IO.Directory.CreateDirectory(directory);
         Directory = directory;
         _columns = columns;
@@ -53,6 +60,30 @@ public sealed class RunLogger : IDisposable
     {
         _console.WriteLine(line);
         _logTxt.WriteLine(line);
+    }
+
+    /// <summary>Writes a warning line to stderr and log.txt.</summary>
+    public void Warn(string line)
+    {
+        _errors.WriteLine(line);
+        _logTxt.WriteLine(line);
+    }
+
+    /// <summary>
+    /// Names each skipped image once over the run (a resumed run included): a warning with the decoder's reason
+    /// on stderr and in log.txt, and a line in <see cref="SkippedImagesFile"/>.
+    /// </summary>
+    public void ReportSkipped(IEnumerable<Data.Loading.BadImage> images)
+    {
+        var path = Path.Combine(Directory, SkippedImagesFile);
+        if (_skipped.Count == 0 && File.Exists(path))
+            foreach (var line in File.ReadLines(path)) _skipped.Add(line.Split('\t')[0]);
+        foreach (var image in images)
+        {
+            if (!_skipped.Add(image.Name)) continue;
+            Warn($"skipped unreadable image '{image.Name}': {image.Reason}");
+            File.AppendAllText(path, $"{image.Name}\t{image.Reason.ReplaceLineEndings(" ")}\n");
+        }
     }
 
     /// <summary>Writes one dump: the table, a CSV row, and TensorBoard scalars at <paramref name="step"/>.</summary>

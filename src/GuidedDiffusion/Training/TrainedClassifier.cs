@@ -62,6 +62,7 @@ public sealed class TrainedClassifier : IDisposable
                 int outputs = weights.TryGetValue(biasKey, out var bias) ? (int)bias.shape[0] : (int)weights.Last().Value.shape[0];
                 config = flags with { NumClasses = flags.NumClasses > 0 ? flags.NumClasses : outputs, UseFp16 = false };
             }
+            foreach (var warning in config.AttentionWarnings()) Console.Error.WriteLine(warning);
             var model = new EncoderUNet(config);
             StateDictIO.Load(model, weights, modelPath);
             model.eval();

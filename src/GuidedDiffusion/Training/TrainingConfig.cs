@@ -59,6 +59,11 @@ public sealed record TrainingConfig
     public int NumWorkers { get; init; } = Environment.ProcessorCount;
     /// <summary><c>--skip_bad_images</c>: skip and count unreadable images instead of failing. Default false.</summary>
     public bool SkipBadImages { get; init; }
+    /// <summary>
+    /// <c>--overwrite</c>: a fresh run into a non-empty <c>--log_dir</c> moves the folder's files into
+    /// <c>replaced-&lt;time&gt;/</c> inside it instead of refusing to start. Default false.
+    /// </summary>
+    public bool Overwrite { get; init; }
     /// <summary><c>--flip_validation</c>: flip validation images at random, as the original does. Default false.</summary>
     public bool FlipValidation { get; init; }
 
@@ -112,9 +117,8 @@ public sealed record TrainingConfig
         if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ConfigurationException("lr", $"must be a positive number, got {Lr}.");
         if (WeightDecay < 0) throw new ConfigurationException("weight_decay", $"must be ≥ 0, got {WeightDecay}.");
         if (BatchSize < 1) throw new ConfigurationException("batch_size", $"must be at least 1, got {BatchSize}.");
-        if (Microbatch > BatchSize)
-            throw new ConfigurationException("microbatch", $"{Microbatch} is larger than --batch_size {BatchSize}; use a value in 1..{BatchSize}, or -1 for no split.");
-        if (Microbatch is 0 or < -1) throw new ConfigurationException("microbatch", $"must be -1 (no split) or in 1..{BatchSize}, got {Microbatch}.");
+        // A microbatch of at least the batch size means no split, as in the original (its range() yields one chunk).
+        if (Microbatch is 0 or < -1) throw new ConfigurationException("microbatch", $"must be -1 (no split) or at least 1, got {Microbatch}.");
         if (LogInterval < 1) throw new ConfigurationException("log_interval", $"must be at least 1, got {LogInterval}.");
         if (EvalInterval < 1) throw new ConfigurationException("eval_interval", $"must be at least 1, got {EvalInterval}.");
         if (SaveInterval < 1) throw new ConfigurationException("save_interval", $"must be at least 1, got {SaveInterval}.");

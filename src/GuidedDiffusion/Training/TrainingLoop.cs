@@ -49,6 +49,7 @@ internal sealed class TrainingLoop
         for (long step = firstStep; step < _training.Iterations; step++)
         {
             using (var batch = trainData.Next()) _trainer.Step(batch.Images, batch.Labels);
+            _logger?.ReportSkipped(trainData.TakeNewBadImages());
             if (_training.CheckRankSync) CheckRankSync(step);
             AfterStep?.Invoke(step);
             OnStep?.Invoke(_trainer.CompletedSteps, _training.Iterations, _trainer.Metrics.Snapshot().GetValueOrDefault(_trainer.ProgressMetric, double.NaN));

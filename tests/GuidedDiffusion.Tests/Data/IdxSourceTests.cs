@@ -40,4 +40,15 @@ public class IdxSourceTests
         Assert.Contains(images, e.Message);
         Assert.Contains("should hold 8 bytes", e.Message);
     }
+
+    [Fact]
+    public void IdxWithSizesAboveIntMax_IsRefused()
+    {
+        // Found by fuzzing (fuzz/crashes/idx): sizes 0xFFFFFFFF × 0xFFFFFFFC read as -1 × -4 = the 4 data bytes.
+        var path = Path.Combine(TestImages.TempDir(), "negative.idx");
+        File.WriteAllBytes(path, [0, 0, 8, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFC, 1, 2, 3, 4]);
+        var e = Assert.Throws<DatasetException>(() => IdxFile.Read(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("4294967295", e.Message);
+    }
 }

@@ -82,4 +82,26 @@ public sealed class NpzReaderTests : IDisposable
         Assert.Contains("no .npy arrays", Assert.Throws<InvalidDataException>(() => NpzReader.Read(path)).Message);
         Assert.Throws<FileNotFoundException>(() => NpzReader.Read(path + ".missing"));
     }
+
+    [Theory]
+    [InlineData("(2k, 3)")]
+    [InlineData("()3,)")]
+    [InlineData("(-1, -6)")]
+    [InlineData("(4611686018427387904, 4)")]
+    public void Read_DamagedShape_IsInvalidData_NamingTheArray(string shape)
+    {
+        // Found by fuzzing (fuzz/crashes/npz): these escaped as FormatException / OverflowException.
+        Zip(CompressionLevel.NoCompression, ("arr_0.npy", Npy("|u1", shape, new byte[6])));
+        var e = Assert.Throws<InvalidDataException>(() => NpzReader.Read(path));
+        Assert.Contains("arr_0", e.Message);
+    }
+
+    [Fact]
+    public void Read_HugeHeaderLength_IsRefusedWithoutAllocating()
+    {
+        var npy = Npy("|u1", "(2,)", new byte[2], major: 2);
+        BitConverter.TryWriteBytes(npy.AsSpan(8), uint.MaxValue);
+        Zip(CompressionLevel.NoCompression, ("arr_0.npy", npy));
+        Assert.Contains("header claims", Assert.Throws<InvalidDataException>(() => NpzReader.Read(path)).Message);
+    }
 }

@@ -123,15 +123,19 @@ public class ClassifierConfigTests
     }
 
     [Theory]
-    [InlineData(64, "32,16,4")]
-    [InlineData(64, "24")]
-    [InlineData(28, "32,16,8")]
-    public void AttentionResolutionNeverReached_IsRefused(int imageSize, string attention)
+    [InlineData(64, "32,16,4", new[] { 2, 4 }, new[] { 4 })]
+    [InlineData(64, "24", new[] { 2 }, new[] { 24 })]
+    [InlineData(28, "32,16,8", new[] { 1 }, new[] { 32, 16, 8 })]
+    [InlineData(64, "32,16,8", new[] { 2, 4, 8 }, new int[0])]
+    public void AttentionResolutionNeverReached_IsAccepted_LikeTheOriginal_WithAWarningNamingIt(int imageSize, string attention, int[] factors, int[] warned)
     {
-        var error = Assert.Throws<ConfigurationException>(() =>
-            new ClassifierConfig { ImageSize = imageSize, AttentionResolutions = attention }.ToOptions());
-        Assert.Equal("classifier_attention_resolutions", error.Flag);
-        Assert.Contains("never reached", error.Message);
+        // The original: attention_ds = [image_size // res]; a level gets attention when its ds is in that list.
+        var config = new ClassifierConfig { ImageSize = imageSize, AttentionResolutions = attention };
+        Assert.Equal(factors, config.ToOptions().AttentionResolutions);
+        var warnings = config.AttentionWarnings();
+        Assert.Equal(warned.Length, warnings.Count);
+        foreach (var (resolution, warning) in warned.Zip(warnings))
+            Assert.Contains($"--classifier_attention_resolutions {resolution} is never reached", warning);
     }
 
     [Theory]

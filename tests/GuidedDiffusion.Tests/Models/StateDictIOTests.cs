@@ -150,4 +150,17 @@ public sealed class StateDictIOTests : IDisposable
 
     private static EncoderUNet NewModel() =>
         new(ReferenceModels.OptionsFrom(ReferenceModels.CaseJson(CaseName).GetProperty("constructor_args")));
+
+    [Theory]
+    [InlineData(new byte[] { 0x23, 0x08, 0x10, 0x29 }, "shorter than the 8-byte header length")]
+    [InlineData(new byte[] { 0xFF, 0xFF, 0xFF, 0x7F, 0, 0, 0, 0, (byte)'{', (byte)'}' }, "header claims 2147483647 bytes")]
+    public void Load_SafetensorsHeaderLongerThanTheFile_FailsFast_WithoutAllocatingIt(byte[] content, string expected)
+    {
+        // Found by fuzzing (fuzz/crashes/safetensors): before, the 4-byte file took 9 s and 2 GB of memory.
+        string path = Path.Combine(folder, "short.safetensors");
+        File.WriteAllBytes(path, content);
+        var error = Assert.Throws<CheckpointException>(() => StateDictIO.Read(path));
+        Assert.Contains(expected, error.Message);
+        Assert.Contains(path, error.Message);
+    }
 }

@@ -15,7 +15,7 @@ public class TrainingConfigTests
 
     [Theory]
     [InlineData("lr", "must be a positive number")]
-    [InlineData("microbatch", "larger than --batch_size")]
+    [InlineData("microbatch", "-1 (no split) or at least 1")]
     [InlineData("precision", "allowed: fp32, fp16, bf16")]
     [InlineData("schedule_sampler", "allowed: uniform, loss-second-moment")]
     [InlineData("label_from", "allowed: prefix, folder")]
@@ -26,7 +26,7 @@ public class TrainingConfigTests
         var config = flag switch
         {
             "lr" => new TrainingConfig { Lr = -1 },
-            "microbatch" => new TrainingConfig { BatchSize = 4, Microbatch = 8 },
+            "microbatch" => new TrainingConfig { BatchSize = 4, Microbatch = 0 },
             "precision" => new TrainingConfig { Precision = "fp8" },
             "schedule_sampler" => new TrainingConfig { ScheduleSampler = "importance" },
             "label_from" => new TrainingConfig { LabelFrom = "suffix" },

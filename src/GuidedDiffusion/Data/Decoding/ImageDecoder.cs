@@ -20,6 +20,19 @@ namespace GuidedDiffusion.Data.Decoding;
 /// </remarks>
 public static class ImageDecoder
 {
+    /// <summary>PIL's <c>Image.MAX_IMAGE_PIXELS</c> default (1024 · 1024 · 1024 / 4 / 3): above it decoding warns.</summary>
+    public const long DefaultMaxImagePixels = 89_478_485;
+
+    /// <summary>
+    /// The decompression-bomb limit, as PIL's <c>Image.MAX_IMAGE_PIXELS</c> (process-wide like PIL's, set from
+    /// <c>--max_image_pixels</c>): an image whose header claims more than this many pixels is decoded with a
+    /// warning, one claiming more than twice as many is refused before any pixel memory is allocated.
+    /// </summary>
+    public static long MaxImagePixels { get; set; } = DefaultMaxImagePixels;
+
+    /// <summary>Where the above-limit warning goes (stderr by default).</summary>
+    public static Action<string> Warn { get; set; } = line => Console.Error.WriteLine(line);
+
     /// <summary>Reads and decodes <paramref name="path"/>.</summary>
     /// <exception cref="ImageDecodeException">The file is unreadable, empty, truncated, corrupt or not an image.</exception>
     public static RgbImage Decode(string path)
@@ -38,7 +51,11 @@ public static class ImageDecoder
 
     /// <summary>Decodes encoded image bytes; <paramref name="name"/> is used in error messages.</summary>
     /// <exception cref="ImageDecodeException">The bytes are empty, truncated, corrupt or not an image.</exception>
-    public static RgbImage Decode(byte[] encoded, string name)
+    public static RgbImage Decode(byte[] encoded, string name) => Decode(encoded, name, MaxImagePixels);
+
+    /// <summary>Decodes encoded image bytes with an explicit decompression-bomb limit (see <see cref="MaxImagePixels"/>).</summary>
+    /// <exception cref="ImageDecodeException">The bytes are empty, truncated, corrupt, not an image, or too large.</exception>
+    public static RgbImage Decode(byte[] encoded, string name, long maxPixels)
     {
         ArgumentNullException.ThrowIfNull(encoded);
         if (encoded.Length == 0)
@@ -53,6 +70,7 @@ public static class ImageDecoder
         int width = codec.Info.Width, height = codec.Info.Height;
         if (width <= 0 || height <= 0)
             throw new ImageDecodeException(name, $"invalid dimensions {width}×{height}");
+        CheckSize(name, width, height, maxPixels);
 
         bool sixteenBit = codec.Info.ColorType is SKColorType.Rgba16161616 or SKColorType.RgbaF16 or SKColorType.RgbaF16Clamped or SKColorType.RgbaF32;
         return sixteenBit
@@ -63,7 +81,7 @@ public static class ImageDecoder
     private static RgbImage DecodeEightBit(SKCodec codec, int width, int height, string name, byte[]? gif)
     {
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        var rgba = new byte[width * height * 4];
+        var rgba = new byte[(long)width * height * 4];
         GetPixels(codec, info, rgba, name);
         if (gif is not null)
             RestoreGifTransparentColour(gif, rgba, width, height);
@@ -100,7 +118,7 @@ public static class ImageDecoder
     {
         // Decoding 16-bit PNG straight to 8 bits would round (v·255/65535); PIL keeps the high byte.
         var info = new SKImageInfo(width, height, SKColorType.Rgba16161616, SKAlphaType.Unpremul);
-        var rgba = new byte[width * height * 8];
+        var rgba = new byte[(long)width * height * 8];
         GetPixels(codec, info, rgba, name);
         var image = new RgbImage(width, height);
         byte[] rgb = image.Pixels;
@@ -136,6 +154,24 @@ public static class ImageDecoder
             default:
                 throw new ImageDecodeException(name, $"the image data is corrupt or unsupported (SkiaSharp: {result})");
         }
+    }
+
+    /// <summary>
+    /// PIL's decompression-bomb rule on the header's claimed size, checked before the pixel buffer exists (a
+    /// 100000×100000 header used to overflow the 32-bit buffer size and let the decoder write past it).
+    /// </summary>
+    private static void CheckSize(string name, int width, int height, long maxPixels)
+    {
+        long pixels = (long)width * height;
+        if (pixels > 2 * maxPixels)
+            throw new ImageDecodeException(name,
+                $"the header claims {width}×{height} = {pixels:N0} pixels, more than twice the limit of {maxPixels:N0} " +
+                "(a possible decompression bomb; raise --max_image_pixels if the image is genuine)");
+        // 8 bytes a pixel for 16-bit PNG: the decode buffer must fit one .NET array.
+        if (pixels * 8 > Array.MaxLength)
+            throw new ImageDecodeException(name, $"{width}×{height} pixels is too large to decode in one buffer");
+        if (pixels > maxPixels)
+            Warn($"warning: '{name}' has {width}×{height} = {pixels:N0} pixels, more than the limit of {maxPixels:N0} (a possible decompression bomb; decoding it anyway, as PIL does below twice the limit)");
     }
 
     private static string Hex(byte[] bytes) => Convert.ToHexString(bytes, 0, Math.Min(8, bytes.Length));

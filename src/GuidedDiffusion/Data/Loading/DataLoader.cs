@@ -25,6 +25,7 @@ public sealed class DataLoader : IDisposable
     private readonly Dictionary<long, PendingBatch> _pending = new();
     private readonly Dictionary<long, int[]> _epochOrders = new();
     private readonly Dictionary<int, BadImage> _badImages = new();
+    private readonly List<BadImage> _unreported = new();
     private readonly Thread[] _workers;
     private long _nextBatchToClaim;
     private int _nextSampleToClaim;
@@ -107,6 +108,20 @@ public sealed class DataLoader : IDisposable
     public IReadOnlyList<BadImage> BadImages
     {
         get { lock (_gate) return _badImages.Values.ToArray(); }
+    }
+
+    /// <summary>
+    /// The images skipped since the last call, each returned once over the loader's life (a file that fails
+    /// again in a later epoch is not repeated), so the caller can name every skipped file exactly once.
+    /// </summary>
+    public IReadOnlyList<BadImage> TakeNewBadImages()
+    {
+        lock (_gate)
+        {
+            var taken = _unreported.ToArray();
+            _unreported.Clear();
+            return taken;
+        }
     }
 
     /// <summary>The next batch; the caller disposes it.</summary>
@@ -241,7 +256,11 @@ public sealed class DataLoader : IDisposable
                 }
                 catch (ImageDecodeException e) when (_options.SkipBadImages)
                 {
-                    lock (_gate) _badImages.TryAdd(sourceIndex, new BadImage(e.Path, e.Reason));
+                    lock (_gate)
+                    {
+                        var bad = new BadImage(e.Path, e.Reason);
+                        if (_badImages.TryAdd(sourceIndex, bad)) _unreported.Add(bad);
+                    }
                     continue;
                 }
                 var random = SampleRandom.ForSample(_options.Seed, claim.Epoch, sourceIndex);

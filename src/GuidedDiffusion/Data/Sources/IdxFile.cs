@@ -52,6 +52,10 @@ public sealed class IdxFile
         {
             int o = 4 + 4 * d;
             shape[d] = (raw[o] << 24) | (raw[o + 1] << 16) | (raw[o + 2] << 8) | raw[o + 3];
+            // Sizes are unsigned 32-bit in the format; one above int.MaxValue reads as negative here (found by
+            // fuzzing: two negative sizes multiplied to the data length and the file was accepted).
+            if (shape[d] < 0 || count * shape[d] > raw.Length)
+                throw new DatasetException($"IDX file '{path}' has dimension {d} of size {(uint)shape[d]}, more than its {raw.Length} bytes can hold.");
             count *= shape[d];
         }
         int offset = 4 + 4 * rank;
