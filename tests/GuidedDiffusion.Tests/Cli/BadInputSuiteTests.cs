@@ -1,4 +1,5 @@
 using GuidedDiffusion.Tests.Data;
+using GuidedDiffusion.Training;
 using SkiaSharp;
 
 namespace GuidedDiffusion.Tests.Cli;
@@ -163,6 +164,23 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
         Assert.Single(File.ReadAllLines(Path.Combine(log, "log.txt")), l => l.Contains(bomb) && l.Contains("skipped"));
         var listed = Assert.Single(File.ReadAllLines(Path.Combine(log, "skipped_images.txt")));
         Assert.StartsWith(bomb + "\t", listed);
+    }
+
+    [Fact]
+    public void SkipBadImages_AClassWithOnlyUnreadableFiles_IsLeftOutOfTheModelAndSidecar_WithOneLineNamingIt()
+    {
+        var (dir, bad) = UnreadableClassTests.MixedFolder();
+        var log = w.NewDir();
+        var run = CliRunner.Run([.. Train(dir, log, "--label_from", "folder", "--skip_bad_images", "True", "--iterations", "2")]);
+        Assert.Equal(0, run.ExitCode);
+        var errors = run.Error.Split('\n');
+        Assert.Single(errors, l => l.Contains("class 'cat'"));
+        foreach (var file in bad)
+            Assert.Single(errors, l => l.Contains(file) && l.Contains("skipped"));
+        Assert.Equal(bad, File.ReadAllLines(Path.Combine(log, "skipped_images.txt")).Select(l => l.Split('\t')[0]).ToArray());
+        var manifest = CheckpointManifest.Read(Path.Combine(log, "model000001.json"));
+        Assert.Equal(new[] { "dog", "fox" }, manifest.Classes);
+        Assert.Equal(2, manifest.Classifier!.NumClasses);
     }
 
     [Fact]
