@@ -96,8 +96,10 @@ public sealed class ClassifierTrainer : TrainerBase
             var subX = x.narrow(0, start, n);
             var subY = labels.narrow(0, start, n).to_type(ScalarType.Int64);
             var subT = t.narrow(0, start, n);
-            // The attack's own gradients are taken with respect to its input only: the parameters' .grad hold the update's alone.
-            var attacked = attack ? _attack!.Run(subX, subY, subT, Precision.LossScale) : null;
+            // The attack's gradients are taken with respect to its input only, so the parameters' .grad hold the update's
+            // alone. Its loss is scaled as the update's (fp16 loss scale × microbatch share): an fp16 trunk then overflows
+            // in the attack exactly when the update would, and that step is skipped anyway.
+            var attacked = attack ? _attack!.Run(subX, subY, subT, Precision.LossScale * n / batch) : null;
             var logits = _model.forward(attacked?.Adversarial ?? subX, subT).to_type(ScalarType.Float32);
             var loss = nn.functional.cross_entropy(logits, subY, reduction: nn.Reduction.None);
 

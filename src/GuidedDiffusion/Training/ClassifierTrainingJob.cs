@@ -83,6 +83,9 @@ public sealed class ClassifierTrainingJob
             Log($"note: with --timestep_respacing {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
         if (training.Adversarial is { } attack)
             Log($"adversarial training: {attack.Describe()} on every microbatch (train_* are measured on the attacked batch).");
+        if (resume?.Manifest is { } resumed && resumed.Training.Adversarial != training.Adversarial)
+            Log($"note: {resume.ModelPath} was trained {Adversarial.L2PgdOptions.Training(resumed.Training.Adversarial)}; "
+                + $"this run continues {Adversarial.L2PgdOptions.Training(training.Adversarial)}.");
         if (training.ScheduleSampler == "loss-second-moment")
             Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
 

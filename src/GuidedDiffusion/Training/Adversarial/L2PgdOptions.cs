@@ -65,6 +65,9 @@ public sealed record L2PgdOptions
             throw new ConfigurationException("attack_eps_schedule", $"unknown schedule {(int)EpsSchedule}; allowed: {string.Join(", ", ScheduleNames)}.");
     }
 
+    /// <summary>"on attacks (L2 PGD: …)" for <paramref name="options"/>, or "without attacks" for null: how a run trains.</summary>
+    public static string Training(L2PgdOptions? options) => options is null ? "without attacks" : $"on attacks ({options.Describe()})";
+
     /// <summary>One line for logs and tables, e.g. <c>L2 PGD: eps 0.5, 7 steps of 0.0833, constant radius</c>.</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
         $"L2 PGD: eps {Eps:0.####}, {Steps} steps of {ResolvedStepSize():0.####}, {(EpsSchedule == AttackEpsSchedule.Constant ? "constant radius" : "radius × sqrt(ᾱ_t)")}");
