@@ -14,7 +14,7 @@ namespace GuidedDiffusion.Bench;
 /// The extra cost of adversarial training: a plain and an adversarial <see cref="ClassifierTrainer"/> on identical
 /// models step alternately on the same fixed noised batch (so load changes on a shared machine hit both alike), and the
 /// ratio of their step times is reported per pair (median) and of the medians, in wall-clock and in process CPU time.
-/// Defaults: the Fashion-MNIST demo classifier (32×32, width 64, channel_mult 1,2,2), batch 32, the reference attack.
+/// Model: the Fashion-MNIST demo classifier (32×32, width 64, channel_mult 1,2,2); defaults: batch 32, the reference attack.
 /// Last line: one JSON object.
 /// </summary>
 internal static class AdversarialStepBenchmark
@@ -22,16 +22,8 @@ internal static class AdversarialStepBenchmark
     public static int Run(string[] args)
     {
         var a = Args.Parse(args);
-        var classifier = new ClassifierConfig
-        {
-            ImageSize = a.Int("image_size", 32),
-            Width = a.Int("classifier_width", 64),
-            Depth = a.Int("classifier_depth", 1),
-            ChannelMult = a.Str("channel_mult", "1,2,2"),
-            AttentionResolutions = a.Str("classifier_attention_resolutions", "16,8"),
-            NumHeadChannels = a.Int("num_head_channels", 64),
-            NumClasses = a.Int("num_classes", 10),
-        };
+        // The Fashion-MNIST demo classifier, exactly as classifier-train's demo builds it.
+        var (_, classifier) = DemoPreset.Apply(new TrainingConfig(), new ClassifierConfig { NumClasses = 10 }, given: _ => false);
         var attack = new L2PgdOptions { Steps = a.Int("attack_steps", 7) };
         string precision = a.Str("precision", "fp32");
         int batch = a.Int("batch_size", 32), warmup = a.Int("warmup", 1), pairs = a.Int("pairs", 6), threads = a.Int("threads", 2);
