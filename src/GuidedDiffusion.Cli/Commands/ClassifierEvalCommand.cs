@@ -18,6 +18,7 @@ internal static class ClassifierEvalCommand
     public static Command Create()
     {
         var model = new ModelFlags();
+        var attack = new AttackFlags(forTraining: false);
         var modelPath = Flags.Create("model_path", "", "Classifier checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture and diffusion.");
         var dataDir = Flags.Create("data_dir", "", "Validation image folder (empty: the Fashion-MNIST demo's 1,000-image validation split).");
         var numTBins = Flags.Create("num_t_bins", E.NumTBins, "Evaluate at the centres of this many equal-width timestep bins over [0, T).");
@@ -31,10 +32,11 @@ internal static class ClassifierEvalCommand
         var labelFrom = Flags.Create("label_from", "prefix", "Class of an image in --data_dir: prefix (file name before '_') or folder.");
         var numWorkers = Flags.Create("num_workers", E.NumWorkers, "Image decoding threads (0: on the main thread).");
 
-        var command = new Command("classifier-eval", "Evaluate a classifier at each noise level: loss, acc@1/acc@5, calibration (ECE) and guidance-gradient norm vs t.");
+        var command = new Command("classifier-eval", "Evaluate a classifier at each noise level: loss, acc@1/acc@5, calibration (ECE), guidance-gradient norm and (with --attack_eps) robust acc@1 vs t.");
         foreach (var option in new Option[] { modelPath, dataDir, numTBins, timesteps, noiseRepeats, batchSize, gradChunk, gradNorm, seed, logDir, labelFrom, numWorkers })
             command.Options.Add(option);
         model.AddTo(command);
+        attack.AddTo(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
@@ -56,6 +58,7 @@ internal static class ClassifierEvalCommand
                 ComputeGradNorm = parse.GetValue(gradNorm),
                 Seed = parse.GetValue(seed),
                 NumWorkers = parse.GetValue(numWorkers),
+                Attack = attack.Options(parse),
             };
             options.Validate();
 

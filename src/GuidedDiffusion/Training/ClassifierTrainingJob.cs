@@ -72,10 +72,10 @@ public sealed class ClassifierTrainingJob
         // Every rank reads the checkpoint itself (the original reads it on rank 0 only and then hangs).
         var (resume, append, notes) = RunFolder.Open(training, logDir, _comm.IsMain,
             () => ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch));
+        var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16");
+        if (training.Adversarial is not null) columns = Adversarial.AdversarialMetrics.AddTo(columns, classifier.NumClasses, valSource is not null);
         // Only rank 0 writes logs and checkpoints.
-        using var logger = _comm.IsMain
-            ? new RunLogger(logDir, MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16"), append, _console)
-            : null;
+        using var logger = _comm.IsMain ? new RunLogger(logDir, columns, append, _console) : null;
         void Log(string line) => logger?.Log(line);
         Log($"Logging to {Path.GetFullPath(logDir)}");
         foreach (var note in notes) Log(note);
@@ -83,6 +83,11 @@ public sealed class ClassifierTrainingJob
         if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
         if (!string.IsNullOrEmpty(_diffusion.TimestepRespacing) && training.Noised)
             Log($"note: with --timestep_respacing {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
+        if (training.Adversarial is { } attack)
+            Log($"adversarial training: {attack.Describe()} on every microbatch (train_* are measured on the attacked batch).");
+        if (resume?.Manifest is { } resumed && resumed.Training.Adversarial != training.Adversarial)
+            Log($"note: {resume.ModelPath} was trained {Adversarial.L2PgdOptions.Training(resumed.Training.Adversarial)}; "
+                + $"this run continues {Adversarial.L2PgdOptions.Training(training.Adversarial)}.");
         if (training.ScheduleSampler == "loss-second-moment")
             Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
 
@@ -103,7 +108,6 @@ public sealed class ClassifierTrainingJob
         using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1, Shuffle = true });
 
         Log("training classifier model...");
-        var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16");
         var loop = new TrainingLoop(trainer, training, _comm, logger, columns, logDir)
         {
             OnStep = OnStep,

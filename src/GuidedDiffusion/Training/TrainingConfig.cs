@@ -1,3 +1,5 @@
+using GuidedDiffusion.Training.Adversarial;
+
 namespace GuidedDiffusion.Training;
 
 /// <summary>
@@ -81,6 +83,12 @@ public sealed record TrainingConfig
     public bool CheckRankSync { get; init; }
 
     /// <summary>
+    /// <c>--adversarial True</c> with its <c>--attack_*</c> flags: train on untargeted L2 PGD attacks of x_t
+    /// (Kawar, Ganz and Elad's robust noisy classifiers). Null (default): plain training.
+    /// </summary>
+    public L2PgdOptions? Adversarial { get; init; }
+
+    /// <summary>
     /// The loop defaults of the original's <c>image_train.py</c> (diffusion-model training): lr 1e-4, batch_size 1,
     /// ema_rate 0.9999, no random crop (its load_data default), and no iteration limit (the original trains until
     /// stopped unless <c>lr_anneal_steps</c> is set).
@@ -136,5 +144,6 @@ public sealed record TrainingConfig
             if (!(r > 0 && r < 1)) throw new ConfigurationException("ema_rate", $"each rate must lie in (0, 1), got {r}.");
         if (!Diffusion.ScheduleSampler.Names.Contains(ScheduleSampler))
             throw new ConfigurationException("schedule_sampler", $"unknown sampler '{ScheduleSampler}'; allowed: {string.Join(", ", Diffusion.ScheduleSampler.Names)}.");
+        Adversarial?.Validate();
     }
 }
