@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Evaluation;
-using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
 

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Transforms;
-using GuidedDiffusion.Training;
 using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Cli.Commands;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Guidance;
 using GuidedDiffusion.Training;

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Diffusion;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -178,7 +179,7 @@ public abstract class TrainerBase : IDisposable
     /// </summary>
     public void LoadParameters(IReadOnlyDictionary<string, Tensor> stateDict, string sourceName)
     {
-        Models.StateDictIO.Load(_model, stateDict, sourceName);
+        StateDictIO.Load(_model, stateDict, sourceName);
         using var noGrad = no_grad();
         for (int i = 0; i < NamedParameters.Length; i++)
             Precision.MasterParameters[i].copy_(stateDict[NamedParameters[i].name]);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Cli;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Diffusion;

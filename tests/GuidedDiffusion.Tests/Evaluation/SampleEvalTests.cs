@@ -1,11 +1,11 @@
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Transforms;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Guidance;
 using GuidedDiffusion.Tests.Cli;
-using GuidedDiffusion.Training;
 using SkiaSharp;
 using static TorchSharp.torch;
 

@@ -1,11 +1,11 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using GuidedDiffusion.Models;
+using GuidedDiffusion.Training;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Training;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>
 /// Checkpoint files in a run folder, named by the original's rule: <c>modelNNNNNN.pt</c> (plain PyTorch

@@ -2,8 +2,9 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
+using GuidedDiffusion.Training;
 
-namespace GuidedDiffusion.Training;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>
 /// The JSON sidecar written next to each <c>modelNNNNNN.pt</c>: everything needed to rebuild, resume or

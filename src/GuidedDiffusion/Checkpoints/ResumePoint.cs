@@ -1,6 +1,7 @@
 using GuidedDiffusion.Models;
+using GuidedDiffusion.Training;
 
-namespace GuidedDiffusion.Training;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>
 /// Where a run resumes from: a modelNNNNNN.pt with its optimizer file and (ours) its sidecar. Unlike the
