@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using GuidedDiffusion.Training;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
@@ -24,15 +23,26 @@ public static partial class CheckpointStore
     /// <summary><c>ema_RATE_NNNNNN.pt</c> (the original image trainer's name).</summary>
     public static string EmaFile(double rate, long index) => $"ema_{rate.ToString(CultureInfo.InvariantCulture)}_{index:D6}.pt";
 
-    /// <summary>Writes model, optimizer, EMA files and the sidecar for update index <paramref name="index"/>.</summary>
-    public static string Save(string directory, long index, TrainerBase trainer, CheckpointManifest manifest)
+    /// <summary>
+    /// Writes the model, optimizer and EMA files and then the sidecar for update index <paramref name="index"/>;
+    /// the sidecar comes last because its presence marks the checkpoint complete.
+    /// </summary>
+    /// <param name="directory">The run folder.</param>
+    /// <param name="index">The update just made (the original's file index).</param>
+    /// <param name="model">The float32 master weights, in the model's state-dict order.</param>
+    /// <param name="optimizer">The optimizer whose PyTorch-format state goes to <c>optNNNNNN.pt</c>.</param>
+    /// <param name="emas">Each EMA rate with its weights as a state dict.</param>
+    /// <param name="manifest">The sidecar.</param>
+    /// <returns>The path of <c>modelNNNNNN.pt</c>.</returns>
+    public static string Save(string directory, long index, IEnumerable<KeyValuePair<string, Tensor>> model, TorchSharp.Modules.OptimizerHelper optimizer,
+        IEnumerable<(double Rate, IEnumerable<KeyValuePair<string, Tensor>> StateDict)> emas, CheckpointManifest manifest)
     {
         Directory.CreateDirectory(directory);
         var modelPath = Path.Combine(directory, ModelFile(index));
-        StateDictIO.Write(modelPath, trainer.MasterStateDict());
-        AtomicFile.Write(Path.Combine(directory, OptimizerFile(index)), stream => trainer.Optimizer.save_py(stream, leaveOpen: true));
-        foreach (var ema in trainer.Emas)
-            StateDictIO.Write(Path.Combine(directory, EmaFile(ema.Rate, index)), trainer.StateDictWith(ema.Values));
+        StateDictIO.Write(modelPath, model);
+        AtomicFile.Write(Path.Combine(directory, OptimizerFile(index)), stream => optimizer.save_py(stream, leaveOpen: true));
+        foreach (var (rate, stateDict) in emas)
+            StateDictIO.Write(Path.Combine(directory, EmaFile(rate, index)), stateDict);
         AtomicFile.Write(CheckpointManifest.PathFor(modelPath),
             stream => JsonSerializer.Serialize(stream, manifest, CheckpointManifest.JsonOptions));
         return modelPath;
@@ -64,13 +74,13 @@ public static partial class CheckpointStore
     }
 
     /// <summary>Loads AdamW state saved by us or by the original (PyTorch optimizer state_dict).</summary>
-    public static void LoadOptimizer(TrainerBase trainer, string path)
+    public static void LoadOptimizer(TorchSharp.Modules.OptimizerHelper optimizer, string path)
     {
         if (!File.Exists(path))
             throw new CheckpointException(path, $"Optimizer state '{path}' is missing; resuming needs the opt file written with the model (or start a fresh run).");
         try
         {
-            trainer.Optimizer.load_py(path);
+            optimizer.load_py(path);
         }
         catch (Exception e) when (e is not CheckpointException)
         {

@@ -94,7 +94,7 @@ public sealed class ClassifierTrainingJob
         using var trainer = new ClassifierTrainer(model, diffusion, training, classifier.NumClasses, _comm.Rank, _comm.WorldSize,
             reducer is null ? null : _ => reducer.AllReduceMean());
         trainer.Message += Log;
-        if (resume is not null) resume.Restore(trainer, Log);
+        if (resume is not null) TrainerCheckpoints.Restore(trainer, resume, Log);
 
         Log("creating data loader...");
         var dataOptions = TrainingLoop.DataOptionsFor(training, _comm, classifier.ImageSize, trainer.CompletedSteps);

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Loading;
@@ -67,7 +68,7 @@ internal sealed class TrainingLoop
             {
                 Log(interrupted ? "stop requested: saving model..." : "saving model...");
                 if (_comm.IsMain)
-                    lastCheckpoint = CheckpointStore.Save(_logDir, step, _trainer, Manifest());
+                    lastCheckpoint = TrainerCheckpoints.Save(_trainer, _logDir, step, Manifest());
                 lastSaved = step;
             }
             if (interrupted) break;
@@ -118,7 +119,7 @@ internal sealed class TrainingLoop
         {
             CompletedSteps = trainer.CompletedSteps,
             Diffusion = diffusion,
-            Training = training,
+            Training = JsonSerializer.SerializeToElement(training, CheckpointManifest.JsonOptions),
             Classes = classes.Names,
             WorldSize = trainer.WorldSize,
             LgLossScale = trainer.Precision.LgLossScale,
