@@ -1,4 +1,3 @@
-using GuidedDiffusion.Data.Loading;
 
 namespace GuidedDiffusion.Data.Transforms;
 

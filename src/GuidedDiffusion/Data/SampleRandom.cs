@@ -1,4 +1,4 @@
-namespace GuidedDiffusion.Data.Loading;
+namespace GuidedDiffusion.Data;
 
 /// <summary>
 /// A small deterministic generator (SplitMix64) seeded from (seed, epoch, index), so that each sample's
