@@ -5,7 +5,6 @@ using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Guidance;
 using GuidedDiffusion.Models;
-using GuidedDiffusion.Training;
 using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Cli.Commands;

@@ -4,7 +4,6 @@ using System.Text.Json;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Guidance;
-using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
 

@@ -4,7 +4,6 @@ using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
-using GuidedDiffusion.Training;
 using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Evaluation;

@@ -6,7 +6,6 @@ using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Cli;
-using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Tests.Evaluation;
 

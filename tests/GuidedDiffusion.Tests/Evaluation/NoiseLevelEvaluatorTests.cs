@@ -4,7 +4,6 @@ using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Models;
-using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Tests.Evaluation;
 
