@@ -1,3 +1,5 @@
+using GuidedDiffusion.Data.Sources;
+
 namespace GuidedDiffusion.Training;
 
 /// <summary>
@@ -91,8 +93,6 @@ public sealed record TrainingConfig
         EvalTable = false,
     };
 
-    /// <summary>Label rules <c>--label_from</c> accepts.</summary>
-    public static IReadOnlyList<string> LabelRules { get; } = new[] { "prefix", "folder" };
 
     /// <summary>Precisions <c>--precision</c> accepts.</summary>
     public static IReadOnlyList<string> Precisions { get; } = new[] { "fp32", "fp16", "bf16" };
@@ -120,8 +120,7 @@ public sealed record TrainingConfig
         if (SaveInterval < 1) throw new ConfigurationException("save_interval", $"must be at least 1, got {SaveInterval}.");
         if (!Precisions.Contains(Precision))
             throw new ConfigurationException("precision", $"unknown precision '{Precision}'; allowed: {string.Join(", ", Precisions)}.");
-        if (!LabelRules.Contains(LabelFrom))
-            throw new ConfigurationException("label_from", $"unknown rule '{LabelFrom}'; allowed: {string.Join(", ", LabelRules)}.");
+        LabelRules.Parse(LabelFrom);
         if (NumWorkers < 0) throw new ConfigurationException("num_workers", $"must be ≥ 0 (0 decodes on the training thread), got {NumWorkers}.");
         if (!(Fp16ScaleGrowth >= 0) || double.IsInfinity(Fp16ScaleGrowth)) throw new ConfigurationException("fp16_scale_growth", $"must be a finite number ≥ 0, got {Fp16ScaleGrowth}.");
         if (GradClip < 0) throw new ConfigurationException("grad_clip", $"must be ≥ 0 (0 disables clipping), got {GradClip}.");

@@ -100,7 +100,7 @@ internal sealed class TrainingLoop
     public static ImageFolderSource? OpenFolder(string directory, string labelFrom, ClassMap? classes = null)
     {
         if (string.IsNullOrWhiteSpace(directory)) return null;
-        var rule = labelFrom == "folder" ? LabelRule.Folder : LabelRule.Prefix;
+        var rule = LabelRules.Parse(labelFrom);
         return classes is null ? new ImageFolderSource(directory, rule) : new ImageFolderSource(directory, rule, classes);
     }
 
