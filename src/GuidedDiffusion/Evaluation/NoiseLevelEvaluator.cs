@@ -106,8 +106,8 @@ public static class NoiseLevelEvaluator
     /// <summary>The seed of the noise for timestep <paramref name="t"/>, draw <paramref name="repeat"/>, batch <paramref name="batch"/>.</summary>
     public static long NoiseSeed(long seed, int t, int repeat, int batch)
     {
-        ulong x = Mix((ulong)seed ^ Mix((ulong)t + 0x9E3779B97F4A7C15UL) ^ Mix((ulong)repeat + 0xD1B54A32D192ED03UL)
-                      ^ Mix((ulong)batch + 0x8CB92BA72F3D8DD7UL));
+        ulong x = SplitMix64.Hash((ulong)seed ^ SplitMix64.Hash((ulong)t + SplitMix64.Golden) ^ SplitMix64.Hash((ulong)repeat + 0xD1B54A32D192ED03UL)
+                      ^ SplitMix64.Hash((ulong)batch + 0x8CB92BA72F3D8DD7UL));
         return (long)(x & 0x7FFF_FFFF_FFFF_FFFFUL);
     }
 
@@ -167,13 +167,5 @@ public static class NoiseLevelEvaluator
             accumulator.Add((int)y[i], loss[i], (int)pred[i], confidence[i], inTop5[i]);
             if (gradNorms is not null) accumulator.AddGradNorm(gradNorms[i]);
         }
-    }
-
-    private static ulong Mix(ulong z)
-    {
-        z += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
     }
 }
