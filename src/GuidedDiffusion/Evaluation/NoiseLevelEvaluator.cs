@@ -3,6 +3,7 @@ using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Guidance;
 using GuidedDiffusion.Models;
 using static TorchSharp.torch;
 
@@ -133,14 +134,9 @@ public static class NoiseLevelEvaluator
             float[]? gradNorms = null;
             if (options.ComputeGradNorm)
             {
-                using var enable = enable_grad();
-                var x = xt.narrow(0, start, n).detach().requires_grad_(true);
-                logProbs = model.forward(x, tc).to_type(ScalarType.Float32).log_softmax(1);
-                // Samples are independent in eval mode, so the gradient of the summed log-likelihood is per-sample.
-                var selected = logProbs.gather(1, y.unsqueeze(1)).sum();
-                var grad = autograd.grad([selected], [x])[0];
+                // The gradient the sampler's cond_fn would use (before the guidance scale), per sample.
+                (logProbs, var grad) = ClassifierGuidance.LogProbsAndGradient(model, xt.narrow(0, start, n), tc, y);
                 gradNorms = grad.flatten(1).norm(1).cpu().data<float>().ToArray();
-                logProbs = logProbs.detach();
             }
             else
             {
