@@ -2,6 +2,7 @@
 // diffusion model for a few steps on the bundled Fashion-MNIST sample, evaluate the classifier at each noise
 // level, and sample with classifier guidance. The same calls are shown in the README's "From C#" section.
 // Run: dotnet run -c Release --project samples/GuidedDiffusion.Samples [-- output-folder]
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Guidance;
@@ -20,7 +21,7 @@ var classifierRun = new ClassifierTrainingJob(
 // 2. Its loss, accuracy and calibration per noise level on the demo's validation split (eval.csv / .json / .png).
 var evaluation = new NoiseLevelEvaluationJob(new NoiseLevelEvaluationOptions
 {
-    ModelPath = classifierRun.LastCheckpoint,
+    Classifier = new ClassifierSource { Path = classifierRun.LastCheckpoint },
     Evaluation = new EvaluationOptions { Timesteps = [0, 50, 99], NoiseRepeats = 1, ComputeGradNorm = false },
 }).Run();
 Console.Write(evaluation.Report.FormatTable());

@@ -37,10 +37,7 @@ internal static class ClassifierEvalCommand
         {
             var options = new NoiseLevelEvaluationOptions
             {
-                ModelPath = parse.GetValue(modelPath) ?? "",
-                Classifier = model.Classifier(parse),
-                ClassifierSettingsGiven = model.AnyArchitectureFlagGiven(parse),
-                Diffusion = model.Diffusion(parse),
+                Classifier = model.Source(parse, modelPath),
                 DataDir = parse.GetValue(dataDir) ?? "",
                 LabelFrom = LabelRules.Parse(parse.GetValue(labelFrom) ?? ""),
                 Evaluation = new EvaluationOptions

@@ -32,10 +32,7 @@ internal static class ClassifyCommand
         {
             var results = ClassificationJob.Run(new ClassificationOptions
             {
-                ModelPath = parse.GetValue(modelPath) ?? "",
-                Classifier = model.Classifier(parse),
-                ClassifierSettingsGiven = model.AnyArchitectureFlagGiven(parse),
-                Diffusion = model.Diffusion(parse),
+                Classifier = model.Source(parse, modelPath),
                 Timestep = parse.GetValue(timestep),
                 NoiseSeed = parse.GetValue(noiseSeed) is var seed and >= 0 ? seed : null,
                 Images = parse.GetValue(images)!,

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 
@@ -57,6 +58,15 @@ internal sealed class ModelFlags
     };
 
     public DiffusionConfig Diffusion(ParseResult p) => DiffusionOptions.Diffusion(p);
+
+    /// <summary>The checkpoint at <paramref name="path"/> with these flags describing it when it has no sidecar.</summary>
+    public ClassifierSource Source(ParseResult p, Option<string> path) => new()
+    {
+        Path = p.GetValue(path) ?? "",
+        Architecture = Classifier(p),
+        ArchitectureGiven = AnyArchitectureFlagGiven(p),
+        Diffusion = Diffusion(p),
+    };
 
     /// <summary>Whether any architecture flag was typed (a sidecar then does not silently override it).</summary>
     public bool AnyArchitectureFlagGiven(ParseResult p) =>

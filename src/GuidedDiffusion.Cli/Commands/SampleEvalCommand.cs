@@ -31,10 +31,7 @@ internal static class SampleEvalCommand
         {
             var report = new SampleAgreementJob(new SampleAgreementOptions
             {
-                ModelPath = parse.GetValue(modelPath) ?? "",
-                Classifier = model.Classifier(parse),
-                ClassifierSettingsGiven = model.AnyArchitectureFlagGiven(parse),
-                Diffusion = model.Diffusion(parse),
+                Judge = model.Source(parse, modelPath),
                 Timestep = parse.GetValue(timestep),
                 BatchSize = parse.GetValue(batchSize),
                 Grid = parse.GetValue(grid),

@@ -2,8 +2,6 @@ using System.Text.Json.Serialization;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Transforms;
-using GuidedDiffusion.Diffusion;
-using GuidedDiffusion.Models;
 using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Evaluation;
@@ -11,14 +9,8 @@ namespace GuidedDiffusion.Evaluation;
 /// <summary>The settings of <see cref="ClassificationJob"/>.</summary>
 public sealed record ClassificationOptions
 {
-    /// <summary>Classifier checkpoint (.pt or .safetensors); its sidecar, if any, supplies the architecture. Required.</summary>
-    public string ModelPath { get; init; } = "";
-    /// <summary>The architecture, for checkpoints without a sidecar (NumClasses ≤ 0: from the checkpoint).</summary>
-    public ClassifierConfig Classifier { get; init; } = new();
-    /// <summary>Whether <see cref="Classifier"/> was set explicitly (a sidecar must then agree).</summary>
-    public bool ClassifierSettingsGiven { get; init; }
-    /// <summary>The noise process, for checkpoints without a sidecar.</summary>
-    public DiffusionConfig Diffusion { get; init; } = new();
+    /// <summary>The classifier checkpoint; its sidecar, if any, supplies the architecture. Its path is required.</summary>
+    public ClassifierSource Classifier { get; init; } = new();
     /// <summary>Timestep t given to the classifier (a spaced index of the training diffusion). Default 0.</summary>
     public int Timestep { get; init; }
     /// <summary>Noise each image to step t with q_sample and noise from this seed; null: the clean image with timestep t.</summary>
@@ -58,8 +50,8 @@ public static class ClassificationJob
     /// <exception cref="CheckpointException">The checkpoint is missing or unreadable.</exception>
     public static IReadOnlyList<ImageClassification> Run(ClassificationOptions options)
     {
-        if (options.ModelPath.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier checkpoint to use.");
-        using var classifier = TrainedClassifier.Load(options.ModelPath, options.Classifier, options.Diffusion, options.ClassifierSettingsGiven);
+        if (options.Classifier.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier checkpoint to use.");
+        using var classifier = options.Classifier.Load();
         var diffusion = classifier.Diffusion.Build();
         int t = options.Timestep;
         if (t < 0 || t >= diffusion.NumTimesteps)

@@ -2,22 +2,14 @@ using System.Globalization;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Sources;
-using GuidedDiffusion.Diffusion;
-using GuidedDiffusion.Models;
 
 namespace GuidedDiffusion.Evaluation;
 
 /// <summary>The settings of <see cref="NoiseLevelEvaluationJob"/>.</summary>
 public sealed record NoiseLevelEvaluationOptions
 {
-    /// <summary>Classifier checkpoint; its sidecar, if any, supplies the architecture and diffusion. Required.</summary>
-    public string ModelPath { get; init; } = "";
-    /// <summary>The architecture, for checkpoints without a sidecar.</summary>
-    public ClassifierConfig Classifier { get; init; } = new();
-    /// <summary>Whether <see cref="Classifier"/> was set explicitly (a sidecar must then agree).</summary>
-    public bool ClassifierSettingsGiven { get; init; }
-    /// <summary>The noise process, for checkpoints without a sidecar.</summary>
-    public DiffusionConfig Diffusion { get; init; } = new();
+    /// <summary>The classifier checkpoint; its sidecar, if any, supplies the architecture and diffusion. Its path is required.</summary>
+    public ClassifierSource Classifier { get; init; } = new();
     /// <summary>Validation image folder; empty: the Fashion-MNIST demo's validation split.</summary>
     public string DataDir { get; init; } = "";
     /// <summary>Where an image's class comes from in <see cref="DataDir"/>. Default: the file-name prefix.</summary>
@@ -60,9 +52,9 @@ public sealed class NoiseLevelEvaluationJob
     public NoiseLevelEvaluationResult Run()
     {
         var o = _options;
-        if (o.ModelPath.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier checkpoint to evaluate.");
+        if (o.Classifier.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier checkpoint to evaluate.");
         o.Evaluation.Validate();
-        using var classifier = TrainedClassifier.Load(o.ModelPath, o.Classifier, o.Diffusion, o.ClassifierSettingsGiven);
+        using var classifier = o.Classifier.Load();
         IImageSource source;
         string dataName;
         if (o.DataDir.Length == 0)
@@ -76,8 +68,8 @@ public sealed class NoiseLevelEvaluationJob
             source = new ImageFolderSource(o.DataDir, o.LabelFrom, RecordedClasses(classifier));
             dataName = Path.GetFullPath(o.DataDir);
         }
-        var report = NoiseLevelEvaluator.Run(classifier, source, o.Evaluation, OnBatch) with { ModelPath = Path.GetFullPath(o.ModelPath), Data = dataName };
-        var outDir = o.LogDir.Length > 0 ? o.LogDir : Path.GetDirectoryName(Path.GetFullPath(o.ModelPath))!;
+        var report = NoiseLevelEvaluator.Run(classifier, source, o.Evaluation, OnBatch) with { ModelPath = Path.GetFullPath(o.Classifier.Path), Data = dataName };
+        var outDir = o.LogDir.Length > 0 ? o.LogDir : Path.GetDirectoryName(Path.GetFullPath(o.Classifier.Path))!;
         return new NoiseLevelEvaluationResult(report, EvaluationFiles.WriteAll(report, outDir));
     }
 

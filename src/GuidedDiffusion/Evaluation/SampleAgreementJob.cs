@@ -1,23 +1,15 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using GuidedDiffusion.Checkpoints;
-using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Guidance;
-using GuidedDiffusion.Models;
 
 namespace GuidedDiffusion.Evaluation;
 
 /// <summary>The settings of <see cref="SampleAgreementJob"/>.</summary>
 public sealed record SampleAgreementOptions
 {
-    /// <summary>The judging classifier checkpoint; its sidecar, if any, supplies the architecture. Required.</summary>
-    public string ModelPath { get; init; } = "";
-    /// <summary>The judge's architecture, for checkpoints without a sidecar.</summary>
-    public ClassifierConfig Classifier { get; init; } = new();
-    /// <summary>Whether <see cref="Classifier"/> was set explicitly (a sidecar must then agree).</summary>
-    public bool ClassifierSettingsGiven { get; init; }
-    /// <summary>The judge's noise process, for checkpoints without a sidecar.</summary>
-    public DiffusionConfig Diffusion { get; init; } = new();
+    /// <summary>The judging classifier; its sidecar, if any, supplies the architecture. Its path is required.</summary>
+    public ClassifierSource Judge { get; init; } = new();
     /// <summary>Timestep given to the judge (0 for a clean classifier).</summary>
     public int Timestep { get; init; }
     /// <summary>Images per forward pass. Default 100.</summary>
@@ -102,10 +94,10 @@ public sealed class SampleAgreementJob
     public SampleAgreementReport Run()
     {
         var o = _options;
-        if (o.ModelPath.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier that judges the samples.");
+        if (o.Judge.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier that judges the samples.");
         if (o.BatchSize <= 0) throw new ConfigurationException("batch_size", $"must be positive, got {o.BatchSize}.");
         if (o.GridColumns <= 0) throw new ConfigurationException("grid_columns", $"must be positive, got {o.GridColumns}.");
-        using var judge = TrainedClassifier.Load(o.ModelPath, o.Classifier, o.Diffusion, o.ClassifierSettingsGiven);
+        using var judge = o.Judge.Load();
         int t = o.Timestep;
         int steps = judge.Diffusion.Build().NumTimesteps;
         if (t < 0 || t >= steps) throw new ConfigurationException("timestep", $"must lie in [0, {steps}) for the judge's diffusion, got {t}.");
@@ -120,7 +112,7 @@ public sealed class SampleAgreementJob
         var results = measured.Select(r => new FileAgreement(r.Name, r.Agreement.Samples, r.Agreement.Top1, r.Agreement.Top5, r.Agreement.MeanProbability,
             r.Agreement.PerClass.Select((p, c) => new ClassAgreement(c, judge.Classes[c], p.Count, p.Count > 0 ? p.Top1 : null)).ToArray(),
             r.Agreement.Predicted)).ToArray();
-        var report = new SampleAgreementReport(o.ModelPath, t, results) { Agreements = measured, Classes = judge.Classes };
+        var report = new SampleAgreementReport(o.Judge.Path, t, results) { Agreements = measured, Classes = judge.Classes };
         if (o.JsonPath.Length > 0)
             AtomicFile.Write(o.JsonPath, stream => JsonSerializer.Serialize(stream, report, new JsonSerializerOptions { WriteIndented = true }));
         return report;

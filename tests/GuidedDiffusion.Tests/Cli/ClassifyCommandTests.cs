@@ -1,4 +1,5 @@
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Tests.Training;
 
@@ -16,7 +17,7 @@ public class ClassifyCommandTests : IClassFixture<EightClassRun>
         var image = Path.Combine(_run.TrainDir, "class3_000.png");
         var results = ClassificationJob.Run(new ClassificationOptions
         {
-            ModelPath = Path.Combine(_run.LogDir, "model000029.pt"),
+            Classifier = new ClassifierSource { Path = Path.Combine(_run.LogDir, "model000029.pt") },
             Timestep = timestep,
             NoiseSeed = noiseSeed,
             Images = [image],

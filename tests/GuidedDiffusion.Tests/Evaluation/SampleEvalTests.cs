@@ -75,7 +75,7 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
 
         var report = new SampleAgreementJob(new SampleAgreementOptions
         {
-            ModelPath = fixture.ModelPath,
+            Judge = new ClassifierSource { Path = fixture.ModelPath },
             Grid = true,
             GridColumns = 5,
             JsonPath = json,
