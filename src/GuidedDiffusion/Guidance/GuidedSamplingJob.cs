@@ -20,12 +20,13 @@ public sealed record GuidedSamplingOptions
     public DiffusionConfig Diffusion { get; init; } = new();
     /// <summary>Whether <see cref="Model"/> / <see cref="Diffusion"/> were set explicitly (a sidecar must then agree).</summary>
     public bool ModelSettingsGiven { get; init; }
-    /// <summary>The classifier's architecture, for checkpoints without a sidecar; its image size is the model's.</summary>
+    /// <summary>
+    /// The classifier's architecture, for checkpoints without a sidecar; its image size is the model's. Its
+    /// <see cref="ClassifierConfig.UseFp16"/> is ignored with a warning (float16 is for GPUs).
+    /// </summary>
     public ClassifierConfig Classifier { get; init; } = new();
     /// <summary>Whether <see cref="Classifier"/> was set explicitly (a sidecar must then agree).</summary>
     public bool ClassifierSettingsGiven { get; init; }
-    /// <summary>Classifier trunk in float16 (GPU only; ignored with a warning on the CPU).</summary>
-    public bool ClassifierUseFp16 { get; init; }
     /// <summary>Guidance scale: the classifier gradient is multiplied by it (0 disables guidance). Default 1.</summary>
     public double ClassifierScale { get; init; } = 1.0;
     /// <summary>Number of images to generate. Default 10000.</summary>
@@ -98,7 +99,7 @@ public sealed class GuidedSamplingJob
         var modelConfig = trained.Config;
         var diffusionConfig = trained.Diffusion;
         if (trained.Sidecar is not null) _console.WriteLine($"diffusion model: architecture and noise process from {trained.Sidecar}");
-        if (modelConfig.UseFp16 || o.ClassifierUseFp16)
+        if (modelConfig.UseFp16 || o.Classifier.UseFp16)
             _warnings.WriteLine("warning: --use_fp16/--classifier_use_fp16 are ignored on CPU (float16 is 30-70x slower there); sampling in float32.");
 
         using var classifier = TrainedClassifier.Load(o.ClassifierPath, o.Classifier with { ImageSize = modelConfig.ImageSize }, diffusionConfig, o.ClassifierSettingsGiven);
