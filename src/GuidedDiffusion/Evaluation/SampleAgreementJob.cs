@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using GuidedDiffusion.Checkpoints;
-using GuidedDiffusion.Guidance;
+using GuidedDiffusion.Formats;
 
 namespace GuidedDiffusion.Evaluation;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Formats;
 using GuidedDiffusion.Models;
 using static TorchSharp.torch;
 

@@ -25,6 +25,7 @@ public sealed partial class LayerDependencyTests
         ["GuidedDiffusion.Data.Transforms"] = [Root, "GuidedDiffusion.Data", "GuidedDiffusion.Data.Resampling"],
         ["GuidedDiffusion.Data.Loading"] = [Root, "GuidedDiffusion.Data", "GuidedDiffusion.Data.Decoding", "GuidedDiffusion.Data.Sources", "GuidedDiffusion.Data.Transforms"],
         ["GuidedDiffusion.Diffusion"] = [Root],
+        ["GuidedDiffusion.Formats"] = [Root],
         ["GuidedDiffusion.Models"] = [Root],
         ["GuidedDiffusion.Distributed"] = [Root, "GuidedDiffusion.Distributed.Mpi", "GuidedDiffusion.Distributed.Posix"],
         ["GuidedDiffusion.Distributed.Mpi"] = [Root, "GuidedDiffusion.Distributed.Posix"],  // dlopen of libmpi
@@ -32,8 +33,8 @@ public sealed partial class LayerDependencyTests
         // Layer 2: checkpoint files, sidecars and the trained-model loaders.
         ["GuidedDiffusion.Checkpoints"] = [Root, "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models"],
         // Layer 3: the jobs of the original's scripts.
-        ["GuidedDiffusion.Guidance"] = [Root, "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", .. DataAll],
-        ["GuidedDiffusion.Evaluation"] = [Root, "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", "GuidedDiffusion.Guidance", .. DataAll],
+        ["GuidedDiffusion.Guidance"] = [Root, "GuidedDiffusion.Formats", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", .. DataAll],
+        ["GuidedDiffusion.Evaluation"] = [Root, "GuidedDiffusion.Formats", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", "GuidedDiffusion.Guidance", .. DataAll],
         ["GuidedDiffusion.Training"] = [Root, "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", "GuidedDiffusion.Distributed", "GuidedDiffusion.Evaluation", .. DataAll],
     };
 

@@ -4,7 +4,7 @@ using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Transforms;
 using GuidedDiffusion.Evaluation;
-using GuidedDiffusion.Guidance;
+using GuidedDiffusion.Formats;
 using GuidedDiffusion.Tests.Cli;
 using SkiaSharp;
 using static TorchSharp.torch;

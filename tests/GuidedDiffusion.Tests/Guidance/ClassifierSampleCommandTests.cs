@@ -1,7 +1,7 @@
 using System.Text.Json;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Cli;
-using GuidedDiffusion.Guidance;
+using GuidedDiffusion.Formats;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Cli;
