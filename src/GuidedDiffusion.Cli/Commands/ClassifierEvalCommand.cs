@@ -14,7 +14,7 @@ internal static class ClassifierEvalCommand
 
     public static Command Create()
     {
-        var model = new ModelFlags();
+        var model = new ClassifierModelFlags();
         var modelPath = Flags.Create("model_path", "", "Classifier checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture and diffusion.");
         var dataDir = Flags.Create("data_dir", "", "Validation image folder (empty: the Fashion-MNIST demo's 1,000-image validation split).");
         var numTBins = Flags.Create("num_t_bins", E.NumTBins, "Evaluate at the centres of this many equal-width timestep bins over [0, T).");

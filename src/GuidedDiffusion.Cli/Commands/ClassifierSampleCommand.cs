@@ -26,7 +26,7 @@ internal static class ClassifierSampleCommand
         var seed = Flags.Create("seed", 0, "Seed for the classes and every noise draw; the same seed gives the same samples.");
         var outDir = Flags.Create("out_dir", "samples", "Folder for samples_NxHxWx3.npz and the PNG grid (created if missing).");
 
-        var classifierFlags = new ModelFlags(besideDiffusionModel: true);
+        var classifierFlags = new ClassifierModelFlags(besideDiffusionModel: true);
 
         var command = new Command("classifier-sample", "Sample images from a diffusion model guided by a noise-aware classifier (classifier_sample.py).");
         foreach (var option in new Option[] { modelPath, classifierPath, classifierScale, numSamples, batchSize, useDdim, clipDenoised, classId, seed, outDir })

@@ -10,7 +10,7 @@ internal static class ClassifierTrainCommand
 
     public static Command Create()
     {
-        var model = new ModelFlags();
+        var model = new ClassifierModelFlags();
         var dataDir = Flags.Create("data_dir", T.DataDir, "Training image folder (empty: the bundled Fashion-MNIST demo with a small config).");
         var valDataDir = Flags.Create("val_data_dir", T.ValDataDir, "Validation image folder, labelled with the training classes.");
         var noised = Flags.Create("noised", T.Noised, "Train on noised x_t (False: clean images at t = 0).");

@@ -13,7 +13,7 @@ internal static class ClassifyCommand
 {
     public static Command Create()
     {
-        var model = new ModelFlags();
+        var model = new ClassifierModelFlags();
         var modelPath = Flags.Create("model_path", "", "Classifier checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture.");
         var timestep = Flags.Create("timestep", 0, "Timestep t given to the classifier (spaced index of the training diffusion).");
         var noiseSeed = Flags.Create("noise_seed", -1, "Noise the image to step t with q_sample and seeded noise (-1: give the clean image with timestep t).");

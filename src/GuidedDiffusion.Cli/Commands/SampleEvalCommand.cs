@@ -13,7 +13,7 @@ internal static class SampleEvalCommand
 {
     public static Command Create()
     {
-        var model = new ModelFlags();
+        var model = new ClassifierModelFlags();
         var modelPath = Flags.Create("model_path", "", "The judging classifier checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture.");
         var timestep = Flags.Create("timestep", 0, "Timestep given to the judge (0 for a clean classifier).");
         var batchSize = Flags.Create("batch_size", 100, "Images per forward pass.");

@@ -9,19 +9,19 @@ namespace GuidedDiffusion.Cli.Commands;
 /// The classifier and diffusion flags of the original's <c>classifier_and_diffusion_defaults()</c>, plus ours
 /// (channel_mult, num_head_channels, num_classes), bound to <see cref="ClassifierConfig"/> and <see cref="DiffusionConfig"/>.
 /// </summary>
-internal sealed class ModelFlags
+internal sealed class ClassifierModelFlags
 {
     private static readonly ClassifierConfig C = new();
 
     /// <summary>The classifier flags of a command that trains or loads a classifier on its own.</summary>
-    public ModelFlags() : this(besideDiffusionModel: false) { }
+    public ClassifierModelFlags() : this(besideDiffusionModel: false) { }
 
     /// <summary>
     /// With <paramref name="besideDiffusionModel"/> (classifier-sample), the flags whose names the diffusion model's
     /// flags already use (channel_mult, num_head_channels, num_classes) get a <c>classifier_</c> prefix, and
     /// image_size, dropout and the noise-process flags are left to the diffusion model's flags.
     /// </summary>
-    public ModelFlags(bool besideDiffusionModel)
+    public ClassifierModelFlags(bool besideDiffusionModel)
     {
         _besideDiffusionModel = besideDiffusionModel;
         string prefix = besideDiffusionModel ? "classifier_" : "";
