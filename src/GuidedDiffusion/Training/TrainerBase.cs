@@ -39,7 +39,7 @@ public abstract class TrainerBase : IDisposable
         NamedParameters = model.named_parameters().ToArray();
         Precision = PrecisionPolicy.Create(config.Precision, NamedParameters.Select(p => p.parameter).ToArray(), config.InitialLgLossScale, config.Fp16ScaleGrowth);
         Optimizer = optim.AdamW(Precision.MasterParameters, config.Lr, 0.9, 0.999, 1e-8, config.WeightDecay);
-        Sampler = ScheduleSampler.Create(config.ScheduleSampler, numTimesteps);
+        Sampler = TimestepSampler.Create(config.ScheduleSampler, numTimesteps);
         Emas = config.EmaRates.Select(r => new ExponentialMovingAverage(r, Precision.MasterParameters)).ToArray();
     }
 
@@ -68,7 +68,7 @@ public abstract class TrainerBase : IDisposable
     public AdamW Optimizer { get; }
 
     /// <summary>The timestep sampler.</summary>
-    public ScheduleSampler Sampler { get; }
+    public TimestepSampler Sampler { get; }
 
     /// <summary>One moving average per <c>--ema_rate</c>.</summary>
     public IReadOnlyList<ExponentialMovingAverage> Emas { get; }

@@ -129,7 +129,7 @@ public sealed record TrainingConfig
         catch (FormatException) { throw new ConfigurationException("ema_rate", $"'{EmaRate}' is not a comma-separated list of numbers such as 0.9999."); }
         foreach (var r in rates)
             if (!(r > 0 && r < 1)) throw new ConfigurationException("ema_rate", $"each rate must lie in (0, 1), got {r}.");
-        if (!Diffusion.ScheduleSampler.Names.Contains(ScheduleSampler))
-            throw new ConfigurationException("schedule_sampler", $"unknown sampler '{ScheduleSampler}'; allowed: {string.Join(", ", Diffusion.ScheduleSampler.Names)}.");
+        if (!Diffusion.TimestepSampler.Names.Contains(ScheduleSampler))
+            throw new ConfigurationException("schedule_sampler", $"unknown sampler '{ScheduleSampler}'; allowed: {string.Join(", ", Diffusion.TimestepSampler.Names)}.");
     }
 }
