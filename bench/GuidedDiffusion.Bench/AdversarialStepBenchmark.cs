@@ -4,7 +4,7 @@ using System.Text.Json;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Training;
-using GuidedDiffusion.Training.Adversarial;
+using GuidedDiffusion.Adversarial;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using GuidedDiffusion.Training.Adversarial;
+using GuidedDiffusion.Adversarial;
 
 namespace GuidedDiffusion.Cli.Commands;
 

@@ -1,9 +1,6 @@
 using System.CommandLine;
-using System.Globalization;
-using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Evaluation;
-using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
 
@@ -17,7 +14,7 @@ internal static class ClassifierEvalCommand
 
     public static Command Create()
     {
-        var model = new ModelFlags();
+        var model = new ClassifierModelFlags();
         var attack = new AttackFlags(forTraining: false);
         var modelPath = Flags.Create("model_path", "", "Classifier checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture and diffusion.");
         var dataDir = Flags.Create("data_dir", "", "Validation image folder (empty: the Fashion-MNIST demo's 1,000-image validation split).");
@@ -40,67 +37,38 @@ internal static class ClassifierEvalCommand
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var path = parse.GetValue(modelPath) ?? "";
-            if (path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier checkpoint to evaluate.");
-            var rule = (parse.GetValue(labelFrom) ?? "") switch
+            var options = new NoiseLevelEvaluationOptions
             {
-                "prefix" => LabelRule.Prefix,
-                "folder" => LabelRule.Folder,
-                var other => throw new ConfigurationException("label_from", $"must be prefix or folder, got '{other}'."),
+                Classifier = model.Source(parse, modelPath),
+                DataDir = parse.GetValue(dataDir) ?? "",
+                LabelFrom = LabelRules.Parse(parse.GetValue(labelFrom) ?? ""),
+                Evaluation = new EvaluationOptions
+                {
+                    NumTBins = parse.GetValue(numTBins),
+                    Timesteps = EvaluationOptions.ParseTimesteps(parse.GetValue(timesteps) ?? ""),
+                    NoiseRepeats = parse.GetValue(noiseRepeats),
+                    BatchSize = parse.GetValue(batchSize),
+                    GradChunkSize = parse.GetValue(gradChunk),
+                    ComputeGradNorm = parse.GetValue(gradNorm),
+                    Seed = parse.GetValue(seed),
+                    NumWorkers = parse.GetValue(numWorkers),
+                    Attack = attack.Options(parse),
+                },
+                LogDir = parse.GetValue(logDir) ?? "",
             };
-            var options = new EvaluationOptions
+            var result = new NoiseLevelEvaluationJob(options, Console.Out)
             {
-                NumTBins = parse.GetValue(numTBins),
-                Timesteps = EvaluationOptions.ParseTimesteps(parse.GetValue(timesteps) ?? ""),
-                NoiseRepeats = parse.GetValue(noiseRepeats),
-                BatchSize = parse.GetValue(batchSize),
-                GradChunkSize = parse.GetValue(gradChunk),
-                ComputeGradNorm = parse.GetValue(gradNorm),
-                Seed = parse.GetValue(seed),
-                NumWorkers = parse.GetValue(numWorkers),
-                Attack = attack.Options(parse),
-            };
-            options.Validate();
-
-            using var classifier = TrainedClassifier.Load(path, model.Classifier(parse), model.Diffusion(parse), model.AnyArchitectureFlagGiven(parse));
-            var directory = parse.GetValue(dataDir) ?? "";
-            IImageSource source;
-            string dataName;
-            if (directory.Length == 0)
-            {
-                source = FashionMnistDemo.Load().Validation;
-                dataName = $"Fashion-MNIST demo, validation split ({FashionMnistDemo.ValidationCount} images)";
-                Console.WriteLine($"No --data_dir given: evaluating on the {dataName}.");
-            }
-            else
-            {
-                source = new ImageFolderSource(directory, rule, RecordedClasses(classifier));
-                dataName = Path.GetFullPath(directory);
-            }
-
-            var report = NoiseLevelEvaluator.Run(classifier, source, options, (done, total) =>
-            {
-                if (!Console.IsErrorRedirected) Console.Error.Write($"\rbatch {done}/{total}");
-                if (!Console.IsErrorRedirected && done == total) Console.Error.WriteLine();
-            }) with
-            { ModelPath = Path.GetFullPath(path), Data = dataName };
-
-            Console.Write(report.FormatTable());
-            var outDir = parse.GetValue(logDir) is { Length: > 0 } given ? given : Path.GetDirectoryName(Path.GetFullPath(path))!;
-            foreach (var file in EvaluationFiles.WriteAll(report, outDir))
+                OnBatch = (done, total) =>
+                {
+                    if (!Console.IsErrorRedirected) Console.Error.Write($"\rbatch {done}/{total}");
+                    if (!Console.IsErrorRedirected && done == total) Console.Error.WriteLine();
+                },
+            }.Run();
+            Console.Write(result.Report.FormatTable());
+            foreach (var file in result.Files)
                 Console.WriteLine($"wrote {file}");
             return 0;
         }));
         return command;
-    }
-
-    /// <summary>
-    /// The checkpoint's class names when its sidecar records them, so folder labels number like training; null (the
-    /// folder's own sorted names, the original's rule) when it only has numbers, as an original .pt does.
-    /// </summary>
-    private static ClassMap? RecordedClasses(TrainedClassifier classifier)
-    {
-        var numbered = Enumerable.Range(0, classifier.Classes.Count).Select(i => i.ToString(CultureInfo.InvariantCulture));
-        return classifier.Classes.SequenceEqual(numbered) ? null : new ClassMap(classifier.Classes);
     }
 }

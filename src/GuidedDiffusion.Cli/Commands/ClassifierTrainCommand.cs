@@ -11,7 +11,7 @@ internal static class ClassifierTrainCommand
 
     public static Command Create()
     {
-        var model = new ModelFlags();
+        var model = new ClassifierModelFlags();
         var attack = new AttackFlags(forTraining: true);
         var dataDir = Flags.Create("data_dir", T.DataDir, "Training image folder (empty: the bundled Fashion-MNIST demo with a small config).");
         var valDataDir = Flags.Create("val_data_dir", T.ValDataDir, "Validation image folder, labelled with the training classes.");

@@ -1,4 +1,4 @@
-using GuidedDiffusion.Training.Adversarial;
+using GuidedDiffusion.Adversarial;
 
 namespace GuidedDiffusion.Evaluation;
 

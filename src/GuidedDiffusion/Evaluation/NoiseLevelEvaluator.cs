@@ -1,10 +1,11 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Guidance;
 using GuidedDiffusion.Models;
-using GuidedDiffusion.Training;
-using GuidedDiffusion.Training.Adversarial;
+using GuidedDiffusion.Adversarial;
 using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Evaluation;
@@ -110,8 +111,8 @@ public static class NoiseLevelEvaluator
     /// <summary>The seed of the noise for timestep <paramref name="t"/>, draw <paramref name="repeat"/>, batch <paramref name="batch"/>.</summary>
     public static long NoiseSeed(long seed, int t, int repeat, int batch)
     {
-        ulong x = Mix((ulong)seed ^ Mix((ulong)t + 0x9E3779B97F4A7C15UL) ^ Mix((ulong)repeat + 0xD1B54A32D192ED03UL)
-                      ^ Mix((ulong)batch + 0x8CB92BA72F3D8DD7UL));
+        ulong x = SplitMix64.Hash((ulong)seed ^ SplitMix64.Hash((ulong)t + SplitMix64.Golden) ^ SplitMix64.Hash((ulong)repeat + 0xD1B54A32D192ED03UL)
+                      ^ SplitMix64.Hash((ulong)batch + 0x8CB92BA72F3D8DD7UL));
         return (long)(x & 0x7FFF_FFFF_FFFF_FFFFUL);
     }
 
@@ -137,14 +138,9 @@ public static class NoiseLevelEvaluator
             float[]? gradNorms = null;
             if (options.ComputeGradNorm)
             {
-                using var enable = enable_grad();
-                var x = xt.narrow(0, start, n).detach().requires_grad_(true);
-                logProbs = model.forward(x, tc).to_type(ScalarType.Float32).log_softmax(1);
-                // Samples are independent in eval mode, so the gradient of the summed log-likelihood is per-sample.
-                var selected = logProbs.gather(1, y.unsqueeze(1)).sum();
-                var grad = autograd.grad([selected], [x])[0];
+                // The gradient the sampler's cond_fn would use (before the guidance scale), per sample.
+                (logProbs, var grad) = ClassifierGuidance.LogProbsAndGradient(model, xt.narrow(0, start, n), tc, y);
                 gradNorms = grad.flatten(1).norm(1).cpu().data<float>().ToArray();
-                logProbs = logProbs.detach();
             }
             else
             {
@@ -185,13 +181,5 @@ public static class NoiseLevelEvaluator
             accumulator.Add((int)y[i], loss[i], (int)pred[i], confidence[i], inTop5[i]);
             if (gradNorms is not null) accumulator.AddGradNorm(gradNorms[i]);
         }
-    }
-
-    private static ulong Mix(ulong z)
-    {
-        z += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
     }
 }

@@ -1,5 +1,5 @@
 using GuidedDiffusion.Diffusion;
-using GuidedDiffusion.Training.Adversarial;
+using GuidedDiffusion.Adversarial;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

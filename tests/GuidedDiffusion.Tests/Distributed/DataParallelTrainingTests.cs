@@ -1,10 +1,11 @@
 using System.Globalization;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Data;
 using GuidedDiffusion.Tests.Support;
 using GuidedDiffusion.Tests.Training;
 using GuidedDiffusion.Training;
-using GuidedDiffusion.Training.Adversarial;
+using GuidedDiffusion.Adversarial;
 using Xunit.Abstractions;
 
 namespace GuidedDiffusion.Tests.Distributed;

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Checkpoints;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using GuidedDiffusion.Cli;
@@ -8,7 +9,7 @@ using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Training;
-using GuidedDiffusion.Training.Adversarial;
+using GuidedDiffusion.Adversarial;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 

@@ -3,7 +3,7 @@ using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Evaluation;
 using GuidedDiffusion.Tests.Support;
 using GuidedDiffusion.Training;
-using GuidedDiffusion.Training.Adversarial;
+using GuidedDiffusion.Adversarial;
 using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Tests.Training.Adversarial;

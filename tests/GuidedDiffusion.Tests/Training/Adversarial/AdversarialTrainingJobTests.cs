@@ -1,9 +1,10 @@
+using GuidedDiffusion.Checkpoints;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Data;
 using GuidedDiffusion.Training;
-using GuidedDiffusion.Training.Adversarial;
+using GuidedDiffusion.Adversarial;
 
 namespace GuidedDiffusion.Tests.Training.Adversarial;
 
@@ -48,7 +49,7 @@ public class AdversarialTrainingJobTests(AdversarialRun run) : IClassFixture<Adv
     public void Sidecar_RecordsTheAttackSettings()
     {
         var sidecar = Path.Combine(run.LogDir, "model000003.json");
-        Assert.Equal(AdversarialRun.Attack, CheckpointManifest.Read(sidecar).Training.Adversarial);
+        Assert.Equal(AdversarialRun.Attack, TrainingConfig.RecordedIn(CheckpointManifest.Read(sidecar))!.Adversarial);
         var recorded = JsonNode.Parse(File.ReadAllText(sidecar))!["training"]!["adversarial"]!;
         Assert.Equal(0.5, recorded["eps"]!.GetValue<double>());
         Assert.Equal(3, recorded["steps"]!.GetValue<int>());
@@ -116,7 +117,7 @@ public class AdversarialTrainingJobTests(AdversarialRun run) : IClassFixture<Adv
         File.WriteAllText(Path.Combine(dir, "model000002.json"), json.ToJsonString());
 
         var manifest = CheckpointManifest.Read(Path.Combine(dir, "model000002.json"));
-        Assert.Null(manifest.Training.Adversarial);
+        Assert.Null(TrainingConfig.RecordedIn(manifest)!.Adversarial);
         using var classifier = TrainedClassifier.Load(Path.Combine(dir, "model000002.pt"), new ClassifierConfig(), new(), flagsGiven: false);
         Assert.Equal(4, classifier.Config.NumClasses);
         var point = ResumePoint.Find(Path.Combine(dir, "model000002.pt"), dir, AdversarialRun.Classifier with { NumClasses = 4 }, allowMismatch: false);

@@ -1,6 +1,6 @@
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Tests.Support;
-using GuidedDiffusion.Training.Adversarial;
+using GuidedDiffusion.Adversarial;
 using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Tests.Training.Adversarial;

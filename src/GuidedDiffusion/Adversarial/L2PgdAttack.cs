@@ -2,7 +2,7 @@ using GuidedDiffusion.Diffusion;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Training.Adversarial;
+namespace GuidedDiffusion.Adversarial;
 
 /// <summary>What <see cref="L2PgdAttack.Run"/> produced for a batch.</summary>
 /// <param name="Adversarial">x_t + δ with ‖δ‖₂ ≤ radius per sample; detached, float32.</param>

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Serialization;
 
-namespace GuidedDiffusion.Training.Adversarial;
+namespace GuidedDiffusion.Adversarial;
 
 /// <summary>How the attack radius depends on the noise level t.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<AttackEpsSchedule>))]

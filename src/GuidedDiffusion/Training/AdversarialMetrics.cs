@@ -1,6 +1,7 @@
+using GuidedDiffusion.Adversarial;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Training.Adversarial;
+namespace GuidedDiffusion.Training;
 
 /// <summary>
 /// The metrics adversarial training adds, in the original's key style. As in classifier_rob_train.py, <c>train_*</c>
