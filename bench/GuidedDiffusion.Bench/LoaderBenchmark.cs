@@ -4,6 +4,7 @@ using System.Text.Json;
 using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
+using GuidedDiffusion.Data;
 using SkiaSharp;
 
 namespace GuidedDiffusion.Bench;

@@ -10,10 +10,13 @@ switch (args.FirstOrDefault())
         return AllReduceBenchmark.Run(rest);
     case "train-step":
         return TrainStepBenchmark.Run(rest);
+    case "adversarial-step":
+        return AdversarialStepBenchmark.Run(rest);
     default:
         Console.Error.WriteLine("usage: GuidedDiffusion.Bench <benchmark> [options]");
         Console.Error.WriteLine("  loader [--images N] [--dir PATH] [--batch B] [--batches K]   data loader throughput");
         Console.Error.WriteLine("  train-step [classifier flags] [--precision fp32|bf16|fp16] --batch_size 16 --warmup 3 --steps 10 --threads 2");
+        Console.Error.WriteLine("  adversarial-step [--attack_steps 7] [--precision fp32|bf16] --batch_size 32 --pairs 6 --threads 2   plain vs adversarial steps, alternating");
         Console.Error.WriteLine("  allreduce   gradient all-reduce over MPI: mpiexec -n 2 dotnet GuidedDiffusion.Bench.dll allreduce [--iterations N] [--layout state_dict_manifest.json]");
         return 2;
 }

@@ -1,3 +1,5 @@
+using GuidedDiffusion.Formats;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Sources;

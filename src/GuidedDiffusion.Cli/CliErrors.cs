@@ -1,5 +1,5 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
-using GuidedDiffusion.Models;
 
 namespace GuidedDiffusion.Cli;
 

@@ -1,9 +1,6 @@
 using System.CommandLine;
-using System.Globalization;
-using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Evaluation;
-using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
 
@@ -17,7 +14,8 @@ internal static class ClassifierEvalCommand
 
     public static Command Create()
     {
-        var model = new ModelFlags();
+        var model = new ClassifierModelFlags();
+        var attack = new AttackFlags(forTraining: false);
         var modelPath = Flags.Create("model_path", "", "Classifier checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture and diffusion.");
         var dataDir = Flags.Create("data_dir", "", "Validation image folder (empty: the Fashion-MNIST demo's 1,000-image validation split).");
         var numTBins = Flags.Create("num_t_bins", E.NumTBins, "Evaluate at the centres of this many equal-width timestep bins over [0, T).");
@@ -31,73 +29,46 @@ internal static class ClassifierEvalCommand
         var labelFrom = Flags.Create("label_from", "prefix", "Class of an image in --data_dir: prefix (file name before '_') or folder.");
         var numWorkers = Flags.Create("num_workers", E.NumWorkers, "Image decoding threads (0: on the main thread).");
 
-        var command = new Command("classifier-eval", "Evaluate a classifier at each noise level: loss, acc@1/acc@5, calibration (ECE) and guidance-gradient norm vs t.");
+        var command = new Command("classifier-eval", "Evaluate a classifier at each noise level: loss, acc@1/acc@5, calibration (ECE), guidance-gradient norm and (with --attack_eps) robust acc@1 vs t.");
         foreach (var option in new Option[] { modelPath, dataDir, numTBins, timesteps, noiseRepeats, batchSize, gradChunk, gradNorm, seed, logDir, labelFrom, numWorkers })
             command.Options.Add(option);
         model.AddTo(command);
+        attack.AddTo(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var path = parse.GetValue(modelPath) ?? "";
-            if (path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier checkpoint to evaluate.");
-            var rule = (parse.GetValue(labelFrom) ?? "") switch
+            var options = new NoiseLevelEvaluationOptions
             {
-                "prefix" => LabelRule.Prefix,
-                "folder" => LabelRule.Folder,
-                var other => throw new ConfigurationException("label_from", $"must be prefix or folder, got '{other}'."),
+                Classifier = model.Source(parse, modelPath),
+                DataDir = parse.GetValue(dataDir) ?? "",
+                LabelFrom = LabelRules.Parse(parse.GetValue(labelFrom) ?? ""),
+                Evaluation = new EvaluationOptions
+                {
+                    NumTBins = parse.GetValue(numTBins),
+                    Timesteps = EvaluationOptions.ParseTimesteps(parse.GetValue(timesteps) ?? ""),
+                    NoiseRepeats = parse.GetValue(noiseRepeats),
+                    BatchSize = parse.GetValue(batchSize),
+                    GradChunkSize = parse.GetValue(gradChunk),
+                    ComputeGradNorm = parse.GetValue(gradNorm),
+                    Seed = parse.GetValue(seed),
+                    NumWorkers = parse.GetValue(numWorkers),
+                    Attack = attack.Options(parse),
+                },
+                LogDir = parse.GetValue(logDir) ?? "",
             };
-            var options = new EvaluationOptions
+            var result = new NoiseLevelEvaluationJob(options, Console.Out)
             {
-                NumTBins = parse.GetValue(numTBins),
-                Timesteps = EvaluationOptions.ParseTimesteps(parse.GetValue(timesteps) ?? ""),
-                NoiseRepeats = parse.GetValue(noiseRepeats),
-                BatchSize = parse.GetValue(batchSize),
-                GradChunkSize = parse.GetValue(gradChunk),
-                ComputeGradNorm = parse.GetValue(gradNorm),
-                Seed = parse.GetValue(seed),
-                NumWorkers = parse.GetValue(numWorkers),
-            };
-            options.Validate();
-
-            using var classifier = TrainedClassifier.Load(path, model.Classifier(parse), model.Diffusion(parse), model.AnyArchitectureFlagGiven(parse));
-            var directory = parse.GetValue(dataDir) ?? "";
-            IImageSource source;
-            string dataName;
-            if (directory.Length == 0)
-            {
-                source = FashionMnistDemo.Load().Validation;
-                dataName = $"Fashion-MNIST demo, validation split ({FashionMnistDemo.ValidationCount} images)";
-                Console.WriteLine($"No --data_dir given: evaluating on the {dataName}.");
-            }
-            else
-            {
-                source = new ImageFolderSource(directory, rule, RecordedClasses(classifier));
-                dataName = Path.GetFullPath(directory);
-            }
-
-            var report = NoiseLevelEvaluator.Run(classifier, source, options, (done, total) =>
-            {
-                if (!Console.IsErrorRedirected) Console.Error.Write($"\rbatch {done}/{total}");
-                if (!Console.IsErrorRedirected && done == total) Console.Error.WriteLine();
-            }) with
-            { ModelPath = Path.GetFullPath(path), Data = dataName };
-
-            Console.Write(report.FormatTable());
-            var outDir = parse.GetValue(logDir) is { Length: > 0 } given ? given : Path.GetDirectoryName(Path.GetFullPath(path))!;
-            foreach (var file in EvaluationFiles.WriteAll(report, outDir))
+                OnBatch = (done, total) =>
+                {
+                    if (!Console.IsErrorRedirected) Console.Error.Write($"\rbatch {done}/{total}");
+                    if (!Console.IsErrorRedirected && done == total) Console.Error.WriteLine();
+                },
+            }.Run();
+            Console.Write(result.Report.FormatTable());
+            foreach (var file in result.Files)
                 Console.WriteLine($"wrote {file}");
             return 0;
         }));
         return command;
-    }
-
-    /// <summary>
-    /// The checkpoint's class names when its sidecar records them, so folder labels number like training; null (the
-    /// folder's own sorted names, the original's rule) when it only has numbers, as an original .pt does.
-    /// </summary>
-    private static ClassMap? RecordedClasses(TrainedClassifier classifier)
-    {
-        var numbered = Enumerable.Range(0, classifier.Classes.Count).Select(i => i.ToString(CultureInfo.InvariantCulture));
-        return classifier.Classes.SequenceEqual(numbered) ? null : new ClassMap(classifier.Classes);
     }
 }

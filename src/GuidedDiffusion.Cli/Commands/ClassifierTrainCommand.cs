@@ -11,7 +11,8 @@ internal static class ClassifierTrainCommand
 
     public static Command Create()
     {
-        var model = new ModelFlags();
+        var model = new ClassifierModelFlags();
+        var attack = new AttackFlags(forTraining: true);
         var dataDir = Flags.Create("data_dir", T.DataDir, "Training image folder (empty: the bundled Fashion-MNIST demo with a small config).");
         var valDataDir = Flags.Create("val_data_dir", T.ValDataDir, "Validation image folder, labelled with the training classes.");
         var noised = Flags.Create("noised", T.Noised, "Train on noised x_t (False: clean images at t = 0).");
@@ -52,6 +53,7 @@ internal static class ClassifierTrainCommand
                      emaRate, gradClip, skipBad, flipVal, allowMismatch, device, distributed, randomCrop, randomFlip, shuffle, checkSync, evalTable })
             command.Options.Add(option);
         model.AddTo(command);
+        attack.AddTo(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
@@ -87,6 +89,7 @@ internal static class ClassifierTrainCommand
                 Shuffle = parse.GetValue(shuffle),
                 CheckRankSync = parse.GetValue(checkSync),
                 EvalTable = parse.GetValue(evalTable),
+                Adversarial = attack.Options(parse),
             };
             var classifier = model.Classifier(parse);
             var diffusion = model.Diffusion(parse);

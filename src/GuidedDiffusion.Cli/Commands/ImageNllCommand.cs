@@ -1,3 +1,4 @@
+using GuidedDiffusion.Checkpoints;
 using System.CommandLine;
 using System.Globalization;
 using GuidedDiffusion.Data.Sources;

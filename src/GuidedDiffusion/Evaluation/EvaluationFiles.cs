@@ -19,6 +19,9 @@ public static class EvaluationFiles
     /// <summary>The fixed CSV columns; one <c>acc@1[class name]</c> column per class follows them.</summary>
     public static IReadOnlyList<string> CsvColumns { get; } = ["t", "samples", "loss", "acc@1", "acc@5", "ece", "grad_norm"];
 
+    /// <summary>The columns a report with an attack adds after <see cref="CsvColumns"/>, before the per-class ones.</summary>
+    public static IReadOnlyList<string> RobustCsvColumns { get; } = ["robust_acc@1", "attack_l2"];
+
     /// <summary>JSON settings of eval.json (camelCase, indented).</summary>
     public static JsonSerializerOptions JsonOptions { get; } = new()
     {
@@ -45,7 +48,9 @@ public static class EvaluationFiles
     {
         ArgumentNullException.ThrowIfNull(report);
         var sb = new StringBuilder();
-        sb.AppendJoin(',', CsvColumns.Concat(report.Classes.Select(c => Quote($"acc@1[{c}]")))).Append('\n');
+        bool attacked = report.Attack is not null;
+        var fixedColumns = attacked ? CsvColumns.Concat(RobustCsvColumns) : CsvColumns;
+        sb.AppendJoin(',', fixedColumns.Concat(report.Classes.Select(c => Quote($"acc@1[{c}]")))).Append('\n');
         foreach (var level in report.Levels)
         {
             var cells = new List<string>
@@ -54,6 +59,7 @@ public static class EvaluationFiles
                 level.Samples.ToString(CultureInfo.InvariantCulture),
                 R(level.Loss), R(level.Acc1), R(level.Acc5), R(level.Ece), R(level.GradNorm),
             };
+            if (attacked) cells.AddRange([R(level.RobustAcc1), R(level.AttackL2)]);
             cells.AddRange(level.PerClassAccuracy.Select(R));
             sb.AppendJoin(',', cells).Append('\n');
         }

@@ -1,3 +1,5 @@
+using GuidedDiffusion.Adversarial;
+
 namespace GuidedDiffusion.Evaluation;
 
 /// <summary>
@@ -35,6 +37,13 @@ public sealed record EvaluationOptions
     /// draws other noise. Default 0.
     /// </summary>
     public long Seed { get; init; }
+
+    /// <summary>
+    /// An L2 PGD attack (<c>--attack_eps</c> …) run on every noised image in eval mode: each level then also reports the
+    /// robust acc@1 and the mean size of the successful perturbations. The attack needs input gradients, so images go
+    /// through in <see cref="GradChunkSize"/> chunks. Default null: no attack.
+    /// </summary>
+    public L2PgdOptions? Attack { get; init; }
 
     /// <summary>Image-decoding threads of the loader (0: on the caller's thread). Default: one per processor.</summary>
     public int NumWorkers { get; init; } = Environment.ProcessorCount;
@@ -78,6 +87,7 @@ public sealed record EvaluationOptions
         if (BatchSize < 1) throw new ConfigurationException("batch_size", $"must be at least 1, got {BatchSize}.");
         if (GradChunkSize < 1) throw new ConfigurationException("grad_chunk_size", $"must be at least 1, got {GradChunkSize}.");
         if (NumWorkers < 0) throw new ConfigurationException("num_workers", $"must be 0 or more, got {NumWorkers}.");
+        Attack?.Validate();
     }
 
     /// <summary>Parses a comma-separated timestep list such as "0,100,500" (empty: none).</summary>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Formats;
 using GuidedDiffusion.Guidance;
 using GuidedDiffusion.Models;
 using TorchSharp;

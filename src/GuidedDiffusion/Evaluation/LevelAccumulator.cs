@@ -7,8 +7,8 @@ internal sealed class LevelAccumulator(int timestep, int numClasses)
     private readonly List<bool> _correct = [];
     private readonly long[] _classCorrect = new long[numClasses];
     private readonly long[] _classTotal = new long[numClasses];
-    private long _samples, _correct1, _correct5, _gradCount;
-    private double _lossSum, _gradSum;
+    private long _samples, _correct1, _correct5, _gradCount, _robustSamples, _robustCorrect, _successes;
+    private double _lossSum, _gradSum, _successL2Sum;
 
     /// <summary>Adds one sample: its true label, cross-entropy, predicted class, confidence (max probability) and top-5 hit.</summary>
     public void Add(int label, double loss, int predicted, double confidence, bool inTop5)
@@ -31,6 +31,18 @@ internal sealed class LevelAccumulator(int timestep, int numClasses)
         _gradCount++;
     }
 
+    /// <summary>Adds one attacked sample: whether it is still classified correctly, and its ‖δ‖₂ if the attack succeeded.</summary>
+    public void AddRobust(bool correct, double? successfulPerturbationL2)
+    {
+        _robustSamples++;
+        if (correct) _robustCorrect++;
+        if (successfulPerturbationL2 is { } l2)
+        {
+            _successes++;
+            _successL2Sum += l2;
+        }
+    }
+
     /// <summary>The metrics over everything added.</summary>
     public NoiseLevelMetrics Result()
     {
@@ -40,6 +52,10 @@ internal sealed class LevelAccumulator(int timestep, int numClasses)
             .Select(c => _classTotal[c] > 0 ? (double?)((double)_classCorrect[c] / _classTotal[c]) : null).ToArray();
         return new NoiseLevelMetrics(
             timestep, _samples, _lossSum / n, _correct1 / n, numClasses >= 5 ? _correct5 / n : null, ece,
-            _gradCount > 0 ? _gradSum / _gradCount : null, perClass);
+            _gradCount > 0 ? _gradSum / _gradCount : null, perClass)
+        {
+            RobustAcc1 = _robustSamples > 0 ? (double)_robustCorrect / _robustSamples : null,
+            AttackL2 = _successes > 0 ? _successL2Sum / _successes : null,
+        };
     }
 }

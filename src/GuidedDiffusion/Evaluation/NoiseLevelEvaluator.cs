@@ -1,9 +1,11 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Guidance;
 using GuidedDiffusion.Models;
-using GuidedDiffusion.Training;
+using GuidedDiffusion.Adversarial;
 using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Evaluation;
@@ -12,8 +14,9 @@ namespace GuidedDiffusion.Evaluation;
 /// Evaluates a noise-aware classifier on a whole validation set at several noise levels: for each timestep t
 /// every image is noised with q_sample (<see cref="EvaluationOptions.NoiseRepeats"/> independent draws) and
 /// classified at t. Reports loss, acc@1, acc@5, calibration, per-class accuracy and the mean norm of the guidance
-/// gradient ∇ₓ log p(y | x_t) per level. The noise for (t, repeat, batch) depends only on the seed and those three
-/// numbers, so results do not depend on the other levels chosen or the device.
+/// gradient ∇ₓ log p(y | x_t) per level, and with <see cref="EvaluationOptions.Attack"/> the accuracy under an L2 PGD
+/// attack (<see cref="L2PgdAttack"/>, in eval mode) next to the clean one. The noise for (t, repeat, batch) depends
+/// only on the seed and those three numbers, so results do not depend on the other levels chosen or the device.
 /// </summary>
 public static class NoiseLevelEvaluator
 {
@@ -45,6 +48,7 @@ public static class NoiseLevelEvaluator
         var levels = timesteps.Select(t => new LevelAccumulator(t, numClasses)).ToArray();
         var device = model.parameters().First().device;
         int totalBatches = (source.Count + options.BatchSize - 1) / options.BatchSize;
+        var attack = options.Attack is { } attackOptions ? new L2PgdAttack(model, attackOptions, diffusion) : null;
 
         bool wasTraining = model.training;
         model.eval();
@@ -62,7 +66,7 @@ public static class NoiseLevelEvaluator
                     for (int level = 0; level < timesteps.Length; level++)
                         for (int repeat = 0; repeat < options.NoiseRepeats; repeat++)
                             EvaluateLevel(model, diffusion, x0, labels, timesteps[level], levels[level],
-                                NoiseSeed(options.Seed, timesteps[level], repeat, batchIndex), options);
+                                NoiseSeed(options.Seed, timesteps[level], repeat, batchIndex), options, attack);
                 }
                 batchIndex++;
                 progress?.Invoke(batchIndex, totalBatches);
@@ -80,6 +84,7 @@ public static class NoiseLevelEvaluator
             NumTimesteps = diffusion.NumTimesteps,
             NoiseRepeats = options.NoiseRepeats,
             Seed = options.Seed,
+            Attack = options.Attack,
             Classes = source.Classes.Count == numClasses
                 ? source.Classes.Names
                 : source.Classes.Names.Concat(Enumerable.Range(source.Classes.Count, numClasses - source.Classes.Count)
@@ -106,13 +111,13 @@ public static class NoiseLevelEvaluator
     /// <summary>The seed of the noise for timestep <paramref name="t"/>, draw <paramref name="repeat"/>, batch <paramref name="batch"/>.</summary>
     public static long NoiseSeed(long seed, int t, int repeat, int batch)
     {
-        ulong x = Mix((ulong)seed ^ Mix((ulong)t + 0x9E3779B97F4A7C15UL) ^ Mix((ulong)repeat + 0xD1B54A32D192ED03UL)
-                      ^ Mix((ulong)batch + 0x8CB92BA72F3D8DD7UL));
+        ulong x = SplitMix64.Hash((ulong)seed ^ SplitMix64.Hash((ulong)t + SplitMix64.Golden) ^ SplitMix64.Hash((ulong)repeat + 0xD1B54A32D192ED03UL)
+                      ^ SplitMix64.Hash((ulong)batch + 0x8CB92BA72F3D8DD7UL));
         return (long)(x & 0x7FFF_FFFF_FFFF_FFFFUL);
     }
 
     private static void EvaluateLevel(EncoderUNet model, GaussianDiffusion diffusion, Tensor x0, Tensor labels, int t,
-        LevelAccumulator accumulator, long seed, EvaluationOptions options)
+        LevelAccumulator accumulator, long seed, EvaluationOptions options, L2PgdAttack? attack)
     {
         using var scope = NewDisposeScope();
         int count = (int)x0.shape[0];
@@ -122,7 +127,7 @@ public static class NoiseLevelEvaluator
         var ts = full(count, t, dtype: ScalarType.Int64, device: x0.device);
         var xt = diffusion.QSample(x0, ts, noise);
 
-        int chunk = options.ComputeGradNorm ? Math.Min(options.GradChunkSize, count) : count;
+        int chunk = options.ComputeGradNorm || attack is not null ? Math.Min(options.GradChunkSize, count) : count;
         for (int start = 0; start < count; start += chunk)
         {
             using var inner = NewDisposeScope();
@@ -133,14 +138,9 @@ public static class NoiseLevelEvaluator
             float[]? gradNorms = null;
             if (options.ComputeGradNorm)
             {
-                using var enable = enable_grad();
-                var x = xt.narrow(0, start, n).detach().requires_grad_(true);
-                logProbs = model.forward(x, tc).to_type(ScalarType.Float32).log_softmax(1);
-                // Samples are independent in eval mode, so the gradient of the summed log-likelihood is per-sample.
-                var selected = logProbs.gather(1, y.unsqueeze(1)).sum();
-                var grad = autograd.grad([selected], [x])[0];
+                // The gradient the sampler's cond_fn would use (before the guidance scale), per sample.
+                (logProbs, var grad) = ClassifierGuidance.LogProbsAndGradient(model, xt.narrow(0, start, n), tc, y);
                 gradNorms = grad.flatten(1).norm(1).cpu().data<float>().ToArray();
-                logProbs = logProbs.detach();
             }
             else
             {
@@ -148,7 +148,21 @@ public static class NoiseLevelEvaluator
                 logProbs = model.forward(xt.narrow(0, start, n), tc).to_type(ScalarType.Float32).log_softmax(1);
             }
             Accumulate(accumulator, logProbs, y, gradNorms);
+            if (attack is not null) AccumulateRobust(accumulator, model, attack, xt.narrow(0, start, n), y, tc);
         }
+    }
+
+    private static void AccumulateRobust(LevelAccumulator accumulator, EncoderUNet model, L2PgdAttack attack, Tensor xt, Tensor labels, Tensor t)
+    {
+        using var scope = NewDisposeScope();
+        var result = attack.Run(xt, labels, t);
+        Tensor correct;
+        using (no_grad()) correct = model.forward(result.Adversarial, t).argmax(-1).eq(labels);
+        var succeeded = result.Succeeded(correct).cpu().data<bool>().ToArray();
+        var norms = result.PerturbationNorm.cpu().data<float>().ToArray();
+        var stillCorrect = correct.cpu().data<bool>().ToArray();
+        for (int i = 0; i < stillCorrect.Length; i++)
+            accumulator.AddRobust(stillCorrect[i], succeeded[i] ? norms[i] : null);
     }
 
     private static void Accumulate(LevelAccumulator accumulator, Tensor logProbs, Tensor labels, float[]? gradNorms)
@@ -167,13 +181,5 @@ public static class NoiseLevelEvaluator
             accumulator.Add((int)y[i], loss[i], (int)pred[i], confidence[i], inTop5[i]);
             if (gradNorms is not null) accumulator.AddGradNorm(gradNorms[i]);
         }
-    }
-
-    private static ulong Mix(ulong z)
-    {
-        z += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
     }
 }

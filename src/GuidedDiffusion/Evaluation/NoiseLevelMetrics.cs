@@ -1,3 +1,5 @@
+using GuidedDiffusion.Adversarial;
+
 namespace GuidedDiffusion.Evaluation;
 
 /// <summary>A classifier's metrics on the whole evaluation set noised to one timestep.</summary>
@@ -18,7 +20,16 @@ public sealed record NoiseLevelMetrics(
     double? Acc5,
     double Ece,
     double? GradNorm,
-    IReadOnlyList<double?> PerClassAccuracy);
+    IReadOnlyList<double?> PerClassAccuracy)
+{
+    /// <summary>Top-1 accuracy under <see cref="EvaluationReport.Attack"/>; null without an attack.</summary>
+    public double? RobustAcc1 { get; init; }
+
+    /// <summary>
+    /// Mean ‖δ‖₂ of the perturbations that turned a correct prediction wrong; null without an attack or when none did.
+    /// </summary>
+    public double? AttackL2 { get; init; }
+}
 
 /// <summary>The result of <see cref="NoiseLevelEvaluator"/>: one <see cref="NoiseLevelMetrics"/> per timestep.</summary>
 public sealed record EvaluationReport
@@ -46,6 +57,9 @@ public sealed record EvaluationReport
 
     /// <summary>Class names by label.</summary>
     public IReadOnlyList<string> Classes { get; init; } = [];
+
+    /// <summary>The attack behind <see cref="NoiseLevelMetrics.RobustAcc1"/>; null when none was run.</summary>
+    public L2PgdOptions? Attack { get; init; }
 
     /// <summary>The levels, by increasing timestep.</summary>
     public IReadOnlyList<NoiseLevelMetrics> Levels { get; init; } = [];

@@ -18,7 +18,7 @@ public static class Plots
     public const string QuartileCurvesName = "curves_quartiles.png";
 
     /// <summary>
-    /// eval.png: top panel acc@1 and acc@5 against t, bottom panel loss (left axis) and ECE (right axis) against t,
+    /// eval.png: top panel acc@1 and acc@5 (and robust acc@1 when attacked) against t, bottom panel loss (left axis) and ECE (right axis) against t,
     /// one line per metric.
     /// </summary>
     public static void NoiseLevels(EvaluationReport report, string path)
@@ -30,6 +30,8 @@ public static class Plots
         AddLine(accuracy, t, report.Levels.Select(l => l.Acc1).ToArray(), "acc@1");
         if (report.Levels.All(l => l.Acc5 is not null))
             AddLine(accuracy, t, report.Levels.Select(l => l.Acc5!.Value).ToArray(), "acc@5");
+        if (report.Attack is not null && report.Levels.All(l => l.RobustAcc1 is not null))
+            AddLine(accuracy, t, report.Levels.Select(l => l.RobustAcc1!.Value).ToArray(), "robust acc@1 (eps " + report.Attack.Eps.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + ")");
         accuracy.Title($"Accuracy vs noise level ({report.Images} images, {report.Classes.Count} classes)");
         accuracy.XLabel($"timestep t (of {report.NumTimesteps})");
         accuracy.YLabel("accuracy");

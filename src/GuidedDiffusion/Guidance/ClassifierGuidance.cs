@@ -43,13 +43,27 @@ public sealed class ClassifierGuidance
         if (y.dim() != 1 || y.shape[0] != x.shape[0])
             throw new ArgumentException($"y must be [B] with B = {x.shape[0]}, got [{string.Join(", ", y.shape)}].", nameof(y));
         using var scope = NewDisposeScope();
+        var (_, gradient) = LogProbsAndGradient(classifier, x, modelTimesteps, y);
+        return (gradient * Scale).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The classifier's float32 log-probabilities log p(·|x, t) [B, classes] and the unscaled guidance gradient
+    /// ∇ₓ Σ_b log p(y_b|x_b, t_b) (shaped like x), both detached, from one forward pass with gradients enabled on a
+    /// detached copy of x. In eval mode the samples are independent, so each row of the gradient is that sample's own.
+    /// </summary>
+    /// <param name="classifier">forward(x, t) → logits.</param>
+    /// <param name="x">x_t [B, C, H, W].</param>
+    /// <param name="t">The timesteps the classifier sees [B].</param>
+    /// <param name="y">The classes [B] (int64).</param>
+    public static (Tensor LogProbs, Tensor Gradient) LogProbsAndGradient(nn.Module<Tensor, Tensor, Tensor> classifier, Tensor x, Tensor t, Tensor y)
+    {
         using var grad = enable_grad();
         var xIn = x.detach().requires_grad_(true);
-        var logits = classifier.call(xIn, modelTimesteps);
-        var logProbs = nn.functional.log_softmax(logits, dim: -1);
-        var selected = logProbs.gather(1, y.to_type(ScalarType.Int64).view(-1, 1)).squeeze(1);
-        var gradient = autograd.grad(new[] { selected.sum() }, new[] { xIn })[0];
-        return (gradient * Scale).detach().MoveToOuterDisposeScope();
+        var logProbs = classifier.call(xIn, t).to_type(ScalarType.Float32).log_softmax(1);
+        var selected = logProbs.gather(1, y.to_type(ScalarType.Int64).view(-1, 1)).sum();
+        var gradient = autograd.grad([selected], [xIn])[0];
+        return (logProbs.detach(), gradient.detach());
     }
 
     /// <summary>This guidance as the sampler's cond_fn.</summary>

@@ -195,16 +195,7 @@ public sealed class UNetModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
     /// <param name="dtype">Float16, BFloat16 or Float32.</param>
     public void ConvertTrunkTo(ScalarType dtype)
     {
-        if (dtype is not (ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32))
-            throw new ArgumentException($"the trunk can be float16, bfloat16 or float32, not {dtype}.", nameof(dtype));
-        foreach (var root in new nn.Module[] { inputBlocks, middleBlock, outputBlocks })
-        {
-            foreach (var (_, module) in root.named_modules())
-            {
-                if (module is Conv1d or Conv2d)
-                    module.to(dtype);
-            }
-        }
+        TrunkPrecision.Convert([inputBlocks, middleBlock, outputBlocks], dtype);
         TrunkDtype = dtype;
     }
 

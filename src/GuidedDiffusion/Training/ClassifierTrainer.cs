@@ -1,4 +1,5 @@
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Adversarial;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,12 +10,15 @@ namespace GuidedDiffusion.Training;
 /// One optimizer update of the original's classifier_train.py: draw t, noise the batch with q_sample, run
 /// the classifier on microbatches, accumulate cross-entropy gradients scaled by microbatch/batch, then step
 /// AdamW through the precision policy; metrics go to <see cref="TrainerBase.Metrics"/> with the original's keys.
+/// With <see cref="TrainingConfig.Adversarial"/> set, each microbatch is first attacked (<see cref="L2PgdAttack"/>, in
+/// the same train/eval mode as the pass) and the update and train metrics use the attacked x_t.
 /// </summary>
 public sealed class ClassifierTrainer : TrainerBase
 {
     private readonly nn.Module<Tensor, Tensor, Tensor> _model;
     private readonly GaussianDiffusion _diffusion;
     private readonly string[] _metricNames;
+    private readonly L2PgdAttack? _attack;
 
     /// <summary>Sets up the precision policy, AdamW and EMA over an already built (and converted) model.</summary>
     /// <param name="model">The classifier, forward(x, t) → logits; its trunk already in the policy's dtype.</param>
@@ -31,6 +35,7 @@ public sealed class ClassifierTrainer : TrainerBase
         _model = model;
         _diffusion = diffusion;
         _metricNames = MetricKeys.Metrics(numClasses);
+        _attack = config.Adversarial is { } adversarial ? new L2PgdAttack(model, adversarial, diffusion) : null;
     }
 
     /// <inheritdoc />
@@ -47,17 +52,21 @@ public sealed class ClassifierTrainer : TrainerBase
         _model.train();
         Precision.ZeroModelGrads();
         var (xt, t) = Noise(images, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Train));
-        ForwardLog(xt, labels, t, "train", backward: true);
+        ForwardLog(xt, labels, t, "train", backward: true, attack: _attack is not null);
     }
 
-    /// <summary>Logs <c>val_</c> metrics for one batch without gradients, in eval mode.</summary>
+    /// <summary>
+    /// Logs <c>val_</c> metrics for one batch without gradients, in eval mode; when training adversarially, also the
+    /// same noised batch under attack as <c>val_robust_</c> (<see cref="AdversarialMetrics"/>).
+    /// </summary>
     public void Evaluate(Tensor images, Tensor labels)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         _model.eval();
         var (xt, t) = Noise(images, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Validation));
-        ForwardLog(xt, labels, t, "val", backward: false);
+        ForwardLog(xt, labels, t, "val", backward: false, attack: false);
+        if (_attack is not null) ForwardLog(xt, labels, t, AdversarialMetrics.RobustValidationPrefix, backward: false, attack: true);
         _model.train();
     }
 
@@ -75,7 +84,7 @@ public sealed class ClassifierTrainer : TrainerBase
         return (_diffusion.QSample(x0, t, StepNoise(x0, seed)), t);
     }
 
-    private void ForwardLog(Tensor x, Tensor labels, Tensor t, string prefix, bool backward)
+    private void ForwardLog(Tensor x, Tensor labels, Tensor t, string prefix, bool backward, bool attack)
     {
         int batch = (int)x.shape[0], micro = Math.Min(Config.EffectiveMicrobatch, batch);
         var losses = new List<double>(batch);
@@ -87,7 +96,11 @@ public sealed class ClassifierTrainer : TrainerBase
             var subX = x.narrow(0, start, n);
             var subY = labels.narrow(0, start, n).to_type(ScalarType.Int64);
             var subT = t.narrow(0, start, n);
-            var logits = _model.forward(subX, subT).to_type(ScalarType.Float32);
+            // The attack's gradients are taken with respect to its input only, so the parameters' .grad hold the update's
+            // alone. Its loss is scaled as the update's (fp16 loss scale × microbatch share): an fp16 trunk then overflows
+            // in the attack exactly when the update would, and that step is skipped anyway.
+            var attacked = attack ? _attack!.Run(subX, subY, subT, Precision.LossScale * n / batch) : null;
+            var logits = _model.forward(attacked?.Adversarial ?? subX, subT).to_type(ScalarType.Float32);
             var loss = nn.functional.cross_entropy(logits, subY, reduction: nn.Reduction.None);
 
             var perSample = new Dictionary<string, float[]>
@@ -99,6 +112,7 @@ public sealed class ClassifierTrainer : TrainerBase
             foreach (var (metric, values) in perSample)
                 LogWithQuartiles($"{prefix}_{metric}", values, new ArraySegment<long>(ts, start, n));
             losses.AddRange(perSample["loss"].Select(v => (double)v));
+            if (attacked is not null) AdversarialMetrics.LogPerturbations(Metrics, prefix, attacked, logits, subY);
 
             if (backward)
                 (loss.mean() * ((double)n / batch * Precision.LossScale)).backward();

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
@@ -72,10 +73,10 @@ public sealed class ClassifierTrainingJob
         // Every rank reads the checkpoint itself (the original reads it on rank 0 only and then hangs).
         var (resume, append, notes) = RunFolder.Open(training, logDir, _comm.IsMain,
             () => ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch));
+        var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16");
+        if (training.Adversarial is not null) columns = AdversarialMetrics.AddTo(columns, classifier.NumClasses, valSource is not null);
         // Only rank 0 writes logs and checkpoints.
-        using var logger = _comm.IsMain
-            ? new RunLogger(logDir, MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16"), append, _console)
-            : null;
+        using var logger = _comm.IsMain ? new RunLogger(logDir, columns, append, _console) : null;
         void Log(string line) => logger?.Log(line);
         Log($"Logging to {Path.GetFullPath(logDir)}");
         foreach (var note in notes) Log(note);
@@ -84,6 +85,11 @@ public sealed class ClassifierTrainingJob
         if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
         if (!string.IsNullOrEmpty(_diffusion.TimestepRespacing) && training.Noised)
             Log($"note: with --timestep_respacing {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
+        if (training.Adversarial is { } attack)
+            Log($"adversarial training: {attack.Describe()} on every microbatch (train_* are measured on the attacked batch).");
+        if (resume?.Manifest is { } resumed && TrainingConfig.RecordedIn(resumed)?.Adversarial is var recorded && recorded != training.Adversarial)
+            Log($"note: {resume.ModelPath} was trained {GuidedDiffusion.Adversarial.L2PgdOptions.Training(recorded)}; "
+                + $"this run continues {GuidedDiffusion.Adversarial.L2PgdOptions.Training(training.Adversarial)}.");
         if (training.ScheduleSampler == "loss-second-moment")
             Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
 
@@ -96,7 +102,7 @@ public sealed class ClassifierTrainingJob
         using var trainer = new ClassifierTrainer(model, diffusion, training, classifier.NumClasses, _comm.Rank, _comm.WorldSize,
             reducer is null ? null : _ => reducer.AllReduceMean());
         trainer.Message += Log;
-        if (resume is not null) resume.Restore(trainer, Log);
+        if (resume is not null) TrainerCheckpoints.Restore(trainer, resume, Log);
 
         Log("creating data loader...");
         var dataOptions = TrainingLoop.DataOptionsFor(training, _comm, classifier.ImageSize, trainer.CompletedSteps);
@@ -104,7 +110,6 @@ public sealed class ClassifierTrainingJob
         using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1, Shuffle = true });
 
         Log("training classifier model...");
-        var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16");
         var loop = new TrainingLoop(trainer, training, _comm, logger, columns, logDir)
         {
             OnStep = OnStep,

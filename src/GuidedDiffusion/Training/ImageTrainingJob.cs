@@ -1,3 +1,4 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
@@ -79,7 +80,7 @@ public sealed class ImageTrainingJob
         using var trainer = new DiffusionTrainer(model, loss, training, _model.ClassCond, _comm.Rank, _comm.WorldSize,
             reducer is null ? null : _ => reducer.AllReduceMean());
         trainer.Message += Log;
-        if (resume is not null) resume.Restore(trainer, Log);
+        if (resume is not null) TrainerCheckpoints.Restore(trainer, resume, Log);
 
         Log("creating data loader...");
         using var trainData = new DataLoader(source, TrainingLoop.DataOptionsFor(training, _comm, _model.ImageSize, trainer.CompletedSteps));

@@ -23,13 +23,14 @@ public static class MetricKeys
         if (withLossScale) keys.Add("lg_loss_scale");
         foreach (var prefix in withValidation ? new[] { "train", "val" } : new[] { "train" })
             foreach (var metric in Metrics(numClasses))
-            {
-                keys.Add($"{prefix}_{metric}");
-                for (int q = 0; q < 4; q++) keys.Add($"{prefix}_{metric}_q{q}");
-            }
+                keys.AddRange(WithQuartiles($"{prefix}_{metric}"));
         keys.Sort(StringComparer.Ordinal);
         return keys;
     }
+
+    /// <summary><paramref name="key"/> followed by its per-quartile keys <c>{key}_q0</c>..<c>{key}_q3</c>.</summary>
+    public static IEnumerable<string> WithQuartiles(string key) =>
+        new[] { key }.Concat(Enumerable.Range(0, 4).Select(q => $"{key}_q{q}"));
 
     /// <summary>
     /// Every key a diffusion-model run logs (the original TrainLoop's: step, samples, grad_norm, param_norm,

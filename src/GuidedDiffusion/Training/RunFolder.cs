@@ -1,3 +1,4 @@
+using GuidedDiffusion.Checkpoints;
 using System.Globalization;
 using System.Text.RegularExpressions;
 

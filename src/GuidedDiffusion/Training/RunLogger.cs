@@ -94,7 +94,7 @@ public sealed class RunLogger : IDisposable
     {
         foreach (var source in sources.OfType<Data.Sources.IImageSource>())
         {
-            ReportSkipped(source.Skipped);
+            ReportSkipped(source.Skipped.Select(e => new Data.Loading.BadImage(e.Path, e.Reason)));
             foreach (var warning in source.Warnings) Warn(warning);
         }
     }

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Diffusion;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -38,7 +39,7 @@ public abstract class TrainerBase : IDisposable
         NamedParameters = model.named_parameters().ToArray();
         Precision = PrecisionPolicy.Create(config.Precision, NamedParameters.Select(p => p.parameter).ToArray(), config.InitialLgLossScale, config.Fp16ScaleGrowth);
         Optimizer = optim.AdamW(Precision.MasterParameters, config.Lr, 0.9, 0.999, 1e-8, config.WeightDecay);
-        Sampler = ScheduleSampler.Create(config.ScheduleSampler, numTimesteps);
+        Sampler = TimestepSampler.Create(config.ScheduleSampler, numTimesteps);
         Emas = config.EmaRates.Select(r => new ExponentialMovingAverage(r, Precision.MasterParameters)).ToArray();
     }
 
@@ -67,7 +68,7 @@ public abstract class TrainerBase : IDisposable
     public AdamW Optimizer { get; }
 
     /// <summary>The timestep sampler.</summary>
-    public ScheduleSampler Sampler { get; }
+    public TimestepSampler Sampler { get; }
 
     /// <summary>One moving average per <c>--ema_rate</c>.</summary>
     public IReadOnlyList<ExponentialMovingAverage> Emas { get; }
@@ -178,7 +179,7 @@ public abstract class TrainerBase : IDisposable
     /// </summary>
     public void LoadParameters(IReadOnlyDictionary<string, Tensor> stateDict, string sourceName)
     {
-        Models.StateDictIO.Load(_model, stateDict, sourceName);
+        StateDictIO.Load(_model, stateDict, sourceName);
         using var noGrad = no_grad();
         for (int i = 0; i < NamedParameters.Length; i++)
             Precision.MasterParameters[i].copy_(stateDict[NamedParameters[i].name]);

@@ -1,3 +1,8 @@
+using System.Text.Json;
+using GuidedDiffusion.Adversarial;
+using GuidedDiffusion.Checkpoints;
+using GuidedDiffusion.Data.Sources;
+
 namespace GuidedDiffusion.Training;
 
 /// <summary>
@@ -6,6 +11,10 @@ namespace GuidedDiffusion.Training;
 /// </summary>
 public sealed record TrainingConfig
 {
+    /// <summary>The loop settings a checkpoint's sidecar recorded (null when it recorded none).</summary>
+    public static TrainingConfig? RecordedIn(CheckpointManifest manifest) =>
+        manifest.Training?.Deserialize<TrainingConfig>(CheckpointManifest.JsonOptions);
+
     /// <summary><c>--data_dir</c>: training images. Empty: the bundled Fashion-MNIST demo.</summary>
     public string DataDir { get; init; } = "";
     /// <summary><c>--val_data_dir</c>: validation images; empty disables validation (as the original).</summary>
@@ -81,6 +90,12 @@ public sealed record TrainingConfig
     public bool CheckRankSync { get; init; }
 
     /// <summary>
+    /// <c>--adversarial True</c> with its <c>--attack_*</c> flags: train on untargeted L2 PGD attacks of x_t
+    /// (Kawar, Ganz and Elad's robust noisy classifiers). Null (default): plain training.
+    /// </summary>
+    public L2PgdOptions? Adversarial { get; init; }
+
+    /// <summary>
     /// The loop defaults of the original's <c>image_train.py</c> (diffusion-model training): lr 1e-4, batch_size 1,
     /// ema_rate 0.9999, no random crop (its load_data default), and no iteration limit (the original trains until
     /// stopped unless <c>lr_anneal_steps</c> is set).
@@ -96,8 +111,6 @@ public sealed record TrainingConfig
         EvalTable = false,
     };
 
-    /// <summary>Label rules <c>--label_from</c> accepts.</summary>
-    public static IReadOnlyList<string> LabelRules { get; } = new[] { "prefix", "folder" };
 
     /// <summary>Precisions <c>--precision</c> accepts.</summary>
     public static IReadOnlyList<string> Precisions { get; } = new[] { "fp32", "fp16", "bf16" };
@@ -124,8 +137,7 @@ public sealed record TrainingConfig
         if (SaveInterval < 1) throw new ConfigurationException("save_interval", $"must be at least 1, got {SaveInterval}.");
         if (!Precisions.Contains(Precision))
             throw new ConfigurationException("precision", $"unknown precision '{Precision}'; allowed: {string.Join(", ", Precisions)}.");
-        if (!LabelRules.Contains(LabelFrom))
-            throw new ConfigurationException("label_from", $"unknown rule '{LabelFrom}'; allowed: {string.Join(", ", LabelRules)}.");
+        LabelRules.Parse(LabelFrom);
         if (NumWorkers < 0) throw new ConfigurationException("num_workers", $"must be ≥ 0 (0 decodes on the training thread), got {NumWorkers}.");
         if (!(Fp16ScaleGrowth >= 0) || double.IsInfinity(Fp16ScaleGrowth)) throw new ConfigurationException("fp16_scale_growth", $"must be a finite number ≥ 0, got {Fp16ScaleGrowth}.");
         if (GradClip < 0) throw new ConfigurationException("grad_clip", $"must be ≥ 0 (0 disables clipping), got {GradClip}.");
@@ -134,7 +146,8 @@ public sealed record TrainingConfig
         catch (FormatException) { throw new ConfigurationException("ema_rate", $"'{EmaRate}' is not a comma-separated list of numbers such as 0.9999."); }
         foreach (var r in rates)
             if (!(r > 0 && r < 1)) throw new ConfigurationException("ema_rate", $"each rate must lie in (0, 1), got {r}.");
-        if (!Diffusion.ScheduleSampler.Names.Contains(ScheduleSampler))
-            throw new ConfigurationException("schedule_sampler", $"unknown sampler '{ScheduleSampler}'; allowed: {string.Join(", ", Diffusion.ScheduleSampler.Names)}.");
+        if (!Diffusion.TimestepSampler.Names.Contains(ScheduleSampler))
+            throw new ConfigurationException("schedule_sampler", $"unknown sampler '{ScheduleSampler}'; allowed: {string.Join(", ", Diffusion.TimestepSampler.Names)}.");
+        Adversarial?.Validate();
     }
 }

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
@@ -67,7 +69,7 @@ internal sealed class TrainingLoop
             {
                 Log(interrupted ? "stop requested: saving model..." : "saving model...");
                 if (_comm.IsMain)
-                    lastCheckpoint = CheckpointStore.Save(_logDir, step, _trainer, Manifest());
+                    lastCheckpoint = TrainerCheckpoints.Save(_trainer, _logDir, step, Manifest());
                 lastSaved = step;
             }
             if (interrupted) break;
@@ -102,7 +104,7 @@ internal sealed class TrainingLoop
     public static ImageFolderSource? OpenFolder(string directory, string labelFrom, ClassMap? classes = null, bool skipBadImages = false)
     {
         if (string.IsNullOrWhiteSpace(directory)) return null;
-        var rule = labelFrom == "folder" ? LabelRule.Folder : LabelRule.Prefix;
+        var rule = LabelRules.Parse(labelFrom);
         return new ImageFolderSource(directory, rule, classes, skipBadImages);
     }
 
@@ -121,7 +123,7 @@ internal sealed class TrainingLoop
         {
             CompletedSteps = trainer.CompletedSteps,
             Diffusion = diffusion,
-            Training = training,
+            Training = JsonSerializer.SerializeToElement(training, CheckpointManifest.JsonOptions),
             Classes = classes.Names,
             WorldSize = trainer.WorldSize,
             LgLossScale = trainer.Precision.LgLossScale,

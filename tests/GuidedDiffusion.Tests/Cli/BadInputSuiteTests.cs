@@ -1,5 +1,5 @@
 using GuidedDiffusion.Tests.Data;
-using GuidedDiffusion.Training;
+using GuidedDiffusion.Checkpoints;
 using SkiaSharp;
 
 namespace GuidedDiffusion.Tests.Cli;

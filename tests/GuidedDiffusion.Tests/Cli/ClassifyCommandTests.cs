@@ -1,4 +1,6 @@
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
+using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Tests.Training;
 
 namespace GuidedDiffusion.Tests.Cli;
@@ -9,13 +11,18 @@ public class ClassifyCommandTests : IClassFixture<EightClassRun>
 
     public ClassifyCommandTests(EightClassRun run) => _run = run;
 
-    private JsonElement Classify(params string[] extra)
+    /// <summary>The classification job in-process, serialized as <c>classify --json</c> prints it.</summary>
+    private JsonElement Classify(int timestep = 0, long? noiseSeed = null)
     {
         var image = Path.Combine(_run.TrainDir, "class3_000.png");
-        var result = CliRunner.Run(new[] { "classify", "--model_path", Path.Combine(_run.LogDir, "model000029.pt"), "--json" }
-            .Concat(extra).Append(image).ToArray());
-        Assert.True(result.ExitCode == 0, result.Error);
-        using var doc = JsonDocument.Parse(result.Output);
+        var results = ClassificationJob.Run(new ClassificationOptions
+        {
+            Classifier = new ClassifierSource { Path = Path.Combine(_run.LogDir, "model000029.pt") },
+            Timestep = timestep,
+            NoiseSeed = noiseSeed,
+            Images = [image],
+        });
+        using var doc = JsonDocument.Parse(JsonSerializer.Serialize(results));
         return doc.RootElement.Clone();
     }
 
@@ -35,11 +42,11 @@ public class ClassifyCommandTests : IClassFixture<EightClassRun>
     [Fact]
     public void NoisedInput_IsDeterministicForASeed_AndDiffersFromClean()
     {
-        double[] Logits(params string[] extra) =>
-            Classify(extra).EnumerateArray().Single().GetProperty("logits").EnumerateArray().Select(v => v.GetDouble()).ToArray();
-        var a = Logits("--timestep", "500", "--noise_seed", "7");
-        var b = Logits("--timestep", "500", "--noise_seed", "7");
-        var clean = Logits("--timestep", "500");
+        double[] Logits(int timestep, long? noiseSeed) =>
+            Classify(timestep, noiseSeed).EnumerateArray().Single().GetProperty("logits").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+        var a = Logits(500, 7);
+        var b = Logits(500, 7);
+        var clean = Logits(500, null);
         Assert.Equal(a, b);
         Assert.NotEqual(a, clean);
     }

@@ -54,7 +54,7 @@ public class UnreadableClassTests
             source.Files.Select(f => Path.GetRelativePath(root, f).Replace(Path.DirectorySeparatorChar, '/')).ToArray());
         Assert.Equal(new[] { 0, 0, 1, 1 }, Enumerable.Range(0, source.Count).Select(source.LabelOf).ToArray());
         // Each unreadable file named once, with the decoder's reason, in listing order.
-        Assert.Equal(bad, source.Skipped.Select(s => s.Name).ToArray());
+        Assert.Equal(bad, source.Skipped.Select(s => s.Path).ToArray());
         Assert.Contains("the image data is truncated", source.Skipped[0].Reason); // past the header: a full decode found it
         var warning = Assert.Single(source.Warnings);
         Assert.Contains("class 'cat'", warning);
@@ -86,7 +86,7 @@ public class UnreadableClassTests
         var val = new ImageFolderSource(root, LabelRule.Folder, train.Classes, skipBadImages: true);
         // Only readable "cat" files would have been refused as unknown; none is, so the map is the training one.
         Assert.Equal(train.Classes.Names, val.Classes.Names);
-        Assert.Equal(bad, val.Skipped.Select(s => s.Name).ToArray());
+        Assert.Equal(bad, val.Skipped.Select(s => s.Path).ToArray());
         Assert.Empty(val.Warnings);
     }
 

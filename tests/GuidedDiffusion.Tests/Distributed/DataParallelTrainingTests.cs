@@ -1,9 +1,11 @@
 using System.Globalization;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Data;
 using GuidedDiffusion.Tests.Support;
 using GuidedDiffusion.Tests.Training;
 using GuidedDiffusion.Training;
+using GuidedDiffusion.Adversarial;
 using Xunit.Abstractions;
 
 namespace GuidedDiffusion.Tests.Distributed;
@@ -21,7 +23,18 @@ public class DataParallelTrainingTests(ITestOutputHelper output)
     };
 
     [MpiFact]
-    public void TwoRanksOfFour_MatchOneRankOfEight()
+    public void TwoRanksOfFour_MatchOneRankOfEight() => AssertTwoRanksOfFourMatchOneRankOfEight([], null);
+
+    /// <summary>
+    /// Each rank attacks its own four samples. Samples are independent in this model (GroupNorm normalises each one on
+    /// its own; no dropout), so the two halves together are the single process's attacked batch of eight.
+    /// </summary>
+    [MpiFact]
+    public void Adversarial_TwoRanksOfFour_MatchOneRankOfEight() =>
+        AssertTwoRanksOfFourMatchOneRankOfEight(["--adversarial", "True", "--attack_eps", "2", "--attack_steps", "3"],
+            new L2PgdOptions { Eps = 2, Steps = 3 });
+
+    private void AssertTwoRanksOfFourMatchOneRankOfEight(string[] extraFlags, L2PgdOptions? adversarial)
     {
         var data = TrainingFixtures.ImageFolder(8, 4, size: 32);
         var mpiLog = TestImages.TempDir();
@@ -32,7 +45,7 @@ public class DataParallelTrainingTests(ITestOutputHelper output)
         };
         var result = MpiLauncher.RunDll("guided-diffusion.dll",
             new[] { "classifier-train", "--distributed", "mpi", "--batch_size", "4", "--check_rank_sync", "True", "--log_dir", mpiLog }
-                .Concat(loop).Concat(TinyFlags), ranks: 2, TimeSpan.FromMinutes(3));
+                .Concat(loop).Concat(TinyFlags).Concat(extraFlags), ranks: 2, TimeSpan.FromMinutes(3));
         output.WriteLine(result.StandardOutput);
         output.WriteLine(result.StandardError);
         Assert.False(result.TimedOut, "mpiexec timed out");
@@ -54,6 +67,7 @@ public class DataParallelTrainingTests(ITestOutputHelper output)
             Lr = 1e-4,
             BatchSize = 8,
             LogDir = singleLog,
+            Adversarial = adversarial,
         };
         var classifier = new ClassifierConfig
         {

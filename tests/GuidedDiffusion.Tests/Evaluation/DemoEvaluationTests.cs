@@ -1,3 +1,4 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Cli;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Evaluation;

@@ -1,11 +1,11 @@
 using System.Globalization;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Cli;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Cli;
-using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Tests.Evaluation;
 

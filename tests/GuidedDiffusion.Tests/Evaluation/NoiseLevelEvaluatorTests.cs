@@ -1,9 +1,9 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Models;
-using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Tests.Evaluation;
 

@@ -1,11 +1,11 @@
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Transforms;
 using GuidedDiffusion.Evaluation;
-using GuidedDiffusion.Guidance;
+using GuidedDiffusion.Formats;
 using GuidedDiffusion.Tests.Cli;
-using GuidedDiffusion.Training;
 using SkiaSharp;
 using static TorchSharp.torch;
 
@@ -73,9 +73,15 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
         NpzWriter.Write(truthful, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels, labels.Length));
         NpzWriter.Write(shifted, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels.Select(y => (y + 1) % 4).ToArray(), labels.Length));
 
-        var result = CliRunner.Run("sample-eval", "--model_path", fixture.ModelPath, "--grid", "True", "--grid_columns", "5", "--json", json, truthful, shifted);
-        Assert.True(result.ExitCode == 0, result.Error);
-        Assert.Contains("agree@1", result.Output);
+        var report = new SampleAgreementJob(new SampleAgreementOptions
+        {
+            Judge = new ClassifierSource { Path = fixture.ModelPath },
+            Grid = true,
+            GridColumns = 5,
+            JsonPath = json,
+            Files = [truthful, shifted],
+        }).Run();
+        Assert.Contains("agree@1", SampleAgreement.FormatTable(report.Agreements));
 
         using var document = JsonDocument.Parse(File.ReadAllText(json));
         var rows = document.RootElement.GetProperty("results").EnumerateArray().ToArray();

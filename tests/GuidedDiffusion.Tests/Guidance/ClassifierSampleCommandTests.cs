@@ -1,10 +1,10 @@
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Cli;
-using GuidedDiffusion.Guidance;
+using GuidedDiffusion.Formats;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Cli;
-using GuidedDiffusion.Training;
 using GuidedDiffusion.Tests.Support;
 using SkiaSharp;
 

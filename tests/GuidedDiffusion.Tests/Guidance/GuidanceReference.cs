@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Guidance;
 using GuidedDiffusion.Models;

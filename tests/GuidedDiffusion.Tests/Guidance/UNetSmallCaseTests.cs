@@ -1,3 +1,4 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Models;
 using GuidedDiffusion.Tests.Support;

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Data;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Support;
 using TorchSharp;

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Support;
+using GuidedDiffusion.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -111,17 +112,32 @@ public class SmallCaseTests
         using var model = ReferenceModels.LoadSmallCase(name);
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         var stepped = new List<(string Name, TorchSharp.Modules.Parameter Parameter)>();
+        var given = new Dictionary<string, Tensor>();
         foreach (var key in expectedStep.Keys)
         {
             string param = key["adamw_step1/".Length..];
-            parameters[param].grad = grads[$"grad/{param}"].clone();
+            given[param] = grads[$"grad/{param}"];
             stepped.Add((param, parameters[param]));
         }
-        // The reference's torch.optim.AdamW(lr=3e-4, weight_decay=0.05, betas=(0.9, 0.999), eps=1e-8), first step.
-        var adamw = optim.AdamW(stepped.Select(s => s.Parameter), lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.05);
-        adamw.step();
+        // The reference's torch.optim.AdamW(lr=3e-4, weight_decay=0.05, betas=(0.9, 0.999), eps=1e-8), first step,
+        // taken by the trainer's own optimizer half of a step (its AdamW, schedule and precision policy).
+        using var trainer = new GivenGradientTrainer(model, new TrainingConfig { Lr = 3e-4, WeightDecay = 0.05 }, given);
+        Assert.True(trainer.Step(zeros(1), zeros(1)));
         foreach (var (param, parameter) in stepped)
             Reference.AssertClose(parameter, expectedStep[$"adamw_step1/{param}"], 1e-6, 1e-7, $"{name} AdamW {param}");
         Assert.NotEmpty(stepped);
+    }
+
+    /// <summary>A trainer whose gradient half installs fixed gradients (the reference's), so a step is its optimizer half alone.</summary>
+    private sealed class GivenGradientTrainer(nn.Module model, TrainingConfig config, IReadOnlyDictionary<string, Tensor> gradients)
+        : TrainerBase(model, config, numTimesteps: 1000, rank: 0, worldSize: 1, reduceGradients: null)
+    {
+        public override string ProgressMetric => "train_loss";
+
+        public override void ForwardBackward(Tensor images, Tensor labels)
+        {
+            foreach (var (name, parameter) in NamedParameters)
+                parameter.grad = gradients.TryGetValue(name, out var g) ? g.clone() : null;
+        }
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Data;
 using GuidedDiffusion.Tests.Support;

@@ -264,8 +264,7 @@ public sealed class DataLoader : IDisposable
                     continue;
                 }
                 var random = SampleRandom.ForSample(_options.Seed, claim.Epoch, sourceIndex);
-                var crop = ImagePreprocessor.Apply(image, s, _options.RandomCrop, _options.RandomFlip, random);
-                ToTensorLayout.NormalizeToChw(crop, batch.Images.AsSpan(claim.Slot * 3 * s * s, 3 * s * s));
+                ImagePreprocessor.ToModelInput(image, s, _options.RandomCrop, _options.RandomFlip, random, batch.Images.AsSpan(claim.Slot * 3 * s * s, 3 * s * s));
                 batch.Labels[claim.Slot] = _source.LabelOf(sourceIndex);
                 return;
             }

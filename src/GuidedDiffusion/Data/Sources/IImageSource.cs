@@ -22,8 +22,11 @@ public interface IImageSource
     /// <exception cref="Decoding.ImageDecodeException">The image cannot be read or decoded.</exception>
     RgbImage Load(int index);
 
-    /// <summary>Files left out when the source was opened because they could not be read (<c>--skip_bad_images</c>).</summary>
-    IReadOnlyList<Loading.BadImage> Skipped => [];
+    /// <summary>
+    /// Files left out when the source was opened because they could not be read (<c>--skip_bad_images</c>), each
+    /// with the decoder's error (its <see cref="Decoding.ImageDecodeException.Path"/> and reason).
+    /// </summary>
+    IReadOnlyList<Decoding.ImageDecodeException> Skipped => [];
 
     /// <summary>Warning lines from opening the source (a class that lost all its images), for the run log.</summary>
     IReadOnlyList<string> Warnings => [];

@@ -1,5 +1,4 @@
 using GuidedDiffusion.Data.Decoding;
-using GuidedDiffusion.Data.Loading;
 
 namespace GuidedDiffusion.Data.Sources;
 
@@ -78,7 +77,7 @@ public sealed class ImageFolderSource : IImageSource
     public RgbImage Load(int index) => ImageDecoder.Decode(_files[index]);
 
     /// <inheritdoc/>
-    public IReadOnlyList<BadImage> Skipped { get; private set; } = [];
+    public IReadOnlyList<ImageDecodeException> Skipped { get; private set; } = [];
 
     /// <inheritdoc/>
     public IReadOnlyList<string> Warnings { get; private set; } = [];
@@ -90,16 +89,16 @@ public sealed class ImageFolderSource : IImageSource
     /// </summary>
     private (string[] Files, string[] Names) KeepReadable(string[] names, bool namesMakeClasses)
     {
-        var reasons = new string?[_files.Length];
+        var errors = new ImageDecodeException?[_files.Length];
         Parallel.For(0, _files.Length, i =>
         {
             try { ImageDecoder.Decode(_files[i]); }
-            catch (ImageDecodeException e) { reasons[i] = e.Reason; }
+            catch (ImageDecodeException e) { errors[i] = e; }
         });
-        var kept = Enumerable.Range(0, _files.Length).Where(i => reasons[i] is null).ToArray();
-        Skipped = Enumerable.Range(0, _files.Length).Where(i => reasons[i] is not null).Select(i => new BadImage(_files[i], reasons[i]!)).ToArray();
+        var kept = Enumerable.Range(0, _files.Length).Where(i => errors[i] is null).ToArray();
+        Skipped = errors.OfType<ImageDecodeException>().ToArray();
         if (kept.Length == 0)
-            throw new DatasetException($"Data folder '{Root}' has {_files.Length} images and none of them could be read (first: '{Skipped[0].Name}': {Skipped[0].Reason}).");
+            throw new DatasetException($"Data folder '{Root}' has {_files.Length} images and none of them could be read (first: {Skipped[0].Message}).");
         if (namesMakeClasses)
         {
             var readable = kept.Select(i => names[i]).ToHashSet(StringComparer.Ordinal);

@@ -1,8 +1,8 @@
 using System.IO.Compression;
 using System.Text;
-using GuidedDiffusion.Guidance;
+using GuidedDiffusion.Formats;
 
-namespace GuidedDiffusion.Tests.Guidance;
+namespace GuidedDiffusion.Tests.Formats;
 
 /// <summary>The .npz writer produces what np.savez writes: a stored zip of arr_N.npy files in NPY 1.0 format.</summary>
 public class NpzWriterTests

@@ -1,11 +1,10 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using GuidedDiffusion.Models;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Training;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>
 /// Checkpoint files in a run folder, named by the original's rule: <c>modelNNNNNN.pt</c> (plain PyTorch
@@ -24,10 +23,21 @@ public static partial class CheckpointStore
     /// <summary><c>ema_RATE_NNNNNN.pt</c> (the original image trainer's name).</summary>
     public static string EmaFile(double rate, long index) => $"ema_{rate.ToString(CultureInfo.InvariantCulture)}_{index:D6}.pt";
 
-    /// <summary>Writes model, optimizer, EMA files and the sidecar for update index <paramref name="index"/>.</summary>
+    /// <summary>
+    /// Writes the model, optimizer and EMA files and then the sidecar for update index <paramref name="index"/>;
+    /// the sidecar comes last because its presence marks the checkpoint complete.
+    /// </summary>
+    /// <param name="directory">The run folder.</param>
+    /// <param name="index">The update just made (the original's file index).</param>
+    /// <param name="model">The float32 master weights, in the model's state-dict order.</param>
+    /// <param name="optimizer">The optimizer whose PyTorch-format state goes to <c>optNNNNNN.pt</c>.</param>
+    /// <param name="emas">Each EMA rate with its weights as a state dict.</param>
+    /// <param name="manifest">The sidecar.</param>
+    /// <returns>The path of <c>modelNNNNNN.pt</c>.</returns>
     /// <exception cref="RunFolderException">A file could not be written (full disk, read-only folder...): the files
     /// of this index written so far are removed, so the previous complete checkpoint stays the newest.</exception>
-    public static string Save(string directory, long index, TrainerBase trainer, CheckpointManifest manifest)
+    public static string Save(string directory, long index, IEnumerable<KeyValuePair<string, Tensor>> model, TorchSharp.Modules.OptimizerHelper optimizer,
+        IEnumerable<(double Rate, IEnumerable<KeyValuePair<string, Tensor>> StateDict)> emas, CheckpointManifest manifest)
     {
         Directory.CreateDirectory(directory);
         var modelPath = Path.Combine(directory, ModelFile(index));
@@ -41,10 +51,10 @@ public static partial class CheckpointStore
         }
         try
         {
-            Write(modelPath, p => StateDictIO.Write(p, trainer.MasterStateDict()));
-            Write(Path.Combine(directory, OptimizerFile(index)), p => AtomicFile.Write(p, stream => trainer.Optimizer.save_py(stream, leaveOpen: true)));
-            foreach (var ema in trainer.Emas)
-                Write(Path.Combine(directory, EmaFile(ema.Rate, index)), p => StateDictIO.Write(p, trainer.StateDictWith(ema.Values)));
+            Write(modelPath, p => StateDictIO.Write(p, model));
+            Write(Path.Combine(directory, OptimizerFile(index)), p => AtomicFile.Write(p, stream => optimizer.save_py(stream, leaveOpen: true)));
+            foreach (var (rate, stateDict) in emas)
+                Write(Path.Combine(directory, EmaFile(rate, index)), p => StateDictIO.Write(p, stateDict));
             Write(CheckpointManifest.PathFor(modelPath), p => AtomicFile.Write(p, stream => JsonSerializer.Serialize(stream, manifest, CheckpointManifest.JsonOptions)));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or CheckpointException { InnerException: IOException or UnauthorizedAccessException })
@@ -88,13 +98,13 @@ public static partial class CheckpointStore
     }
 
     /// <summary>Loads AdamW state saved by us or by the original (PyTorch optimizer state_dict).</summary>
-    public static void LoadOptimizer(TrainerBase trainer, string path)
+    public static void LoadOptimizer(TorchSharp.Modules.OptimizerHelper optimizer, string path)
     {
         if (!File.Exists(path))
             throw new CheckpointException(path, $"Optimizer state '{path}' is missing; resuming needs the opt file written with the model (or start a fresh run).");
         try
         {
-            trainer.Optimizer.load_py(path);
+            optimizer.load_py(path);
         }
         catch (Exception e) when (e is not CheckpointException)
         {

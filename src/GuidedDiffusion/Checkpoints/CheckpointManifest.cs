@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 
-namespace GuidedDiffusion.Training;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>
 /// The JSON sidecar written next to each <c>modelNNNNNN.pt</c>: everything needed to rebuild, resume or
@@ -21,8 +21,11 @@ public sealed record CheckpointManifest
     public DiffusionModelConfig? DiffusionModel { get; init; }
     /// <summary>The diffusion flags the model was trained with.</summary>
     public DiffusionConfig Diffusion { get; init; } = new();
-    /// <summary>The loop flags of the run.</summary>
-    public TrainingConfig Training { get; init; } = new();
+    /// <summary>
+    /// The loop settings of the run, as the training layer wrote them (snake_case keys); kept as JSON so that
+    /// this layer does not depend on the trainer's settings record (null when a run recorded none).
+    /// </summary>
+    public JsonElement? Training { get; init; }
     /// <summary>Class names in label order.</summary>
     public IReadOnlyList<string> Classes { get; init; } = Array.Empty<string>();
     /// <summary>Data-parallel processes that trained it.</summary>

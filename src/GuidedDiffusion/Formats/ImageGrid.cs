@@ -1,6 +1,6 @@
 using SkiaSharp;
 
-namespace GuidedDiffusion.Guidance;
+namespace GuidedDiffusion.Formats;
 
 /// <summary>Tiles uint8 RGB images into one PNG, for a quick look at samples.</summary>
 public static class ImageGrid

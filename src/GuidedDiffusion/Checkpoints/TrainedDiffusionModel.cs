@@ -2,7 +2,7 @@ using System.Text.RegularExpressions;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 
-namespace GuidedDiffusion.Training;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>
 /// A diffusion-model checkpoint ready for sampling: ours (architecture and noise process read from the JSON

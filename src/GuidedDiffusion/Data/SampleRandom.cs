@@ -1,4 +1,4 @@
-namespace GuidedDiffusion.Data.Loading;
+namespace GuidedDiffusion.Data;
 
 /// <summary>
 /// A small deterministic generator (SplitMix64) seeded from (seed, epoch, index), so that each sample's
@@ -9,9 +9,6 @@ public sealed class SampleRandom
     // Distinct salts keep the shuffle stream and the per-sample streams apart.
     private const ulong SampleSalt = 0x5EED_0F_5A_4D_91E5UL;
     private const ulong ShuffleSalt = 0x5EED_0F_5B_0FF1_E5UL;
-
-    // 2^64 / φ, SplitMix64's increment.
-    private const ulong Golden = 0x9E3779B97F4A7C15UL;
 
     private ulong _state;
 
@@ -26,8 +23,8 @@ public sealed class SampleRandom
     /// <summary>Next 64 random bits.</summary>
     public ulong NextUInt64()
     {
-        _state = unchecked(_state + Golden);
-        return Finalize(_state);
+        _state = unchecked(_state + SplitMix64.Golden);
+        return SplitMix64.Output(_state);
     }
 
     /// <summary>Python's <c>random.randrange(start, stop)</c> semantics: uniform in [start, stop), unbiased.</summary>
@@ -59,16 +56,9 @@ public sealed class SampleRandom
 
     private static ulong Derive(ulong salt, long seed, long epoch, long index)
     {
-        ulong h = Finalize(salt ^ (ulong)seed);
-        h = Finalize(unchecked(h + Golden + (ulong)epoch));
-        h = Finalize(unchecked(h + 2 * Golden + (ulong)index));
+        ulong h = SplitMix64.Output(salt ^ (ulong)seed);
+        h = SplitMix64.Output(unchecked(h + SplitMix64.Golden + (ulong)epoch));
+        h = SplitMix64.Output(unchecked(h + 2 * SplitMix64.Golden + (ulong)index));
         return h;
-    }
-
-    private static ulong Finalize(ulong z)
-    {
-        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
-        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
-        return z ^ (z >> 31);
     }
 }

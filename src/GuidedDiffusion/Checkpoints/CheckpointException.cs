@@ -1,4 +1,4 @@
-namespace GuidedDiffusion.Models;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>A checkpoint file that is missing, unreadable, of an unknown format, or not a state dict.</summary>
 public class CheckpointException : IOException

@@ -1,6 +1,6 @@
 using GuidedDiffusion.Models;
 
-namespace GuidedDiffusion.Training;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>
 /// Where a run resumes from: a modelNNNNNN.pt with its optimizer file and (ours) its sidecar. Unlike the
@@ -65,45 +65,13 @@ public sealed class ResumePoint
         return new ResumePoint(path, manifest, manifest?.CompletedSteps ?? index + 1);
     }
 
-    /// <summary>Loads weights, optimizer, EMA, loss scale and sampler state into <paramref name="trainer"/>.</summary>
-    public void Restore(TrainerBase trainer, Action<string> log)
-    {
-        log($"loading model from checkpoint: {ModelPath}... at {CompletedSteps} completed steps");
-        var weights = StateDictIO.Read(ModelPath);
-        try
-        {
-            trainer.LoadParameters(weights, ModelPath);
-        }
-        finally
-        {
-            foreach (var t in weights.Values) t.Dispose();
-        }
-        long index = CheckpointStore.ParseIndex(ModelPath);
-        var folder = Path.GetDirectoryName(Path.GetFullPath(ModelPath))!;
-        var optPath = Path.Combine(folder, CheckpointStore.OptimizerFile(index));
-        log($"loading optimizer state from checkpoint: {optPath}");
-        CheckpointStore.LoadOptimizer(trainer, optPath);
-        foreach (var ema in trainer.Emas)
-        {
-            var emaPath = Path.Combine(folder, CheckpointStore.EmaFile(ema.Rate, index));
-            if (!File.Exists(emaPath))
-            {
-                log($"warning: no EMA file '{emaPath}'; the EMA at rate {ema.Rate} restarts from the model weights.");
-                continue;
-            }
-            var values = StateDictIO.Read(emaPath);
-            try { ema.Load(trainer.NamedParameters.Select(p => values[p.name]).ToArray()); }
-            finally { foreach (var t in values.Values) t.Dispose(); }
-        }
-        if (Manifest?.LgLossScale is { } lg) trainer.Precision.RestoreLgLossScale(lg);
-        if (Manifest?.SamplerHistory is { } history && Manifest.SamplerCounts is { } counts && trainer.Sampler is Diffusion.LossSecondMomentResampler lsm)
-        {
-            var h = new double[history.Length, history[0].Length];
-            for (int t = 0; t < history.Length; t++) for (int k = 0; k < history[t].Length; k++) h[t, k] = history[t][k];
-            lsm.Restore(h, counts);
-        }
-        trainer.CompletedSteps = CompletedSteps;
-    }
+    /// <summary>The optimizer file written with <see cref="ModelPath"/> (<c>optNNNNNN.pt</c>).</summary>
+    public string OptimizerPath => Path.Combine(Folder, CheckpointStore.OptimizerFile(CheckpointStore.ParseIndex(ModelPath)));
+
+    /// <summary>The EMA file at <paramref name="rate"/> written with <see cref="ModelPath"/> (it may be missing).</summary>
+    public string EmaPath(double rate) => Path.Combine(Folder, CheckpointStore.EmaFile(rate, CheckpointStore.ParseIndex(ModelPath)));
+
+    private string Folder => Path.GetDirectoryName(Path.GetFullPath(ModelPath))!;
 
     private static string Differences<T>(T saved, T current) =>
         string.Join("; ", typeof(T).GetProperties()

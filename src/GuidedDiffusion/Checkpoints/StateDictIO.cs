@@ -4,7 +4,7 @@ using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Models;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>
 /// Reads and writes state dicts in PyTorch's <c>.pt</c> (zip/pickle, as <c>torch.save(model.state_dict())</c>)

@@ -4,10 +4,10 @@ namespace GuidedDiffusion.Diffusion;
 /// Draws training timesteps from a distribution over the diffusion's steps, with importance weights that
 /// keep the loss unbiased (the original's <c>ScheduleSampler</c>). Deterministic for a given seed.
 /// </summary>
-public abstract class ScheduleSampler
+public abstract class TimestepSampler
 {
     /// <summary>Creates a sampler over <paramref name="numTimesteps"/> steps.</summary>
-    protected ScheduleSampler(int numTimesteps) => NumTimesteps = numTimesteps;
+    protected TimestepSampler(int numTimesteps) => NumTimesteps = numTimesteps;
 
     /// <summary>The sampler names <c>--schedule_sampler</c> accepts.</summary>
     public static IReadOnlyList<string> Names { get; } = new[] { "uniform", "loss-second-moment" };
@@ -51,7 +51,7 @@ public abstract class ScheduleSampler
     }
 
     /// <summary>Creates the sampler named by <c>--schedule_sampler</c>.</summary>
-    public static ScheduleSampler Create(string name, int numTimesteps) => name switch
+    public static TimestepSampler Create(string name, int numTimesteps) => name switch
     {
         "uniform" => new UniformSampler(numTimesteps),
         "loss-second-moment" => new LossSecondMomentResampler(numTimesteps),
@@ -60,7 +60,7 @@ public abstract class ScheduleSampler
 }
 
 /// <summary>Every step equally likely.</summary>
-public sealed class UniformSampler : ScheduleSampler
+public sealed class UniformSampler : TimestepSampler
 {
     /// <summary>Creates a uniform sampler over <paramref name="numTimesteps"/> steps.</summary>
     public UniformSampler(int numTimesteps) : base(numTimesteps) { }
@@ -74,7 +74,7 @@ public sealed class UniformSampler : ScheduleSampler
 /// step, mixed with <see cref="UniformProbability"/> of uniform mass; uniform until every step has a full
 /// history. Unlike the original's trainer, ours feeds the losses back, so the option does what it says.
 /// </summary>
-public sealed class LossSecondMomentResampler : ScheduleSampler
+public sealed class LossSecondMomentResampler : TimestepSampler
 {
     /// <summary>Losses kept per step (the original's history_per_term).</summary>
     public const int HistoryPerTerm = 10;

@@ -2,7 +2,7 @@ using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Training;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>
 /// A classifier checkpoint ready for inference: ours (architecture, classes and diffusion read from the

@@ -1,8 +1,8 @@
 using System.IO.Compression;
 using System.Text;
-using GuidedDiffusion.Guidance;
+using GuidedDiffusion.Formats;
 
-namespace GuidedDiffusion.Tests.Guidance;
+namespace GuidedDiffusion.Tests.Formats;
 
 /// <summary>
 /// The .npz reader takes what numpy writes for sample files: np.savez (stored) and np.savez_compressed (deflate)

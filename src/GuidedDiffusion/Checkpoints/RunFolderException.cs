@@ -1,4 +1,4 @@
-namespace GuidedDiffusion.Training;
+namespace GuidedDiffusion.Checkpoints;
 
 /// <summary>
 /// The run folder (or a file in it) cannot be created or written: the message names the path and the

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.IO.Compression;
 using System.Text;
 
-namespace GuidedDiffusion.Guidance;
+namespace GuidedDiffusion.Formats;
 
 /// <summary>
 /// Writes NumPy <c>.npz</c> files the way <c>np.savez(path, a, b, ...)</c> does: an uncompressed zip holding

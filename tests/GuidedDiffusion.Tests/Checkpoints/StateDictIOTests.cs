@@ -1,9 +1,11 @@
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Models;
+using GuidedDiffusion.Tests.Models;
 using GuidedDiffusion.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Tests.Models;
+namespace GuidedDiffusion.Tests.Checkpoints;
 
 /// <summary>Checkpoint reading and writing: formats, round trips, all-or-nothing loading, clear errors.</summary>
 public sealed class StateDictIOTests : IDisposable

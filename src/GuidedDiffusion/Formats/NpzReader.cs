@@ -4,7 +4,7 @@ using System.IO.Compression;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace GuidedDiffusion.Guidance;
+namespace GuidedDiffusion.Formats;
 
 /// <summary>
 /// Reads the NumPy <c>.npz</c> files that <c>classifier-sample</c> (and the original's <c>classifier_sample.py</c>)

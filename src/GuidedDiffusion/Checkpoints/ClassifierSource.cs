@@ -1,0 +1,23 @@
+using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Models;
+
+namespace GuidedDiffusion.Checkpoints;
+
+/// <summary>
+/// Where a trained classifier comes from: its checkpoint, plus the settings that describe it when the file has
+/// no sidecar (an original <c>.pt</c>). The jobs that use a classifier take one of these.
+/// </summary>
+public sealed record ClassifierSource
+{
+    /// <summary>The checkpoint (.pt or .safetensors).</summary>
+    public string Path { get; init; } = "";
+    /// <summary>The architecture, for checkpoints without a sidecar (NumClasses ≤ 0: read from the checkpoint).</summary>
+    public ClassifierConfig Architecture { get; init; } = new();
+    /// <summary>Whether <see cref="Architecture"/> was set explicitly (a sidecar must then agree with it).</summary>
+    public bool ArchitectureGiven { get; init; }
+    /// <summary>The noise process, for checkpoints without a sidecar.</summary>
+    public DiffusionConfig Diffusion { get; init; } = new();
+
+    /// <summary>Loads the classifier (<see cref="TrainedClassifier.Load"/>).</summary>
+    public TrainedClassifier Load() => TrainedClassifier.Load(Path, Architecture, Diffusion, ArchitectureGiven);
+}

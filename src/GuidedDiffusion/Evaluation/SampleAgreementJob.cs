@@ -1,0 +1,149 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using GuidedDiffusion.Checkpoints;
+using GuidedDiffusion.Formats;
+
+namespace GuidedDiffusion.Evaluation;
+
+/// <summary>The settings of <see cref="SampleAgreementJob"/>.</summary>
+public sealed record SampleAgreementOptions
+{
+    /// <summary>The judging classifier; its sidecar, if any, supplies the architecture. Its path is required.</summary>
+    public ClassifierSource Judge { get; init; } = new();
+    /// <summary>Timestep given to the judge (0 for a clean classifier).</summary>
+    public int Timestep { get; init; }
+    /// <summary>Images per forward pass. Default 100.</summary>
+    public int BatchSize { get; init; } = 100;
+    /// <summary>Also write, per sample file, <c>FILE_by_class.png</c>: one row per requested class.</summary>
+    public bool Grid { get; init; }
+    /// <summary>Samples per class row of the grids. Default 10.</summary>
+    public int GridColumns { get; init; } = 10;
+    /// <summary>Also write the report (<see cref="SampleAgreementReport"/>) to this JSON file; empty: none.</summary>
+    public string JsonPath { get; init; } = "";
+    /// <summary><c>samples_NxHxWx3.npz</c> files written by guided sampling (arr_0 images, arr_1 requested classes).</summary>
+    public IReadOnlyList<string> Files { get; init; } = [];
+}
+
+/// <summary>One requested class of a sample file (the JSON schema of the report).</summary>
+/// <param name="Class">The label.</param>
+/// <param name="Name">The judge's name for it.</param>
+/// <param name="Samples">Samples that requested it.</param>
+/// <param name="AgreeTop1">Fraction the judge labelled as it (null without samples).</param>
+public sealed record ClassAgreement(
+    [property: JsonPropertyName("class")] int Class,
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("samples")] int Samples,
+    [property: JsonPropertyName("agree_top1")] double? AgreeTop1);
+
+/// <summary>The judge's verdict on one sample file (the JSON schema of the report).</summary>
+/// <param name="File">The sample file.</param>
+/// <param name="Samples">Images in it.</param>
+/// <param name="AgreeTop1">Fraction labelled as the requested class.</param>
+/// <param name="AgreeTop5">Fraction with the requested class among the top 5 (null with fewer than 5 classes).</param>
+/// <param name="MeanProbability">Mean probability the judge gives the requested class.</param>
+/// <param name="PerClass">The same per requested class.</param>
+/// <param name="Predicted">The judge's label of each sample.</param>
+public sealed record FileAgreement(
+    [property: JsonPropertyName("file")] string File,
+    [property: JsonPropertyName("samples")] int Samples,
+    [property: JsonPropertyName("agree_top1")] double AgreeTop1,
+    [property: JsonPropertyName("agree_top5")] double? AgreeTop5,
+    [property: JsonPropertyName("mean_probability")] double MeanProbability,
+    [property: JsonPropertyName("per_class")] IReadOnlyList<ClassAgreement> PerClass,
+    [property: JsonPropertyName("predicted")] IReadOnlyList<int> Predicted);
+
+/// <summary>What <see cref="SampleAgreementJob"/> measured (the JSON file's schema).</summary>
+/// <param name="Judge">The judging checkpoint.</param>
+/// <param name="Timestep">The timestep it was given.</param>
+/// <param name="Results">One entry per sample file.</param>
+public sealed record SampleAgreementReport(
+    [property: JsonPropertyName("judge")] string Judge,
+    [property: JsonPropertyName("timestep")] int Timestep,
+    [property: JsonPropertyName("results")] IReadOnlyList<FileAgreement> Results)
+{
+    /// <summary>The measurements per file, as <see cref="SampleAgreement.FormatTable"/> takes them.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<(string Name, SampleAgreement Agreement)> Agreements { get; init; } = [];
+
+    /// <summary>The judge's class names by label.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<string> Classes { get; init; } = [];
+}
+
+/// <summary>
+/// Judges sample files with an independent classifier: how often it labels a sample as the class that was
+/// requested (the measured effect of guidance), with optional by-class grids and a JSON report.
+/// </summary>
+public sealed class SampleAgreementJob
+{
+    private readonly SampleAgreementOptions _options;
+    private readonly TextWriter _console;
+
+    /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
+    /// <param name="options">The settings.</param>
+    /// <param name="console">Where lines about written grids go (null: nowhere).</param>
+    public SampleAgreementJob(SampleAgreementOptions options, TextWriter? console = null)
+    {
+        _options = options;
+        _console = console ?? TextWriter.Null;
+    }
+
+    /// <summary>Measures every file; writes the grids and the JSON report when asked.</summary>
+    /// <exception cref="ConfigurationException">A setting is invalid, or a file does not fit the judge.</exception>
+    /// <exception cref="InvalidDataException">A sample file is not what guided sampling writes.</exception>
+    public SampleAgreementReport Run()
+    {
+        var o = _options;
+        if (o.Judge.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier that judges the samples.");
+        if (o.BatchSize <= 0) throw new ConfigurationException("batch_size", $"must be positive, got {o.BatchSize}.");
+        if (o.GridColumns <= 0) throw new ConfigurationException("grid_columns", $"must be positive, got {o.GridColumns}.");
+        using var judge = o.Judge.Load();
+        int t = o.Timestep;
+        int steps = judge.Diffusion.Build().NumTimesteps;
+        if (t < 0 || t >= steps) throw new ConfigurationException("timestep", $"must lie in [0, {steps}) for the judge's diffusion, got {t}.");
+
+        var measured = new List<(string Name, SampleAgreement Agreement)>();
+        foreach (var file in o.Files)
+        {
+            var (images, labels, size) = ReadSamples(file, judge.Config.ImageSize, judge.Config.NumClasses);
+            measured.Add((file, SampleAgreement.Measure(judge.Model, images, labels, t, o.BatchSize)));
+            if (o.Grid) WriteGrid(file, images, labels, size, judge.Config.NumClasses);
+        }
+        var results = measured.Select(r => new FileAgreement(r.Name, r.Agreement.Samples, r.Agreement.Top1, r.Agreement.Top5, r.Agreement.MeanProbability,
+            r.Agreement.PerClass.Select((p, c) => new ClassAgreement(c, judge.Classes[c], p.Count, p.Count > 0 ? p.Top1 : null)).ToArray(),
+            r.Agreement.Predicted)).ToArray();
+        var report = new SampleAgreementReport(o.Judge.Path, t, results) { Agreements = measured, Classes = judge.Classes };
+        if (o.JsonPath.Length > 0)
+            AtomicFile.Write(o.JsonPath, stream => JsonSerializer.Serialize(stream, report, new JsonSerializerOptions { WriteIndented = true }));
+        return report;
+    }
+
+    private void WriteGrid(string file, byte[] images, long[] labels, int size, int numClasses)
+    {
+        var rows = Enumerable.Range(0, numClasses)
+            .Select(c => (IReadOnlyList<int>)Enumerable.Range(0, labels.Length).Where(i => labels[i] == c).Take(_options.GridColumns).ToArray())
+            .Where(r => r.Count > 0).ToArray();
+        var png = Path.ChangeExtension(file, null) + "_by_class.png";
+        ImageGrid.WriteRows(png, images, labels.Length, size, size, rows);
+        _console.WriteLine($"wrote {png} (rows: requested classes {string.Join(", ", rows.Select(r => labels[r[0]]))})");
+    }
+
+    /// <summary>arr_0 (uint8 N×S×S×3) and arr_1 (labels) of a sample file, checked against the judge.</summary>
+    private static (byte[] Images, long[] Labels, int Size) ReadSamples(string file, int judgeSize, int judgeClasses)
+    {
+        var arrays = NpzReader.Read(file);
+        if (!arrays.TryGetValue("arr_0", out var images) || !arrays.TryGetValue("arr_1", out var labelArray))
+            throw new InvalidDataException($"'{file}' lacks arr_0 (images) or arr_1 (requested classes); classifier-sample writes both.");
+        if (images.Descr is not ("|u1" or "<u1") || images.Shape.Length != 4 || images.Shape[3] != 3 || images.Shape[1] != images.Shape[2])
+            throw new InvalidDataException($"'{file}' arr_0 must be uint8 N×S×S×3 images, got {images.Descr} ({string.Join(", ", images.Shape)}).");
+        if (images.Shape[1] != judgeSize)
+            throw new ConfigurationException("model_path", $"the judge takes {judgeSize}-pixel images but '{file}' holds {images.Shape[1]}-pixel samples.");
+        var labels = NpzReader.ToInt64(labelArray);
+        if (labels.Length != images.Shape[0])
+            throw new InvalidDataException($"'{file}' has {images.Shape[0]} images but {labels.Length} labels.");
+        foreach (var y in labels)
+            if (y < 0 || y >= judgeClasses)
+                throw new InvalidDataException($"'{file}' requests class {y}, but the judge has classes 0..{judgeClasses - 1}.");
+        return (images.Data, labels, judgeSize);
+    }
+}

@@ -1,0 +1,28 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Models;
+
+/// <summary>The dtype conversion of a UNet trunk, shared by the classifier and the diffusion model.</summary>
+internal static class TrunkPrecision
+{
+    /// <summary>
+    /// Converts the weights and biases of every convolution under <paramref name="trunk"/> to <paramref name="dtype"/>:
+    /// the set the original's <c>convert_module_to_f16</c> converts (it touches only Conv1d/2d/3d).
+    /// </summary>
+    /// <exception cref="ArgumentException">A dtype other than float16, bfloat16 or float32.</exception>
+    public static void Convert(IEnumerable<nn.Module> trunk, ScalarType dtype)
+    {
+        if (dtype is not (ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32))
+            throw new ArgumentException($"the trunk can be float16, bfloat16 or float32, not {dtype}.", nameof(dtype));
+        foreach (var root in trunk)
+        {
+            foreach (var (_, module) in root.named_modules())
+            {
+                if (module is Conv1d or Conv2d)
+                    module.to(dtype);
+            }
+        }
+    }
+}
