@@ -21,5 +21,10 @@ public static class Program
     }
 
     /// <summary>Entry point.</summary>
-    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+    public static int Main(string[] args)
+    {
+        // Allocator and OpenMP settings must precede libtorch's first allocation and thread pool.
+        GuidedDiffusion.Runtime.CpuRuntime.Configure();
+        return BuildRoot().Parse(args).Invoke();
+    }
 }
