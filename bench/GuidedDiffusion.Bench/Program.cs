@@ -12,10 +12,13 @@ switch (args.FirstOrDefault())
         return AllReduceBenchmark.Run(rest);
     case "train-step":
         return TrainStepBenchmark.Run(rest);
+    case "ops":
+        return OpsBenchmark.Run(rest);
     default:
         Console.Error.WriteLine("usage: GuidedDiffusion.Bench <benchmark> [options]");
         Console.Error.WriteLine("  loader [--images N] [--dir PATH] [--batch B] [--batches K]   data loader throughput");
-        Console.Error.WriteLine("  train-step [classifier flags] [--precision fp32|bf16|fp16] --batch_size 16 --warmup 3 --steps 10 --threads 2");
+        Console.Error.WriteLine("  train-step [classifier flags] [--precision fp32|bf16|fp16|auto] [--allow_slow_bf16] --batch_size 16 --warmup 3 --steps 10 --threads 2");
+        Console.Error.WriteLine("  ops [--threads 2] [--rounds 2]   per-op fp32 vs bf16 rates (conv NCHW/NHWC, matmul, attention einsum/SDPA, GroupNorm)");
         Console.Error.WriteLine("  allreduce   gradient all-reduce over MPI: mpiexec -n 2 dotnet GuidedDiffusion.Bench.dll allreduce [--iterations N] [--layout state_dict_manifest.json]");
         return 2;
 }
