@@ -50,6 +50,9 @@ internal static class TrainStepBenchmark
         long parameters = model.parameters().Sum(p => p.numel());
         var forwardFlops = CountForwardFlops(model, classifier, batch);
         if (precision != "fp32") model.ConvertTrunkTo(precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
+        // Experiment (issue 16, "Convolutions"): every 3×3 convolution fed channels-last (NHWC) tensors, which
+        // oneDNN then keeps through its output; element-wise ops and GroupNorm follow the layout.
+        if (a.Bool("channels_last", false)) ChannelsLast.Apply(model);
         var diffusion = new DiffusionConfig().Build();
         using var trainer = new ClassifierTrainer(model, diffusion, new TrainingConfig { BatchSize = batch, Precision = precision }, classifier.NumClasses);
         using var images = rand(new long[] { batch, 3, classifier.ImageSize, classifier.ImageSize }) * 2 - 1;
@@ -71,7 +74,12 @@ internal static class TrainStepBenchmark
                 usageStart = ProcessUsage.Now();
             }
             if (i >= warmup) times.Add(clock.Elapsed.TotalSeconds);
-            if ((i + 1) % 50 == 0 || i + 1 == warmup + steps) rssTrace[(i + 1).ToString(CultureInfo.InvariantCulture)] = Math.Round(Rss.CurrentMb(), 1);
+            if ((i + 1) % 50 == 0 || i + 1 == warmup + steps)
+            {
+                rssTrace[(i + 1).ToString(CultureInfo.InvariantCulture)] = Math.Round(Rss.CurrentMb(), 1);
+                // Also on stderr, so an interrupted long run still shows its trace.
+                Console.Error.WriteLine($"\nRSS after step {i + 1}: {Rss.CurrentMb():0.0} MB");
+            }
             Console.Error.Write($"\rstep {i + 1}/{warmup + steps}: {clock.Elapsed.TotalSeconds:0.000} s   ");
         }
         var usage = ProcessUsage.Now().Since(usageStart);
@@ -89,6 +97,7 @@ internal static class TrainStepBenchmark
             ["image_size"] = classifier.ImageSize,
             ["classifier_width"] = classifier.Width,
             ["precision"] = precision,
+            ["channels_last"] = a.Bool("channels_last", false),
             ["batch_size"] = batch,
             ["threads"] = threads,
             ["load_average_1min"] = LoadAverage(),
@@ -254,6 +263,17 @@ internal static class Breakdown
     }
 
     private static Action Remove(dynamic remover) => () => remover.remove();
+}
+
+/// <summary>Feeds every 3×3 convolution NHWC tensors (a forward pre-hook; already-NHWC inputs pass through).</summary>
+internal static class ChannelsLast
+{
+    public static void Apply(nn.Module model)
+    {
+        foreach (var (_, module) in model.named_modules())
+            if (module is TorchSharp.Modules.Conv2d conv && conv.weight!.shape[2] == 3)
+                conv.register_forward_pre_hook((m, x) => x.stride(1) == 1 ? x : x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2));
+    }
 }
 
 /// <summary>The machine's compute ceilings, measured in this process.</summary>
