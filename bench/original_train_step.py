@@ -12,6 +12,7 @@ Last line: one JSON object, the same keys as train-step's where they mean the sa
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -47,9 +48,10 @@ opt = th.optim.AdamW(trainer.master_params, lr=3e-4, weight_decay=0.0)
 images = th.rand(args.batch_size, 3, 64, 64) * 2 - 1
 labels = th.randint(0, 1000, (args.batch_size,))
 
-times = []
+times, cpu = [], []
 for i in range(args.warmup + args.steps):
     start = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     t, _ = sampler.sample(images.shape[0], "cpu")
     batch = diffusion.q_sample(images, t)
     logits = model(batch, timesteps=t)
@@ -60,6 +62,8 @@ for i in range(args.warmup + args.steps):
     logger.dumpkvs()
     if i >= args.warmup:
         times.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu.append((after.ru_utime - usage.ru_utime, after.ru_stime - usage.ru_stime))
     print(f"\rstep {i + 1}/{args.warmup + args.steps}: {time.perf_counter() - start:.3f} s", end="", file=sys.stderr)
 print(file=sys.stderr)
 print(json.dumps({
@@ -72,4 +76,7 @@ print(json.dumps({
     "median_s_per_step": round(statistics.median(times), 4),
     "min_s_per_step": round(min(times), 4),
     "images_per_s": round(args.batch_size / statistics.median(times), 2),
+    "load_average_1min": os.getloadavg()[0],
+    "user_cpu_s_per_step": round(statistics.mean(u for u, _ in cpu), 3),
+    "system_cpu_s_per_step": round(statistics.mean(s for _, s in cpu), 3),
 }))

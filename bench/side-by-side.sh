@@ -27,9 +27,14 @@ orig = [json.loads(l) for l in open(f"{d}/original.jsonl")]
 o = statistics.median(x["median_s_per_step"] for x in ours)
 p = statistics.median(x["median_s_per_step"] for x in orig)
 pairs = [b["median_s_per_step"] / a["median_s_per_step"] for a, b in zip(ours, orig)]
+# CPU seconds per step (user + system, all threads) are far less distorted by other processes than wall time.
+cpu = lambda x: x["user_cpu_s_per_step"] + x["system_cpu_s_per_step"]
+oc = statistics.median(cpu(x) for x in ours)
+pc = statistics.median(cpu(x) for x in orig)
 print(json.dumps({"benchmark": "side-by-side", "cpu": ours[0]["cpu"], "classifier_width": ours[0]["classifier_width"],
                   "rounds": len(ours), "ours_median_s": o, "original_median_s": p, "speedup": round(p / o, 2),
                   "speedup_per_round": [round(x, 2) for x in pairs],
+                  "ours_cpu_s_per_step": round(oc, 3), "original_cpu_s_per_step": round(pc, 3), "cpu_time_ratio": round(pc / oc, 2),
                   "ours_fraction_of_conv_ceiling": [x["fraction_of_conv_ceiling"] for x in ours],
-                  "load_average_1min": [x["load_average_1min"] for x in ours]}))
+                  "load_average_1min": [x["load_average_1min"] for x in ours + orig]}))
 PY

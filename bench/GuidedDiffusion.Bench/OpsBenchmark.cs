@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Runtime;
@@ -51,7 +50,7 @@ internal static class OpsBenchmark
             ["cpu"] = cpu.Model,
             ["cpu_features"] = cpu.Summary,
             ["threads"] = threads,
-            ["load_average_1min"] = double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture),
+            ["load_average_1min"] = TrainStepBenchmark.LoadAverage(),
         };
         // GFLOP/s: best of the rounds (least disturbed by other processes); GroupNorm in ms: also the best.
         foreach (var (name, values) in results)

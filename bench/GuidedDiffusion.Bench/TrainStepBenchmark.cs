@@ -131,7 +131,7 @@ internal static class TrainStepBenchmark
         return 0;
     }
 
-    private static double LoadAverage() =>
+    internal static double LoadAverage() =>
         double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture);
 
     private static Action Remover(dynamic remover) => () => remover.remove();
