@@ -42,6 +42,8 @@ internal static class Flags
 
     private static bool TryConvert(string text, Type type, out object? value)
     {
+        // An optional setting (double? and the like) parses as its underlying type.
+        type = Nullable.GetUnderlyingType(type) ?? type;
         var c = CultureInfo.InvariantCulture;
         value = null;
         if (type == typeof(string)) value = text;
@@ -59,7 +61,7 @@ internal static class Flags
     }
 
     private static string Describe(Type type) =>
-        type == typeof(int) || type == typeof(long) ? "an integer" : type == typeof(string) ? "a value" : "a number";
+        (type = Nullable.GetUnderlyingType(type) ?? type) == typeof(int) || type == typeof(long) ? "an integer" : type == typeof(string) ? "a value" : "a number";
 
     /// <summary>
     /// The error for <c>--anneal_lr yes</c>: the parser leaves a word that is no boolean unmatched after a

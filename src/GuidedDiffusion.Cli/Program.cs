@@ -24,6 +24,8 @@ public static class Program
     /// <summary>Entry point.</summary>
     public static int Main(string[] args)
     {
+        // Allocator and OpenMP settings must precede libtorch's first allocation and thread pool.
+        GuidedDiffusion.Runtime.CpuRuntime.Configure();
         var parse = BuildRoot().Parse(args);
         if (parse.Errors.Count == 0) return parse.Invoke();
         // One line, not System.CommandLine's default of every error followed by the whole help text.

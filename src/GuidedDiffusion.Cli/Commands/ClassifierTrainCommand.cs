@@ -33,7 +33,8 @@ internal static class ClassifierTrainCommand
         var seed = Flags.Create("seed", T.Seed, "Seed for weights, data order, timesteps and noise.");
         var labelFrom = Flags.Create("label_from", T.LabelFrom, "Class of an image: prefix (file name before '_', the original) or folder.");
         var numWorkers = Flags.Create("num_workers", T.NumWorkers, "Image decoding threads (0: on the training thread).");
-        var precision = Flags.Create("precision", T.Precision, "fp32, fp16 (GPU; loss scaling) or bf16 (trunk in bfloat16; fast on AVX512-BF16 CPUs).");
+        var precision = Flags.Create("precision", T.Precision, "fp32, fp16 (GPU; loss scaling), bf16 (trunk in bfloat16; needs AVX512-BF16/AMX) or auto (bf16 where native).");
+        var allowSlowBf16 = Flags.Create("allow_slow_bf16", T.AllowSlowBf16, "Train in bf16 even on a CPU without AVX512-BF16/AMX (10–200× slower; refused otherwise).");
         var emaRate = Flags.Create("ema_rate", T.EmaRate, "EMA decay rates, comma separated (e.g. 0.9999); empty: none.");
         var gradClip = Flags.Create("grad_clip", T.GradClip, "Clip the global gradient norm (0: off).");
         var skipBad = Flags.Create("skip_bad_images", T.SkipBadImages, "Skip and count unreadable images instead of failing.");
@@ -49,7 +50,7 @@ internal static class ClassifierTrainCommand
 
         var command = new Command("classifier-train", "Train a noise-aware classifier p(y | x_t, t) (the original's scripts/classifier_train.py).");
         foreach (var option in new Option[] { dataDir, valDataDir, noised, iterations, lr, weightDecay, annealLr, batchSize, microbatch,
-                     scheduleSampler, resume, logInterval, evalInterval, saveInterval, logDir, overwrite, maxPixels, seed, labelFrom, numWorkers, precision,
+                     scheduleSampler, resume, logInterval, evalInterval, saveInterval, logDir, overwrite, maxPixels, seed, labelFrom, numWorkers, precision, allowSlowBf16,
                      emaRate, gradClip, skipBad, flipVal, allowMismatch, device, distributed, randomCrop, randomFlip, shuffle, checkSync, evalTable })
             command.Options.Add(option);
         model.AddTo(command);
@@ -79,6 +80,7 @@ internal static class ClassifierTrainCommand
                 LabelFrom = parse.GetValue(labelFrom) ?? "",
                 NumWorkers = parse.GetValue(numWorkers),
                 Precision = parse.GetValue(precision) ?? "",
+                AllowSlowBf16 = parse.GetValue(allowSlowBf16),
                 EmaRate = parse.GetValue(emaRate) ?? "",
                 GradClip = parse.GetValue(gradClip),
                 SkipBadImages = parse.GetValue(skipBad),

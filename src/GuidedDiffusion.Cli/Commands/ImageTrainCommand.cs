@@ -31,7 +31,8 @@ internal static class ImageTrainCommand
         var seed = Flags.Create("seed", T.Seed, "Seed for weights, data order, timesteps and noise.");
         var labelFrom = Flags.Create("label_from", T.LabelFrom, "Class of an image for --class_cond: prefix (file name before '_', the original) or folder.");
         var numWorkers = Flags.Create("num_workers", T.NumWorkers, "Image decoding threads (0: on the training thread).");
-        var precision = Flags.Create("precision", T.Precision, "fp32, fp16 (GPU; loss scaling; also --use_fp16 True) or bf16.");
+        var precision = Flags.Create("precision", T.Precision, "fp32, fp16 (GPU; loss scaling; also --use_fp16 True), bf16 or auto (bf16 where native).");
+        var allowSlowBf16 = Flags.Create("allow_slow_bf16", T.AllowSlowBf16, "Train in bf16 even on a CPU without AVX512-BF16/AMX (10–200× slower; refused otherwise).");
         var gradClip = Flags.Create("grad_clip", T.GradClip, "Clip the global gradient norm (0: off).");
         var randomFlip = Flags.Create("random_flip", T.RandomFlip, "Random horizontal flips of training images.");
         var allowMismatch = Flags.Create("allow_config_mismatch", T.AllowConfigMismatch, "Resume even if the checkpoint's recorded architecture differs.");
@@ -40,7 +41,7 @@ internal static class ImageTrainCommand
 
         var command = new Command("image-train", "Train a diffusion model (the ADM UNet) on images (the original's scripts/image_train.py).");
         foreach (var option in new Option[] { dataDir, scheduleSampler, lr, weightDecay, lrAnnealSteps, batchSize, microbatch, emaRate,
-                     logInterval, saveInterval, resume, scaleGrowth, iterations, logDir, overwrite, maxPixels, seed, labelFrom, numWorkers, precision, gradClip,
+                     logInterval, saveInterval, resume, scaleGrowth, iterations, logDir, overwrite, maxPixels, seed, labelFrom, numWorkers, precision, allowSlowBf16, gradClip,
                      randomFlip, allowMismatch, device, distributed })
             command.Options.Add(option);
         model.AddTo(command);
@@ -73,6 +74,7 @@ internal static class ImageTrainCommand
                 LabelFrom = parse.GetValue(labelFrom) ?? "",
                 NumWorkers = parse.GetValue(numWorkers),
                 Precision = parse.GetValue(precision) ?? "",
+                AllowSlowBf16 = parse.GetValue(allowSlowBf16),
                 GradClip = parse.GetValue(gradClip),
                 RandomFlip = parse.GetValue(randomFlip),
                 AllowConfigMismatch = parse.GetValue(allowMismatch),

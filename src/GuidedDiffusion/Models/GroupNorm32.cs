@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace GuidedDiffusion.Models;
 
 /// <summary>
-/// GroupNorm(32, C) that always normalises in float32 and casts back to the input dtype, like the original's
+/// GroupNorm(32, C) that normalises in float32 (float64 inputs: in float64) and casts back to the input dtype, like the original's
 /// <c>GroupNorm32</c>. Written by hand because TorchSharp's nn.GroupNorm leaves its affine parameters uninitialised;
 /// here weight starts at ones and bias at zeros, as in PyTorch.
 /// </summary>
@@ -40,7 +40,9 @@ public sealed class GroupNorm32 : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         // Computing the statistics in float32 keeps fp16/bf16 trunks stable; the original does the same upcast.
-        var y = nn.functional.group_norm(x.to_type(ScalarType.Float32), Groups, Weight, Bias, Epsilon);
+        // A float64 model (the float64 ground truth of the parity tests) keeps float64: the original's upcast
+        // would be a downcast there.
+        var y = nn.functional.group_norm(x.dtype == ScalarType.Float64 ? x : x.to_type(ScalarType.Float32), Groups, Weight, Bias, Epsilon);
         return y.dtype == x.dtype ? y : y.to_type(x.dtype);
     }
 

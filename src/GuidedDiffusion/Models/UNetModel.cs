@@ -157,7 +157,9 @@ public sealed class UNetModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
         if (x.shape[2] % factor != 0 || x.shape[3] % factor != 0)
             throw new ArgumentException($"x's height and width must be divisible by {factor}, got [{string.Join(", ", x.shape)}].", nameof(x));
 
-        var emb = timeEmbed.call(TimestepEmbedding.Sinusoidal(timesteps, Options.ModelChannels));
+        // The sinusoid is float32 as in the original; a float64 model (parity tests' ground truth) takes it as float64.
+        var sinusoid = TimestepEmbedding.Sinusoidal(timesteps, Options.ModelChannels);
+        var emb = timeEmbed.call(TrunkDtype == ScalarType.Float64 ? sinusoid.to_type(ScalarType.Float64) : sinusoid);
         observe?.Invoke("time_embed", emb);
         if (labelEmb is not null)
         {
@@ -191,8 +193,9 @@ public sealed class UNetModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
     /// Converts the weights and biases of every convolution in input_blocks, middle_block and output_blocks to
     /// <paramref name="dtype"/> (float16, bfloat16 or float32), the set the original's <c>convert_to_fp16</c>
     /// converts. The timestep MLP, label embedding, GroupNorms and the final <c>out</c> layers stay float32.
+    /// Float64 is for a float64 ground truth: call it after <c>to(Float64)</c> has converted everything else.
     /// </summary>
-    /// <param name="dtype">Float16, BFloat16 or Float32.</param>
+    /// <param name="dtype">Float16, BFloat16, Float32 or Float64.</param>
     public void ConvertTrunkTo(ScalarType dtype)
     {
         TrunkPrecision.Convert([inputBlocks, middleBlock, outputBlocks], dtype);

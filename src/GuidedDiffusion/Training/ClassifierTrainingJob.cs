@@ -66,7 +66,7 @@ public sealed class ClassifierTrainingJob
         if (classifier.NumClasses < trainSource.Classes.Count)
             throw new ConfigurationException("num_classes", $"{classifier.NumClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
         classifier.Validate();
-        var precision = classifier.UseFp16 ? "fp16" : _training.Precision;
+        var precision = classifier.UseFp16 ? "fp16" : PrecisionPolicy.Resolve(_training.Precision, _training.AllowSlowBf16, Runtime.CpuFeatures.Current);
         var training = _training with { Precision = precision };
 
         string logDir = ResolveLogDirectory(training.LogDir);

@@ -53,7 +53,7 @@ public sealed class ImageTrainingJob
         IImageSource source = TrainingLoop.OpenFolder(_training.DataDir, _training.LabelFrom, skipBadImages: _training.SkipBadImages) ?? FashionMnistDemo.Load().Train;
         if (_model.ClassCond && _model.NumClasses < source.Classes.Count)
             throw new ConfigurationException("num_classes", $"{_model.NumClasses} is fewer than the {source.Classes.Count} classes in the data ({source.Classes.Describe()}).");
-        var precision = _model.UseFp16 ? "fp16" : _training.Precision;
+        var precision = _model.UseFp16 ? "fp16" : PrecisionPolicy.Resolve(_training.Precision, _training.AllowSlowBf16, Runtime.CpuFeatures.Current);
         var training = _training with { Precision = precision };
 
         string logDir = ClassifierTrainingJob.ResolveLogDirectory(training.LogDir);

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -56,12 +57,35 @@ public abstract class PrecisionPolicy : IDisposable
         return Math.Sqrt(sum);
     }
 
+    /// <summary>
+    /// Turns <c>--precision</c> into the precision to train in on the CPU <paramref name="cpu"/>: <c>auto</c> is
+    /// bf16 where oneDNN has native bf16 kernels (AVX512-BF16 or AMX) and fp32 elsewhere; bf16 without them is
+    /// refused unless <paramref name="allowSlowBf16"/>, because libtorch then runs bf16 convolutions and matmuls
+    /// through reference loops, 10–200× slower than fp32 — a silent slowdown no user asks for.
+    /// </summary>
+    /// <param name="requested">fp32, fp16, bf16 or auto.</param>
+    /// <param name="allowSlowBf16"><c>--allow_slow_bf16</c>: run bf16 even without native kernels.</param>
+    /// <param name="cpu">The CPU's features (<see cref="CpuFeatures.Current"/>; tests inject others).</param>
+    public static string Resolve(string requested, bool allowSlowBf16, CpuFeatures cpu)
+    {
+        ArgumentNullException.ThrowIfNull(cpu);
+        return requested switch
+        {
+            "auto" => cpu.HasNativeBf16 ? "bf16" : "fp32",
+            "bf16" when !cpu.HasNativeBf16 && !allowSlowBf16 => throw new ConfigurationException("precision",
+                $"bf16 on this CPU ({cpu.Model}: {cpu.Summary}) would be 10–200× slower than fp32, not faster: without "
+                + "AVX512-BF16 or AMX libtorch has no bf16 kernels and runs reference loops (a 2048² matmul at 0.3 GFLOP/s "
+                + "instead of ~100). Use --precision fp32 (or auto), or --allow_slow_bf16 True to run bf16 anyway."),
+            _ => requested,
+        };
+    }
+
     /// <summary>Creates the policy for <c>--precision</c> <paramref name="name"/> over the model's (already converted) parameters.</summary>
-    /// <param name="name">fp32, bf16 or fp16.</param>
+    /// <param name="name">fp32, bf16 or fp16 (auto: as <see cref="Resolve"/> picks for this CPU).</param>
     /// <param name="modelParameters">The model's parameters.</param>
     /// <param name="initialLgLossScale">fp16: log2 of the first loss scale (default <see cref="DynamicLossScaler.InitialLgLossScale"/>).</param>
     /// <param name="scaleGrowth">fp16: lg increase per good step (default <see cref="DynamicLossScaler.DefaultGrowth"/>).</param>
-    public static PrecisionPolicy Create(string name, IReadOnlyList<Parameter> modelParameters, double? initialLgLossScale = null, double scaleGrowth = DynamicLossScaler.DefaultGrowth) => name switch
+    public static PrecisionPolicy Create(string name, IReadOnlyList<Parameter> modelParameters, double? initialLgLossScale = null, double scaleGrowth = DynamicLossScaler.DefaultGrowth) => (name == "auto" ? Resolve(name, false, CpuFeatures.Current) : name) switch
     {
         "fp32" => new Fp32Policy(modelParameters),
         "bf16" => new MasterWeightsPolicy(modelParameters, scaler: null),

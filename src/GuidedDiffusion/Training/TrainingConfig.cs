@@ -47,8 +47,10 @@ public sealed record TrainingConfig
     public string LogDir { get; init; } = "";
     /// <summary><c>--seed</c>: seeds weights, data order, timesteps and noise. Default 0.</summary>
     public int Seed { get; init; }
-    /// <summary><c>--precision</c>: fp32, fp16 (dynamic loss scaling) or bf16 (trunk in bfloat16). Default fp32.</summary>
+    /// <summary><c>--precision</c>: fp32, fp16 (dynamic loss scaling), bf16 (trunk in bfloat16) or auto (bf16 where the CPU has native bf16). Default fp32.</summary>
     public string Precision { get; init; } = "fp32";
+    /// <summary><c>--allow_slow_bf16</c>: train in bf16 even on a CPU without native bf16 kernels (refused otherwise). Default false.</summary>
+    public bool AllowSlowBf16 { get; init; }
     /// <summary><c>--ema_rate</c>: exponential moving average of weights (e.g. 0.9999); empty: none.</summary>
     public string EmaRate { get; init; } = "";
     /// <summary><c>--grad_clip</c>: clip the global gradient norm to this value; 0: no clipping.</summary>
@@ -113,7 +115,7 @@ public sealed record TrainingConfig
 
 
     /// <summary>Precisions <c>--precision</c> accepts.</summary>
-    public static IReadOnlyList<string> Precisions { get; } = new[] { "fp32", "fp16", "bf16" };
+    public static IReadOnlyList<string> Precisions { get; } = new[] { "fp32", "fp16", "bf16", "auto" };
 
     /// <summary>The microbatch size actually used: the whole batch when the flag is −1.</summary>
     public int EffectiveMicrobatch => Microbatch > 0 ? Microbatch : BatchSize;

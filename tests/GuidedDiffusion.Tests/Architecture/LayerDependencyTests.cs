@@ -25,6 +25,7 @@ public sealed partial class LayerDependencyTests
         ["GuidedDiffusion.Data.Transforms"] = [Root, "GuidedDiffusion.Data", "GuidedDiffusion.Data.Resampling"],
         ["GuidedDiffusion.Data.Loading"] = [Root, "GuidedDiffusion.Data", "GuidedDiffusion.Data.Decoding", "GuidedDiffusion.Data.Sources", "GuidedDiffusion.Data.Transforms"],
         ["GuidedDiffusion.Diffusion"] = [Root],
+        ["GuidedDiffusion.Runtime"] = [Root],
         ["GuidedDiffusion.Formats"] = [Root],
         ["GuidedDiffusion.Models"] = [Root],
         ["GuidedDiffusion.Distributed"] = [Root, "GuidedDiffusion.Distributed.Mpi", "GuidedDiffusion.Distributed.Posix"],
@@ -37,7 +38,7 @@ public sealed partial class LayerDependencyTests
         // Layer 3: the jobs of the original's scripts.
         ["GuidedDiffusion.Guidance"] = [Root, "GuidedDiffusion.Formats", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", .. DataAll],
         ["GuidedDiffusion.Evaluation"] = [Root, "GuidedDiffusion.Adversarial", "GuidedDiffusion.Formats", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", "GuidedDiffusion.Guidance", .. DataAll],
-        ["GuidedDiffusion.Training"] = [Root, "GuidedDiffusion.Adversarial", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", "GuidedDiffusion.Distributed", "GuidedDiffusion.Evaluation", .. DataAll],
+        ["GuidedDiffusion.Training"] = [Root, "GuidedDiffusion.Adversarial", "GuidedDiffusion.Runtime", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", "GuidedDiffusion.Distributed", "GuidedDiffusion.Evaluation", .. DataAll],
     };
 
     private static string[] DataAll =>

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using GuidedDiffusion.Models;
+using GuidedDiffusion.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Bench;
+
+/// <summary>
+/// Per-op rates on this CPU, fp32 against bf16, at the classifier's shapes: 3×3 convolution forward+backward in
+/// NCHW and channels-last, a 2048² matmul, attention at 32×32 (T = 1024) through the original's einsum formula
+/// and through <c>scaled_dot_product_attention</c>, and GroupNorm32 (float32 statistics). Each variant is timed
+/// in the same process, alternating, so ratios hold under load. Run with ONEDNN_VERBOSE=1 to see the kernel
+/// (ISA) oneDNN picks for each primitive. Last line: one JSON object.
+/// </summary>
+internal static class OpsBenchmark
+{
+    public static int Run(string[] args)
+    {
+        var a = Args.Parse(args);
+        int threads = a.Int("threads", 2), rounds = a.Int("rounds", 2);
+        long batch = a.Int("batch_size", 16), channels = a.Int("channels", 128), tokens = a.Int("tokens", 1024), headChannels = a.Int("head_channels", 64);
+        torch.set_num_threads(threads);
+        var cpu = CpuFeatures.Current;
+        var ops = new (string Name, Func<double> Gflops)[]
+        {
+            ("conv3x3_fwd_bwd_fp32_nchw", () => Ceiling.ConvFwdBwdGflops(ScalarType.Float32, channelsLast: false, batch, channels)),
+            ("conv3x3_fwd_bwd_fp32_nhwc", () => Ceiling.ConvFwdBwdGflops(ScalarType.Float32, channelsLast: true, batch, channels)),
+            ("conv3x3_fwd_bwd_bf16_nchw", () => Ceiling.ConvFwdBwdGflops(ScalarType.BFloat16, channelsLast: false, batch, channels)),
+            ("conv3x3_fwd_bwd_bf16_nhwc", () => Ceiling.ConvFwdBwdGflops(ScalarType.BFloat16, channelsLast: true, batch, channels)),
+            ("matmul_2048_fp32", () => Ceiling.MatmulGflops(ScalarType.Float32)),
+            ("matmul_2048_bf16", () => Ceiling.MatmulGflops(ScalarType.BFloat16)),
+            ("attention_fwd_bwd_einsum_fp32", () => AttentionGflops(ScalarType.Float32, fused: false, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_sdpa_fp32", () => AttentionGflops(ScalarType.Float32, fused: true, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_einsum_bf16", () => AttentionGflops(ScalarType.BFloat16, fused: false, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_sdpa_bf16", () => AttentionGflops(ScalarType.BFloat16, fused: true, batch, tokens, headChannels)),
+            ("groupnorm32_fwd_bwd_fp32_ms", () => GroupNormMs(ScalarType.Float32, batch, channels)),
+            ("groupnorm32_fwd_bwd_bf16_ms", () => GroupNormMs(ScalarType.BFloat16, batch, channels)),
+        };
+        var results = ops.ToDictionary(o => o.Name, _ => new List<double>());
+        for (int r = 0; r < rounds; r++)
+            foreach (var (name, gflops) in ops)
+            {
+                results[name].Add(gflops());
+                Console.Error.WriteLine($"round {r + 1}: {name} {results[name][^1]:0.0}");
+            }
+        var json = new Dictionary<string, object>
+        {
+            ["benchmark"] = "ops",
+            ["cpu"] = cpu.Model,
+            ["cpu_features"] = cpu.Summary,
+            ["threads"] = threads,
+            ["load_average_1min"] = TrainStepBenchmark.LoadAverage(),
+        };
+        // GFLOP/s: best of the rounds (least disturbed by other processes); GroupNorm in ms: also the best.
+        foreach (var (name, values) in results)
+            json[name] = Math.Round(name.EndsWith("_ms", StringComparison.Ordinal) ? values.Min() : values.Max(), 1);
+        Console.WriteLine(JsonSerializer.Serialize(json));
+        return 0;
+    }
+
+    /// <summary>
+    /// GFLOP/s of one attention block's products, forward + backward (QKᵀ and A·V forward, four products backward:
+    /// 3 × the forward's 4·B·T²·C), one head of <paramref name="headChannels"/>.
+    /// </summary>
+    private static double AttentionGflops(ScalarType dtype, bool fused, long batch, long tokens, long headChannels)
+    {
+        using var scope = NewDisposeScope();
+        var qkv = randn(batch, 3 * headChannels, tokens).to_type(dtype).requires_grad_(true);
+        using var attention = new QKVAttention(1, legacyOrder: true);
+        double flops = 3 * 4.0 * batch * tokens * tokens * headChannels;
+        return flops / 1e9 / Ceiling.Seconds(() =>
+        {
+            var y = fused ? attention.call(qkv) : EinsumAttention(qkv, headChannels);
+            y.sum().backward();
+            qkv.grad!.Dispose();
+            qkv.grad = null;
+            return y;
+        }, reps: 3);
+    }
+
+    /// <summary>The original's QKVAttentionLegacy formula (one head): two einsums and a float32 softmax.</summary>
+    private static Tensor EinsumAttention(Tensor qkv, long ch)
+    {
+        double scale = 1 / Math.Sqrt(Math.Sqrt(ch));
+        var parts = qkv.split(ch, dim: 1);
+        var weight = einsum("bct,bcs->bts", parts[0] * scale, parts[1] * scale);
+        weight = softmax(weight.to_type(ScalarType.Float32), dim: -1).to_type(weight.dtype);
+        return einsum("bts,bcs->bct", weight, parts[2]);
+    }
+
+    private static double GroupNormMs(ScalarType dtype, long batch, long channels)
+    {
+        using var scope = NewDisposeScope();
+        using var norm = new GroupNorm32(channels);
+        var x = randn(batch, channels, 32, 32).to_type(dtype).requires_grad_(true);
+        return 1000 * Ceiling.Seconds(() =>
+        {
+            var y = norm.call(x);
+            y.sum().backward();
+            x.grad!.Dispose();
+            x.grad = null;
+            return y;
+        });
+    }
+}
