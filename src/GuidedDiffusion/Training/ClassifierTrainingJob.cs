@@ -80,6 +80,7 @@ public sealed class ClassifierTrainingJob
         void Log(string line) => logger?.Log(line);
         Log($"Logging to {Path.GetFullPath(logDir)}");
         foreach (var note in notes) Log(note);
+        logger?.ReportOpened(trainSource, valSource);
         foreach (var warning in classifier.AttentionWarnings()) logger?.Warn(warning);
         if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
         if (!string.IsNullOrEmpty(_diffusion.TimestepRespacing) && training.Noised)
@@ -139,8 +140,8 @@ public sealed class ClassifierTrainingJob
             var demo = FashionMnistDemo.Load();
             return (demo.Train, demo.Validation);
         }
-        var train = TrainingLoop.OpenFolder(_training.DataDir, _training.LabelFrom)!;
-        var val = TrainingLoop.OpenFolder(_training.ValDataDir, _training.LabelFrom, train.Classes);
+        var train = TrainingLoop.OpenFolder(_training.DataDir, _training.LabelFrom, skipBadImages: _training.SkipBadImages)!;
+        var val = TrainingLoop.OpenFolder(_training.ValDataDir, _training.LabelFrom, train.Classes, _training.SkipBadImages);
         return (train, val);
     }
 }

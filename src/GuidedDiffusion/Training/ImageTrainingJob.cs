@@ -50,7 +50,7 @@ public sealed class ImageTrainingJob
             throw new ConfigurationException("learn_sigma", $"the model has learn_sigma {_model.LearnSigma} but the diffusion {_diffusion.LearnSigma}; they must agree (one flag in the original).");
         var loss = DiffusionLoss.For(_diffusion);
         _model.ToOptions();
-        IImageSource source = TrainingLoop.OpenFolder(_training.DataDir, _training.LabelFrom) ?? FashionMnistDemo.Load().Train;
+        IImageSource source = TrainingLoop.OpenFolder(_training.DataDir, _training.LabelFrom, skipBadImages: _training.SkipBadImages) ?? FashionMnistDemo.Load().Train;
         if (_model.ClassCond && _model.NumClasses < source.Classes.Count)
             throw new ConfigurationException("num_classes", $"{_model.NumClasses} is fewer than the {source.Classes.Count} classes in the data ({source.Classes.Describe()}).");
         var precision = _model.UseFp16 ? "fp16" : PrecisionPolicy.Resolve(_training.Precision, _training.AllowSlowBf16, Runtime.CpuFeatures.Current);
@@ -64,6 +64,7 @@ public sealed class ImageTrainingJob
         void Log(string line) => logger?.Log(line);
         Log($"Logging to {Path.GetFullPath(logDir)}");
         foreach (var note in notes) Log(note);
+        logger?.ReportOpened(source);
         if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
         Log($"loss: {loss.LossType}" + (loss.Sampler.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
             + (_model.ClassCond ? $"; class-conditional on {source.Classes.Count} classes" : ""));

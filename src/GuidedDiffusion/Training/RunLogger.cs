@@ -86,6 +86,19 @@ public sealed class RunLogger : IDisposable
         }
     }
 
+    /// <summary>
+    /// Reports what opening the data left out (<c>--skip_bad_images</c>): each skipped file as
+    /// <see cref="ReportSkipped"/> does, then each source's warnings (a class with no readable image).
+    /// </summary>
+    public void ReportOpened(params Data.Sources.IImageSource?[] sources)
+    {
+        foreach (var source in sources.OfType<Data.Sources.IImageSource>())
+        {
+            ReportSkipped(source.Skipped.Select(e => new Data.Loading.BadImage(e.Path, e.Reason)));
+            foreach (var warning in source.Warnings) Warn(warning);
+        }
+    }
+
     /// <summary>Writes one dump: the table, a CSV row, and TensorBoard scalars at <paramref name="step"/>.</summary>
     public void Dump(IReadOnlyDictionary<string, double> values, long step)
     {

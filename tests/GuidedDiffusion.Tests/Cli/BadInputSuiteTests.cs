@@ -1,4 +1,5 @@
 using GuidedDiffusion.Tests.Data;
+using GuidedDiffusion.Checkpoints;
 using SkiaSharp;
 
 namespace GuidedDiffusion.Tests.Cli;
@@ -86,7 +87,8 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
         "text as png" => (Train(w.Folder("text", ("a_1.png", Good), ("a_2.png", Good), ("b_1.png", Good), ("b_2.png", "this is not an image\n"u8.ToArray())), w.NewDir()), 2, ["b_2.png", "not a recognised"]),
         "truncated png" => (Train(w.Folder("trunc", ("a_1.png", Good), ("a_2.png", Good), ("b_1.png", Good), ("b_2.png", Good[..(Good.Length / 2)])), w.NewDir()), 2, ["b_2.png", "truncated"]),
         "decompression bomb" => (Train(w.Folder("bomb", ("a_1.png", Good), ("a_2.png", Good), ("b_1.png", Good), ("b_2.png", HostileInputTests.BombPng(100_000))), w.NewDir()), 2, ["b_2.png", "100000×100000", "decompression bomb"]),
-        "bomb skipped" => (Train(w.Folder("bombskip", ("a_1.png", Good), ("a_2.png", Good), ("b_1.png", Good), ("b_2.png", HostileInputTests.BombPng(100_000))), w.NewDir(), "--skip_bad_images", "True"), 0, ["Done: 1 updates"]),
+        // b_3: the skipped bomb is left out at start-up and four readable images must remain for one batch.
+        "bomb skipped" => (Train(w.Folder("bombskip", ("a_1.png", Good), ("a_2.png", Good), ("b_1.png", Good), ("b_3.png", Good), ("b_2.png", HostileInputTests.BombPng(100_000))), w.NewDir(), "--skip_bad_images", "True"), 0, ["Done: 1 updates"]),
 
         // Run folders.
         "log_dir is a file" => (Train(w.Images, Path.Combine(w.Root, "a-file")), 2, ["a-file", "is a file"]),
@@ -154,7 +156,8 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
     [Fact]
     public void BombSkipped_IsNamedOnce_InStderrLogAndTheRunFolderList()
     {
-        var dir = w.Folder("named", ("a_1.png", Good), ("a_2.png", Good), ("b_1.png", Good), ("b_2.png", HostileInputTests.BombPng(100_000)));
+        // A fifth image: the bomb is left out at start-up, and four readable images must remain to fill a batch.
+        var dir = w.Folder("named", ("a_1.png", Good), ("a_2.png", Good), ("b_1.png", Good), ("b_3.png", Good), ("b_2.png", HostileInputTests.BombPng(100_000)));
         var log = w.NewDir();
         var run = CliRunner.Run([.. Train(dir, log, "--skip_bad_images", "True", "--iterations", "3")]);
         Assert.Equal(0, run.ExitCode);
@@ -163,6 +166,23 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
         Assert.Single(File.ReadAllLines(Path.Combine(log, "log.txt")), l => l.Contains(bomb) && l.Contains("skipped"));
         var listed = Assert.Single(File.ReadAllLines(Path.Combine(log, "skipped_images.txt")));
         Assert.StartsWith(bomb + "\t", listed);
+    }
+
+    [Fact]
+    public void SkipBadImages_AClassWithOnlyUnreadableFiles_IsLeftOutOfTheModelAndSidecar_WithOneLineNamingIt()
+    {
+        var (dir, bad) = UnreadableClassTests.MixedFolder();
+        var log = w.NewDir();
+        var run = CliRunner.Run([.. Train(dir, log, "--label_from", "folder", "--skip_bad_images", "True", "--iterations", "2")]);
+        Assert.Equal(0, run.ExitCode);
+        var errors = run.Error.Split('\n');
+        Assert.Single(errors, l => l.Contains("class 'cat'"));
+        foreach (var file in bad)
+            Assert.Single(errors, l => l.Contains(file) && l.Contains("skipped"));
+        Assert.Equal(bad, File.ReadAllLines(Path.Combine(log, "skipped_images.txt")).Select(l => l.Split('\t')[0]).ToArray());
+        var manifest = CheckpointManifest.Read(Path.Combine(log, "model000001.json"));
+        Assert.Equal(new[] { "dog", "fox" }, manifest.Classes);
+        Assert.Equal(2, manifest.Classifier!.NumClasses);
     }
 
     [Fact]

@@ -21,4 +21,13 @@ public interface IImageSource
     /// <summary>Decodes image <paramref name="index"/> to RGB.</summary>
     /// <exception cref="Decoding.ImageDecodeException">The image cannot be read or decoded.</exception>
     RgbImage Load(int index);
+
+    /// <summary>
+    /// Files left out when the source was opened because they could not be read (<c>--skip_bad_images</c>), each
+    /// with the decoder's error (its <see cref="Decoding.ImageDecodeException.Path"/> and reason).
+    /// </summary>
+    IReadOnlyList<Decoding.ImageDecodeException> Skipped => [];
+
+    /// <summary>Warning lines from opening the source (a class that lost all its images), for the run log.</summary>
+    IReadOnlyList<string> Warnings => [];
 }

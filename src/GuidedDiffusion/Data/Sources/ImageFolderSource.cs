@@ -16,9 +16,14 @@ public sealed class ImageFolderSource : IImageSource
     /// <param name="root">The data folder.</param>
     /// <param name="labelFrom">Where class names come from.</param>
     /// <param name="classes">A fixed class map (validation); when null, one is built from the names found.</param>
+    /// <param name="skipBadImages">
+    /// <c>--skip_bad_images</c>: decode every listed file once before the class map is built and leave out those
+    /// that fail (<see cref="Skipped"/>), so that a class comes only from images that were actually read. A full
+    /// decode, not a header check: a truncated file (the commonest damage) has a valid header and fails only there.
+    /// </param>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
-    /// <exception cref="DatasetException">No images, a single class, or a class missing from <paramref name="classes"/>.</exception>
-    public ImageFolderSource(string root, LabelRule labelFrom = LabelRule.Prefix, ClassMap? classes = null)
+    /// <exception cref="DatasetException">No (readable) images, a single class, or a class missing from <paramref name="classes"/>.</exception>
+    public ImageFolderSource(string root, LabelRule labelFrom = LabelRule.Prefix, ClassMap? classes = null, bool skipBadImages = false)
     {
         Root = Path.GetFullPath(root);
         LabelFrom = labelFrom;
@@ -27,6 +32,8 @@ public sealed class ImageFolderSource : IImageSource
             throw new DatasetException(DescribeEmpty(Root));
 
         var names = _files.Select(f => ClassNameOf(f)).ToArray();
+        if (skipBadImages)
+            (_files, names) = KeepReadable(names, classes is null);
         if (classes is null)
         {
             classes = ClassMap.FromSortedDistinct(names);
@@ -68,6 +75,39 @@ public sealed class ImageFolderSource : IImageSource
 
     /// <inheritdoc/>
     public RgbImage Load(int index) => ImageDecoder.Decode(_files[index]);
+
+    /// <inheritdoc/>
+    public IReadOnlyList<ImageDecodeException> Skipped { get; private set; } = [];
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> Warnings { get; private set; } = [];
+
+    /// <summary>
+    /// Decodes each listed file (in parallel, results in listing order) and keeps the readable ones with their
+    /// class names; records the others in <see cref="Skipped"/> and, when the class map is built from this folder
+    /// (<paramref name="namesMakeClasses"/>), one warning per class that has no readable file left.
+    /// </summary>
+    private (string[] Files, string[] Names) KeepReadable(string[] names, bool namesMakeClasses)
+    {
+        var errors = new ImageDecodeException?[_files.Length];
+        Parallel.For(0, _files.Length, i =>
+        {
+            try { ImageDecoder.Decode(_files[i]); }
+            catch (ImageDecodeException e) { errors[i] = e; }
+        });
+        var kept = Enumerable.Range(0, _files.Length).Where(i => errors[i] is null).ToArray();
+        Skipped = errors.OfType<ImageDecodeException>().ToArray();
+        if (kept.Length == 0)
+            throw new DatasetException($"Data folder '{Root}' has {_files.Length} images and none of them could be read (first: {Skipped[0].Message}).");
+        if (namesMakeClasses)
+        {
+            var readable = kept.Select(i => names[i]).ToHashSet(StringComparer.Ordinal);
+            Warnings = names.Distinct(StringComparer.Ordinal).Where(n => !readable.Contains(n)).Order(StringComparer.Ordinal)
+                .Select(n => $"warning: class '{n}' has no readable image ({names.Count(m => m == n)} skipped) and is left out of the class map.")
+                .ToArray();
+        }
+        return (kept.Select(i => _files[i]).ToArray(), kept.Select(i => names[i]).ToArray());
+    }
 
     private string ClassNameOf(string file)
     {
