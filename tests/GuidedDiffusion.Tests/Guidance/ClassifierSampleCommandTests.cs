@@ -121,8 +121,16 @@ public sealed class ClassifierSampleCommandTests : IDisposable
     /// <summary>The tiny UNet's architecture as image-train records it in a sidecar.</summary>
     private static readonly DiffusionModelConfig TinyUNet = new()
     {
-        ImageSize = 16, NumChannels = 32, NumResBlocks = 1, NumHeadChannels = 16, AttentionResolutions = "16,8", ChannelMult = "1,1",
-        ClassCond = true, LearnSigma = true, ResblockUpdown = true, UseScaleShiftNorm = true,
+        ImageSize = 16,
+        NumChannels = 32,
+        NumResBlocks = 1,
+        NumHeadChannels = 16,
+        AttentionResolutions = "16,8",
+        ChannelMult = "1,1",
+        ClassCond = true,
+        LearnSigma = true,
+        ResblockUpdown = true,
+        UseScaleShiftNorm = true,
     };
 
     /// <summary>The arguments without the diffusion model's architecture and noise-process flags.</summary>
@@ -169,7 +177,13 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         {
             Classifier = new ClassifierConfig
             {
-                ImageSize = 16, Width = 32, Depth = 1, AttentionResolutions = "8", ChannelMult = "1,1", NumHeadChannels = 16, NumClasses = 5,
+                ImageSize = 16,
+                Width = 32,
+                Depth = 1,
+                AttentionResolutions = "8",
+                ChannelMult = "1,1",
+                NumHeadChannels = 16,
+                NumClasses = 5,
             },
             Diffusion = new DiffusionConfig { DiffusionSteps = 100 },
         };
