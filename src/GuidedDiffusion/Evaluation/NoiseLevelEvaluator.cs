@@ -173,8 +173,7 @@ public static class NoiseLevelEvaluator
         var (maxLogProb, predicted) = logProbs.max(1);
         var confidence = maxLogProb.exp().cpu().data<float>().ToArray();
         var pred = predicted.cpu().data<long>().ToArray();
-        var top = logProbs.topk(Math.Min(5, classes), dim: 1).indexes;
-        var inTop5 = top.eq(labels.unsqueeze(1)).any(1).cpu().data<bool>().ToArray();
+        var inTop5 = TopKAccuracy.Hits(logProbs, labels, Math.Min(5, classes)).cpu().data<bool>().ToArray();
         var y = yCpu.data<long>().ToArray();
         for (int i = 0; i < n; i++)
         {

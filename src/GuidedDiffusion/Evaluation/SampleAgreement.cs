@@ -72,9 +72,11 @@ public sealed record SampleAgreement
                     .div(127.5).sub(1).permute(0, 3, 1, 2).contiguous();
                 var y = tensor(requested.Skip(start).Take(count).ToArray());
                 var probs = judge.forward(x, full(new long[] { count }, timestep, dtype: ScalarType.Int64)).to(ScalarType.Float32).softmax(1);
+                // One topk gives both: top-1 is its first column (not argmax, so ties from an untrained head resolve
+                // the same way in both numbers).
                 var top = probs.topk(k, dim: 1).indexes;
                 var top1 = top[.., 0].data<long>().ToArray();
-                var inTopK = top.eq(y.unsqueeze(1)).any(1).data<bool>().ToArray();
+                var inTopK = TopKAccuracy.HitsAmong(top, y).data<bool>().ToArray();
                 probabilitySum += probs.gather(1, y.unsqueeze(1)).sum().item<float>();
                 for (int i = 0; i < count; i++)
                 {

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace GuidedDiffusion.Models;
 
 /// <summary>
@@ -57,30 +55,11 @@ public sealed record ClassifierConfig
     /// 32 (CIFAR): 1,2,2 — three levels (32→16→8, or 28→14→7), so attention at 16 and 8 (or 14 and 7) and a
     /// small attention pool, with every level a multiple of 64 channels at the default width.
     /// </summary>
-    public static IReadOnlyDictionary<int, double[]> DefaultChannelMult { get; } = new Dictionary<int, double[]>
-    {
-        [28] = new double[] { 1, 2, 2 },
-        [32] = new double[] { 1, 2, 2 },
-        [64] = new double[] { 1, 2, 3, 4 },
-        [128] = new double[] { 1, 1, 2, 3, 4 },
-        [256] = new double[] { 1, 1, 2, 2, 4, 4 },
-        [512] = new double[] { 0.5, 1, 1, 2, 2, 4, 4 },
-    };
+    public static IReadOnlyDictionary<int, double[]> DefaultChannelMult => TrunkFlags.DefaultChannelMult;
 
     /// <summary>The channel multipliers: <see cref="ChannelMult"/> if given, else the default for the image size.</summary>
     /// <exception cref="ConfigurationException">Unparsable values, or an image size without a default.</exception>
-    public IReadOnlyList<double> ResolveChannelMult()
-    {
-        if (string.IsNullOrWhiteSpace(ChannelMult))
-        {
-            if (DefaultChannelMult.TryGetValue(ImageSize, out var mult)) return mult;
-            throw new ConfigurationException("channel_mult",
-                $"unsupported image size: {ImageSize} has no default channel_mult (defaults exist for "
-                + $"{string.Join(", ", DefaultChannelMult.Keys)}); pass --channel_mult, e.g. --channel_mult 1,2,2.");
-        }
-        return ParseList(ChannelMult, "channel_mult", s => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture),
-            v => v > 0 && double.IsFinite(v));
-    }
+    public IReadOnlyList<double> ResolveChannelMult() => TrunkFlags.ResolveChannelMult(ChannelMult, ImageSize, ListErrorStyle.PerValue);
 
     /// <summary>
     /// The attention downsample factors image_size // resolution for each of <see cref="AttentionResolutions"/>
@@ -99,7 +78,7 @@ public sealed record ClassifierConfig
     /// </summary>
     public IReadOnlyList<string> AttentionWarnings()
     {
-        var reachable = Enumerable.Range(0, ResolveChannelMult().Count).Select(level => ImageSize >> level).ToList();
+        var reachable = TrunkFlags.LevelResolutions(ImageSize, ResolveChannelMult().Count);
         return AttentionFactors().Where(f => !reachable.Contains(f.Resolution))
             .Select(f => $"warning: --classifier_attention_resolutions {f.Resolution} is never reached at image_size {ImageSize} "
                 + $"(level resolutions {string.Join(", ", reachable)}); "
@@ -112,10 +91,7 @@ public sealed record ClassifierConfig
     private IEnumerable<(int Resolution, int Factor, bool Reached)> AttentionFactors()
     {
         int levels = ResolveChannelMult().Count;
-        var resolutions = string.IsNullOrWhiteSpace(AttentionResolutions)
-            ? Array.Empty<int>()
-            : ParseList(AttentionResolutions, "classifier_attention_resolutions",
-                s => int.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture), v => v > 0);
+        var resolutions = TrunkFlags.ParseResolutions(AttentionResolutions, "classifier_attention_resolutions", ListErrorStyle.PerValue, v => v > 0);
         foreach (int r in resolutions)
         {
             // The original: attention_ds.append(image_size // int(res)); a level gets attention when its ds matches.
@@ -185,30 +161,6 @@ public sealed record ClassifierConfig
         };
         options.Validate();
         return options;
-    }
-
-    private static T[] ParseList<T>(string text, string flag, Func<string, T> parse, Func<T, bool> valid)
-    {
-        var parts = text.Split(',', StringSplitOptions.TrimEntries);
-        var values = new T[parts.Length];
-        for (int i = 0; i < parts.Length; i++)
-        {
-            try
-            {
-                values[i] = parse(parts[i]);
-            }
-            catch (FormatException)
-            {
-                throw new ConfigurationException(flag, $"--{flag} '{text}': '{parts[i]}' is not a number.");
-            }
-            catch (OverflowException)
-            {
-                throw new ConfigurationException(flag, $"--{flag} '{text}': '{parts[i]}' is out of range.");
-            }
-            if (!valid(values[i]))
-                throw new ConfigurationException(flag, $"--{flag} '{text}': every value must be positive, got '{parts[i]}'.");
-        }
-        return values;
     }
 
     private static void Positive(int value, string flag)

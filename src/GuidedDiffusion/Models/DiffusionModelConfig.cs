@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace GuidedDiffusion.Models;
 
 /// <summary>
@@ -72,29 +70,17 @@ public sealed record DiffusionModelConfig
 
     /// <summary>The channel multipliers: <see cref="ChannelMult"/> if given, else the default for the image size.</summary>
     /// <exception cref="ConfigurationException">Unparsable values, or an image size without a default.</exception>
-    public IReadOnlyList<double> ResolveChannelMult()
-    {
-        if (string.IsNullOrWhiteSpace(ChannelMult))
-        {
-            if (ClassifierConfig.DefaultChannelMult.TryGetValue(ImageSize, out var mult)) return mult;
-            throw new ConfigurationException("channel_mult",
-                $"unsupported image size: {ImageSize} has no default channel_mult (defaults exist for "
-                + $"{string.Join(", ", ClassifierConfig.DefaultChannelMult.Keys)}); pass --channel_mult, e.g. --channel_mult 1,2,2.");
-        }
-        return Parse(ChannelMult, "channel_mult", s => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture))
-            .Select(v => v > 0 && double.IsFinite(v) ? v : throw new ConfigurationException("channel_mult", $"every multiplier must be positive, got '{ChannelMult}'."))
-            .ToArray();
-    }
+    public IReadOnlyList<double> ResolveChannelMult() => TrunkFlags.ResolveChannelMult(ChannelMult, ImageSize, ListErrorStyle.WholeList);
 
     /// <summary>The attention downsample factors image_size / resolution (the original's <c>attention_ds</c>).</summary>
     /// <exception cref="ConfigurationException">A resolution the model's levels never reach.</exception>
     public IReadOnlyList<int> ResolveAttentionDownsampleFactors()
     {
         var mult = ResolveChannelMult();
-        var reachable = Enumerable.Range(0, mult.Count).Select(level => ImageSize >> level).ToArray();
+        var reachable = TrunkFlags.LevelResolutions(ImageSize, mult.Count);
         if (string.IsNullOrWhiteSpace(AttentionResolutions)) return Array.Empty<int>();
         var factors = new List<int>();
-        foreach (int r in Parse(AttentionResolutions, "attention_resolutions", s => int.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture)))
+        foreach (int r in TrunkFlags.ParseResolutions(AttentionResolutions, "attention_resolutions", ListErrorStyle.WholeList, _ => true))
         {
             int level = Array.IndexOf(reachable, r);
             if (r <= 0 || ImageSize % r != 0 || level < 0 || ImageSize % (1 << level) != 0)
@@ -131,17 +117,5 @@ public sealed record DiffusionModelConfig
         };
         options.Validate();
         return options;
-    }
-
-    private static T[] Parse<T>(string text, string flag, Func<string, T> parse)
-    {
-        try
-        {
-            return text.Split(',', StringSplitOptions.TrimEntries).Select(parse).ToArray();
-        }
-        catch (Exception e) when (e is FormatException or OverflowException)
-        {
-            throw new ConfigurationException(flag, $"--{flag} '{text}' is not a comma-separated list of numbers.");
-        }
     }
 }

@@ -123,7 +123,6 @@ public sealed class ClassifierTrainer : TrainerBase
     private static float[] TopKCorrect(Tensor logits, Tensor labels, int k)
     {
         using var scope = NewDisposeScope();
-        var top = logits.detach().topk(k, dim: -1).indexes;
-        return top.eq(labels.unsqueeze(1)).to_type(ScalarType.Float32).sum(dim: -1).data<float>().ToArray();
+        return TopKAccuracy.Hits(logits, labels, k).to_type(ScalarType.Float32).data<float>().ToArray();
     }
 }

@@ -1,0 +1,133 @@
+namespace GuidedDiffusion.Models;
+
+/// <summary>
+/// The constructor arguments the original's <c>UNetModel</c> and <c>EncoderUNetModel</c> share: the trunk of
+/// time-conditioned ResBlocks, attention and downsampling both are built from. <see cref="UNetOptions"/> and
+/// <see cref="EncoderUNetOptions"/> add what only one of them has; <see cref="Validate"/> is the one check of the
+/// shared part. Defaults are the original constructors' defaults.
+/// </summary>
+public abstract record UNetTrunkOptions
+{
+    /// <summary><c>image_size</c>: side of the square input.</summary>
+    public required int ImageSize { get; init; }
+
+    /// <summary><c>in_channels</c>: channels of the input image.</summary>
+    public required int InChannels { get; init; }
+
+    /// <summary><c>model_channels</c>: base channel count (num_channels for the diffusion model, classifier_width
+    /// for the classifier).</summary>
+    public required int ModelChannels { get; init; }
+
+    /// <summary><c>out_channels</c>: output channels (the diffusion model) or logits (the classifier).</summary>
+    public required int OutChannels { get; init; }
+
+    /// <summary><c>num_res_blocks</c>: ResBlocks per level (on the way down; the decoder has one more).</summary>
+    public required int NumResBlocks { get; init; }
+
+    /// <summary><c>attention_resolutions</c>: the <b>downsample factors</b> (1, 2, 4, ...) at which an
+    /// AttentionBlock follows each ResBlock.</summary>
+    public required IReadOnlyList<int> AttentionResolutions { get; init; }
+
+    /// <summary><c>dropout</c>: dropout probability inside ResBlocks. Default 0.</summary>
+    public double Dropout { get; init; }
+
+    /// <summary><c>channel_mult</c>: per-level channel multipliers. Default 1, 2, 4, 8.</summary>
+    public IReadOnlyList<double> ChannelMult { get; init; } = new double[] { 1, 2, 4, 8 };
+
+    /// <summary><c>conv_resample</c>: learned convolutions (else average pool / nearest) for resampling when not
+    /// <see cref="ResblockUpdown"/>. Default true.</summary>
+    public bool ConvResample { get; init; } = true;
+
+    /// <summary><c>num_heads</c>: attention heads when <see cref="NumHeadChannels"/> is −1. Default 1.</summary>
+    public int NumHeads { get; init; } = 1;
+
+    /// <summary><c>num_head_channels</c>: channels per attention head, −1 to use the head counts. Default −1.</summary>
+    public int NumHeadChannels { get; init; } = -1;
+
+    /// <summary><c>use_scale_shift_norm</c>: FiLM-style timestep conditioning. Default false.</summary>
+    public bool UseScaleShiftNorm { get; init; }
+
+    /// <summary><c>resblock_updown</c>: resample with ResBlocks instead of Downsample/Upsample. Default false.</summary>
+    public bool ResblockUpdown { get; init; }
+
+    /// <summary><c>use_new_attention_order</c>: split q, k, v before heads in AttentionBlocks. Default false.</summary>
+    public bool UseNewAttentionOrder { get; init; }
+
+    /// <summary>Channels of level <paramref name="level"/>: <c>int(mult·model_channels)</c>, truncated like the original.</summary>
+    public int LevelChannels(int level) => (int)(ChannelMult[level] * ModelChannels);
+
+    /// <summary>
+    /// Checks what the original would reject while building (GroupNorm(32) divisibility, head divisibility, and
+    /// what the derived model adds) and what it would accept but cannot work (non-positive sizes, unreachable
+    /// attention factors, an image size the downsampling does not divide). Throws <see cref="ConfigurationException"/>
+    /// naming the constructor argument.
+    /// </summary>
+    public void Validate()
+    {
+        Positive(ImageSize, "image_size");
+        Positive(InChannels, "in_channels");
+        Positive(ModelChannels, "model_channels");
+        Positive(OutChannels, "out_channels");
+        Positive(NumResBlocks, "num_res_blocks");
+        ValidateOwnSizes();
+        if (!(Dropout >= 0 && Dropout < 1))
+            throw new ConfigurationException("dropout", $"dropout must be in [0, 1), got {Dropout}.");
+        if (ChannelMult.Count == 0)
+            throw new ConfigurationException("channel_mult", "channel_mult needs at least one level.");
+        if (NumHeadChannels == -1) Positive(NumHeads, "num_heads");
+        else if (NumHeadChannels <= 0)
+            throw new ConfigurationException("num_head_channels", $"num_head_channels must be positive or -1, got {NumHeadChannels}.");
+        ValidateOwnHeads();
+
+        for (int level = 0; level < ChannelMult.Count; level++)
+        {
+            int ch = LevelChannels(level);
+            if (ch <= 0 || ch % GroupNorm32.Groups != 0)
+                throw new ConfigurationException("channel_mult",
+                    $"level {level} has {ChannelMult[level]}·{ModelChannels} = {ch} channels; GroupNorm(32) needs a positive multiple of 32.");
+        }
+
+        int levels = ChannelMult.Count;
+        int finalFactor = 1 << (levels - 1);
+        if (ImageSize % finalFactor != 0)
+            throw new ConfigurationException("image_size",
+                $"image_size {ImageSize} is not divisible by {finalFactor}, the downsampling of {levels} levels.");
+
+        foreach (int ds in AttentionResolutions)
+        {
+            int level = Enumerable.Range(0, levels).FirstOrDefault(l => 1 << l == ds, -1);
+            if (level < 0)
+                throw new ConfigurationException("attention_resolutions",
+                    $"attention at downsample factor {ds} is never reached; factors of this model are {string.Join(", ", Enumerable.Range(0, levels).Select(l => 1 << l))}.");
+            CheckHeads(LevelChannels(level), NumHeads, "num_heads", $"attention at downsample factor {ds}");
+            ValidateOwnAttention(level, ds);
+        }
+        CheckHeads(LevelChannels(levels - 1), NumHeads, "num_heads", "the middle block's attention");
+    }
+
+    /// <summary>Checks the derived model's own sizes; runs right after the shared positivity checks.</summary>
+    private protected virtual void ValidateOwnSizes() { }
+
+    /// <summary>Checks the derived model's own head settings; runs right after the shared head checks.</summary>
+    private protected virtual void ValidateOwnHeads() { }
+
+    /// <summary>Checks the derived model's extra attention at level <paramref name="level"/> (factor <paramref name="ds"/>).</summary>
+    private protected virtual void ValidateOwnAttention(int level, int ds) { }
+
+    /// <summary>Throws unless <paramref name="channels"/> split into the heads: num_head_channels per head when set,
+    /// else <paramref name="heads"/> heads (the setting <paramref name="headsFlag"/>).</summary>
+    private protected void CheckHeads(int channels, int heads, string headsFlag, string where)
+    {
+        if (NumHeadChannels != -1 && channels % NumHeadChannels != 0)
+            throw new ConfigurationException("num_head_channels",
+                $"q,k,v channels {channels} ({where}) is not divisible by num_head_channels {NumHeadChannels}.");
+        if (NumHeadChannels == -1 && channels % heads != 0)
+            throw new ConfigurationException(headsFlag, $"{channels} channels ({where}) are not divisible by {headsFlag} {heads}.");
+    }
+
+    /// <summary>Throws unless <paramref name="value"/> is positive, naming <paramref name="flag"/>.</summary>
+    private protected static void Positive(int value, string flag)
+    {
+        if (value <= 0) throw new ConfigurationException(flag, $"{flag} must be positive, got {value}.");
+    }
+}
