@@ -98,16 +98,7 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         File.Copy(ClassifierPath, classifier);
         var manifest = new CheckpointManifest
         {
-            Classifier = new ClassifierConfig
-            {
-                ImageSize = 16,
-                Width = 32,
-                Depth = 1,
-                AttentionResolutions = "8",
-                ChannelMult = "1,1",
-                NumHeadChannels = 16,
-                NumClasses = 5,
-            },
+            Classifier = TinyClassifier,
             Classes = new[] { "a", "b", "c", "d", "e" },
         };
         File.WriteAllText(CheckpointManifest.PathFor(classifier), JsonSerializer.Serialize(manifest, CheckpointManifest.JsonOptions));
@@ -117,6 +108,18 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         Assert.Equal(0, Program.BuildRoot().Parse(args.ToArray()).Invoke());
         Assert.True(File.Exists(Path.Combine(folder, "f", "samples_1x16x16x3.npz")));
     }
+
+    /// <summary>The tiny classifier's architecture as classifier-train records it in a sidecar.</summary>
+    private static readonly ClassifierConfig TinyClassifier = new()
+    {
+        ImageSize = 16,
+        Width = 32,
+        Depth = 1,
+        AttentionResolutions = "8",
+        ChannelMult = "1,1",
+        NumHeadChannels = 16,
+        NumClasses = 5,
+    };
 
     /// <summary>The tiny UNet's architecture as image-train records it in a sidecar.</summary>
     private static readonly DiffusionModelConfig TinyUNet = new()
@@ -175,16 +178,7 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         File.Copy(ClassifierPath, classifier);
         var manifest = new CheckpointManifest
         {
-            Classifier = new ClassifierConfig
-            {
-                ImageSize = 16,
-                Width = 32,
-                Depth = 1,
-                AttentionResolutions = "8",
-                ChannelMult = "1,1",
-                NumHeadChannels = 16,
-                NumClasses = 5,
-            },
+            Classifier = TinyClassifier,
             Diffusion = new DiffusionConfig { DiffusionSteps = 100 },
         };
         File.WriteAllText(CheckpointManifest.PathFor(classifier), JsonSerializer.Serialize(manifest, CheckpointManifest.JsonOptions));
