@@ -60,7 +60,7 @@ internal static class ImageNllCommand
             if (directory.Length == 0) Console.WriteLine($"No --data_dir given: the Fashion-MNIST demo's validation split ({source.Count} images).");
 
             Console.WriteLine("evaluating...");
-            var result = ImageNllJob.Run(trained.Model, DiffusionSampler.For(trained.Diffusion), source, options, Console.WriteLine);
+            var result = ImageNllJob.Run(trained.Model, ReverseProcess.For(trained.Diffusion), source, options, Console.WriteLine);
             var outDir = parse.GetValue(logDir) is { Length: > 0 } given ? given : Path.GetDirectoryName(Path.GetFullPath(path))!;
             ImageNllJob.WriteFiles(result, outDir, Console.WriteLine);
             Console.WriteLine("evaluation complete");

@@ -43,7 +43,7 @@ public sealed record LossTerms(Tensor Loss, Tensor? Mse, Tensor? Vb) : IDisposab
 
 /// <summary>
 /// The original's <c>GaussianDiffusion.training_losses</c> and <c>_vb_terms_bpd</c> over a
-/// <see cref="DiffusionSampler"/> (whose <c>p_mean_variance</c> and tables they share).
+/// <see cref="ReverseProcess"/> (whose <c>p_mean_variance</c> and tables they share).
 /// </summary>
 public sealed class DiffusionLoss
 {
@@ -52,9 +52,9 @@ public sealed class DiffusionLoss
     /// <summary>Creates the loss.</summary>
     /// <param name="sampler">The process, variance and mean types of the model being trained.</param>
     /// <param name="lossType">The objective.</param>
-    public DiffusionLoss(DiffusionSampler sampler, LossType lossType)
+    public DiffusionLoss(ReverseProcess sampler, LossType lossType)
     {
-        Sampler = sampler;
+        Process = sampler;
         LossType = lossType;
         _bound = new VariationalBound(sampler);
     }
@@ -63,14 +63,14 @@ public sealed class DiffusionLoss
     /// The loss the original's <c>create_gaussian_diffusion</c> picks: use_kl → rescaled KL, else
     /// rescale_learned_sigmas → rescaled MSE, else MSE.
     /// </summary>
-    public static DiffusionLoss For(DiffusionConfig config) => new(DiffusionSampler.For(config), TypeFor(config));
+    public static DiffusionLoss For(DiffusionConfig config) => new(ReverseProcess.For(config), TypeFor(config));
 
     /// <summary>The loss type for the diffusion flags (see <see cref="For"/>).</summary>
     public static LossType TypeFor(DiffusionConfig config) =>
         config.UseKl ? LossType.RescaledKl : config.RescaleLearnedSigmas ? LossType.RescaledMse : LossType.Mse;
 
     /// <summary>The process and model parameterisation.</summary>
-    public DiffusionSampler Sampler { get; }
+    public ReverseProcess Process { get; }
 
     /// <summary>The objective.</summary>
     public LossType LossType { get; }
@@ -81,7 +81,7 @@ public sealed class DiffusionLoss
     /// </summary>
     public IReadOnlyList<string> TermNames =>
         LossType is LossType.Kl or LossType.RescaledKl ? new[] { "loss" }
-        : Sampler.ModelLearnsVariance ? new[] { "vb", "mse", "loss" } : new[] { "mse", "loss" };
+        : Process.ModelLearnsVariance ? new[] { "vb", "mse", "loss" } : new[] { "mse", "loss" };
 
     /// <summary>
     /// Per-sample losses for one batch: x_t = q_sample(x0, t, noise), the model run at the mapped t, then the
@@ -96,11 +96,11 @@ public sealed class DiffusionLoss
     public LossTerms TrainingLosses(DenoiserFn model, Tensor x0, Tensor t, Tensor? y, Tensor noise)
     {
         using var scope = NewDisposeScope();
-        var diffusion = Sampler.Diffusion;
+        var diffusion = Process.Diffusion;
         var xt = diffusion.QSample(x0, t, noise);
         if (LossType is LossType.Kl or LossType.RescaledKl)
         {
-            var bound = VbTermsBpd(Sampler.PMeanVariance(model, xt, t, y, clipDenoised: false), x0, xt, t);
+            var bound = VbTermsBpd(Process.PMeanVariance(model, xt, t, y, clipDenoised: false), x0, xt, t);
             if (LossType == LossType.RescaledKl) bound = bound * diffusion.NumTimesteps;
             return Keep(new LossTerms(bound, null, null));
         }
@@ -108,18 +108,18 @@ public sealed class DiffusionLoss
         var output = model(xt, diffusion.ModelTimesteps(t), y);
         Tensor? vb = null;
         var meanOutput = output;
-        if (Sampler.ModelLearnsVariance)
+        if (Process.ModelLearnsVariance)
         {
             long channels = x0.shape[1];
             var parts = output.split(channels, dim: 1);
             meanOutput = parts[0];
             // The bound must not move the mean: it sees the mean prediction detached and trains the variance only.
             var frozen = cat(new[] { parts[0].detach(), parts[1] }, dim: 1);
-            vb = VbTermsBpd(Sampler.PMeanVarianceFromOutput(frozen, xt, t, clipDenoised: false), x0, xt, t);
+            vb = VbTermsBpd(Process.PMeanVarianceFromOutput(frozen, xt, t, clipDenoised: false), x0, xt, t);
             // The original divides by 1000 "for equivalence with the initial implementation".
             if (LossType == LossType.RescaledMse) vb = vb * (diffusion.NumTimesteps / 1000.0);
         }
-        var target = Sampler.MeanType == ModelMeanType.StartX ? x0 : noise;
+        var target = Process.MeanType == ModelMeanType.StartX ? x0 : noise;
         if (!target.shape.SequenceEqual(meanOutput.shape))
             throw new ArgumentException($"the model's mean output is [{string.Join(", ", meanOutput.shape)}], the target [{string.Join(", ", target.shape)}].");
         var mse = GaussianLosses.MeanFlat((target - meanOutput).square());

@@ -50,7 +50,7 @@ public sealed record BpdResult(Tensor TotalBpd, Tensor PriorBpd, Tensor Vb, Tens
 }
 
 /// <summary>
-/// The original's likelihood evaluation over a <see cref="DiffusionSampler"/>: the per-timestep terms
+/// The original's likelihood evaluation over a <see cref="ReverseProcess"/>: the per-timestep terms
 /// <c>_vb_terms_bpd</c>, the prior term <c>_prior_bpd</c> and the whole bound <c>calc_bpd_loop</c> (what
 /// <c>scripts/image_nll.py</c> reports). All arithmetic is in the images' dtype with the tables cast to float32
 /// first, as in the original.
@@ -60,14 +60,14 @@ public sealed class VariationalBound
     private static readonly double Ln2 = Math.Log(2.0);
 
     /// <summary>Creates the evaluator for a process and model parameterisation.</summary>
-    public VariationalBound(DiffusionSampler sampler)
+    public VariationalBound(ReverseProcess sampler)
     {
         ArgumentNullException.ThrowIfNull(sampler);
-        Sampler = sampler;
+        Process = sampler;
     }
 
     /// <summary>The process, variance and mean types of the model being measured.</summary>
-    public DiffusionSampler Sampler { get; }
+    public ReverseProcess Process { get; }
 
     /// <summary>
     /// <c>_vb_terms_bpd</c> for an already computed p(x_{t−1} | x_t): the KL against the true posterior for t &gt; 0, the
@@ -80,7 +80,7 @@ public sealed class VariationalBound
     public VbTerms TermsBpd(PMeanVarianceResult p, Tensor x0, Tensor xt, Tensor t)
     {
         using var scope = NewDisposeScope();
-        var truth = Sampler.QPosteriorMeanVariance(x0, xt, t);
+        var truth = Process.QPosteriorMeanVariance(x0, xt, t);
         var kl = GaussianLosses.MeanFlat(GaussianLosses.NormalKl(truth.Mean, truth.LogVarianceClipped, p.Mean, p.LogVariance)) / Ln2;
         var nll = -GaussianLosses.DiscretizedGaussianLogLikelihood(x0, p.Mean, 0.5 * p.LogVariance);
         var decoderNll = GaussianLosses.MeanFlat(nll) / Ln2;
@@ -98,7 +98,7 @@ public sealed class VariationalBound
     public VbTerms TermsBpd(DenoiserFn model, Tensor x0, Tensor xt, Tensor t, Tensor? y, bool clipDenoised = true)
     {
         using var scope = NewDisposeScope();
-        var p = Sampler.PMeanVariance(model, xt, t, y, clipDenoised);
+        var p = Process.PMeanVariance(model, xt, t, y, clipDenoised);
         return TermsBpd(p, x0, xt, t).MoveToOuter();
     }
 
@@ -110,8 +110,8 @@ public sealed class VariationalBound
     public Tensor PriorBpd(Tensor x0)
     {
         using var scope = NewDisposeScope();
-        var last = full(new long[] { x0.shape[0] }, Sampler.Diffusion.NumTimesteps - 1, dtype: ScalarType.Int64);
-        var q = Sampler.Diffusion.QMeanVariance(x0, last);
+        var last = full(new long[] { x0.shape[0] }, Process.Diffusion.NumTimesteps - 1, dtype: ScalarType.Int64);
+        var q = Process.Diffusion.QMeanVariance(x0, last);
         // The original passes the python floats 0.0 and converts them to x0's dtype.
         var zero = zeros(Array.Empty<long>(), dtype: x0.dtype, device: x0.device);
         var kl = GaussianLosses.NormalKl(q.Mean, q.LogVariance, zero, zero);
@@ -135,7 +135,7 @@ public sealed class VariationalBound
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(noise);
         using var scope = NewDisposeScope();
-        int total = Sampler.Diffusion.NumTimesteps;
+        int total = Process.Diffusion.NumTimesteps;
         var vb = new List<Tensor>(total);
         var xstartMse = new List<Tensor>(total);
         var mse = new List<Tensor>(total);
@@ -144,13 +144,13 @@ public sealed class VariationalBound
             using var step = NewDisposeScope();
             var t = full(new long[] { x0.shape[0] }, i, dtype: ScalarType.Int64, device: x0.device);
             var eps = noise(x0);
-            var xt = Sampler.Diffusion.QSample(x0, t, eps);
+            var xt = Process.Diffusion.QSample(x0, t, eps);
             using (no_grad())
             {
                 var terms = TermsBpd(model, x0, xt, t, y, clipDenoised);
                 vb.Add(terms.Output.detach().MoveToOuterDisposeScope());
                 xstartMse.Add(GaussianLosses.MeanFlat((terms.PredXstart - x0).square()).MoveToOuterDisposeScope());
-                var predEps = Sampler.PredictEpsFromXstart(xt, t, terms.PredXstart);
+                var predEps = Process.PredictEpsFromXstart(xt, t, terms.PredXstart);
                 mse.Add(GaussianLosses.MeanFlat((predEps - eps).square()).MoveToOuterDisposeScope());
             }
             progress?.Invoke(total - i, total);

@@ -83,7 +83,7 @@ public static class ImageNllJob
     /// <param name="options">Sample count, batching, clipping and seed.</param>
     /// <param name="log">Receives the original's log lines ("done N samples: bpd=…").</param>
     /// <exception cref="ConfigurationException">An option is out of range, or the data holds fewer images than a batch.</exception>
-    public static ImageNllResult Run(UNetModel model, DiffusionSampler sampler, IImageSource source, ImageNllOptions options, Action<string>? log = null)
+    public static ImageNllResult Run(UNetModel model, ReverseProcess sampler, IImageSource source, ImageNllOptions options, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(sampler);

@@ -8,7 +8,7 @@ namespace GuidedDiffusion.Guidance;
 /// Classifier guidance (Dhariwal &amp; Nichol): the gradient of a noise-aware classifier's log-probability of the
 /// wanted classes with respect to the noisy image, times a scale — the original's <c>cond_fn</c> in
 /// <c>scripts/classifier_sample.py</c>. The classifier receives the timesteps the sampler hands to cond_fn, i.e. t
-/// already mapped through the timestep map (see <see cref="DiffusionSampler"/>).
+/// already mapped through the timestep map (see <see cref="ReverseProcess"/>).
 /// </summary>
 public sealed class ClassifierGuidance
 {

@@ -17,7 +17,7 @@ public sealed class GuidedSampler
     /// <param name="sampler">The reverse process; its variance type must fit the model's output channels.</param>
     /// <param name="guidance">Classifier guidance, or null for unguided sampling.</param>
     /// <exception cref="ConfigurationException">The model's outputs do not fit the diffusion's learn_sigma.</exception>
-    public GuidedSampler(UNetModel model, DiffusionSampler sampler, ClassifierGuidance? guidance)
+    public GuidedSampler(UNetModel model, ReverseProcess sampler, ClassifierGuidance? guidance)
     {
         int expected = sampler.ModelLearnsVariance ? 2 * model.Options.InChannels : model.Options.InChannels;
         if (model.Options.OutChannels != expected)
@@ -25,7 +25,7 @@ public sealed class GuidedSampler
                 $"the model has {model.Options.OutChannels} output channels but the diffusion expects {expected} "
                 + $"(learn_sigma {sampler.ModelLearnsVariance}); use the same --learn_sigma for the model and the diffusion.");
         Model = model;
-        Sampler = sampler;
+        Process = sampler;
         Guidance = guidance;
     }
 
@@ -33,7 +33,7 @@ public sealed class GuidedSampler
     public UNetModel Model { get; }
 
     /// <summary>The reverse process.</summary>
-    public DiffusionSampler Sampler { get; }
+    public ReverseProcess Process { get; }
 
     /// <summary>The guidance, or null.</summary>
     public ClassifierGuidance? Guidance { get; }
@@ -59,8 +59,8 @@ public sealed class GuidedSampler
         var shape = new[] { classes.shape[0], Model.Options.InChannels, size, size };
         var condFn = Guidance?.AsConditionFn();
         var sample = useDdim
-            ? Sampler.DdimSampleLoop(ModelFn, shape, classes, noise, condFn, eta, clipDenoised, progress: progress)
-            : Sampler.PSampleLoop(ModelFn, shape, classes, noise, condFn, clipDenoised, progress: progress);
+            ? Process.DdimSampleLoop(ModelFn, shape, classes, noise, condFn, eta, clipDenoised, progress: progress)
+            : Process.PSampleLoop(ModelFn, shape, classes, noise, condFn, clipDenoised, progress: progress);
         return ToUInt8Nhwc(sample).MoveToOuterDisposeScope();
     }
 

@@ -108,7 +108,7 @@ public sealed class GuidedSamplingJob
         if (o.ClassId is { } fixedClass && (fixedClass < 0 || fixedClass >= numClasses))
             throw new ConfigurationException("class_id", $"must be -1 or a class below {numClasses}, got {fixedClass}.");
 
-        var guided = new GuidedSampler(trained.Model, DiffusionSampler.For(diffusionConfig), new ClassifierGuidance(classifier.Model, o.ClassifierScale));
+        var guided = new GuidedSampler(trained.Model, ReverseProcess.For(diffusionConfig), new ClassifierGuidance(classifier.Model, o.ClassifierScale));
         return Sample(guided, numClasses, modelConfig.ImageSize);
     }
 

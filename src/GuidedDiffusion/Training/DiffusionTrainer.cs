@@ -27,7 +27,7 @@ public sealed class DiffusionTrainer : TrainerBase
     /// <param name="reduceGradients">Averages the model's gradients across ranks after backward; null in a single process.</param>
     public DiffusionTrainer(nn.Module<Tensor, Tensor, Tensor?, Tensor> model, DiffusionLoss loss, TrainingConfig config,
         bool classConditional, int rank = 0, int worldSize = 1, Action<IReadOnlyList<Parameter>>? reduceGradients = null)
-        : base(model, config, loss.Sampler.Diffusion.NumTimesteps, rank, worldSize, reduceGradients)
+        : base(model, config, loss.Process.Diffusion.NumTimesteps, rank, worldSize, reduceGradients)
     {
         _model = model;
         _loss = loss;

@@ -66,7 +66,7 @@ public sealed class ImageTrainingJob
         foreach (var note in notes) Log(note);
         logger?.ReportOpened(source);
         if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
-        Log($"loss: {loss.LossType}" + (loss.Sampler.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
+        Log($"loss: {loss.LossType}" + (loss.Process.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
             + (_model.ClassCond ? $"; class-conditional on {source.Classes.Count} classes" : ""));
         if (training.ScheduleSampler == "loss-second-moment")
             Log("note: loss-second-moment importance-samples t from the history of per-step losses.");

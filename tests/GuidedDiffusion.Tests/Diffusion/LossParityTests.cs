@@ -32,10 +32,10 @@ public class LossParityTests
         var json = LossReference.Json(name);
         var expected = json.GetProperty("diffusion");
         var loss = LossReference.LossFrom(json.GetProperty("diffusion_flags"));
-        var d = loss.Sampler.Diffusion;
+        var d = loss.Process.Diffusion;
         Assert.Equal(expected.GetProperty("loss_type").GetString(), LossReference.OriginalName(loss.LossType));
-        Assert.Equal(expected.GetProperty("model_mean_type").GetString(), LossReference.OriginalName(loss.Sampler.MeanType));
-        Assert.Equal(expected.GetProperty("model_var_type").GetString(), LossReference.OriginalName(loss.Sampler.VarianceType));
+        Assert.Equal(expected.GetProperty("model_mean_type").GetString(), LossReference.OriginalName(loss.Process.MeanType));
+        Assert.Equal(expected.GetProperty("model_var_type").GetString(), LossReference.OriginalName(loss.Process.VarianceType));
         Assert.Equal(expected.GetProperty("num_timesteps").GetInt32(), d.NumTimesteps);
         Assert.Equal(expected.GetProperty("original_num_steps").GetInt32(), d.OriginalNumSteps);
         Assert.Equal(expected.GetProperty("rescale_timesteps").GetBoolean(), d.RescaleTimesteps);
@@ -60,8 +60,8 @@ public class LossParityTests
             ["posterior_mean_coef2"] = d.PosteriorMeanCoef2,
             ["posterior_variance"] = d.PosteriorVariance,
             ["posterior_log_variance_clipped"] = d.PosteriorLogVarianceClipped,
-            ["log_betas"] = loss.Sampler.LogBetas,
-            ["fixed_large_log_variance"] = loss.Sampler.FixedLargeLogVariance,
+            ["log_betas"] = loss.Process.LogBetas,
+            ["fixed_large_log_variance"] = loss.Process.FixedLargeLogVariance,
         };
         foreach (var key in tensors.Keys.Where(k => k.StartsWith("tables_at_t/", StringComparison.Ordinal)))
         {
@@ -77,7 +77,7 @@ public class LossParityTests
         var json = LossReference.Json(name);
         var r = LossReference.Tensors(name);
         var loss = LossReference.LossFrom(json.GetProperty("diffusion_flags"));
-        var xt = loss.Sampler.Diffusion.QSample(r["x_start"], r["t"], r["noise"]);
+        var xt = loss.Process.Diffusion.QSample(r["x_start"], r["t"], r["noise"]);
         GuidanceReference.AssertCloseScaled(xt, r["x_t"], TensorTol, $"{name} x_t");
         Assert.Equal(json.GetProperty("model_t_seen_dtype").GetString() == "float32" ? ScalarType.Float32 : ScalarType.Int64, r["model_t_seen"].dtype);
 
@@ -104,7 +104,7 @@ public class LossParityTests
         var r = LossReference.Tensors(name);
         if (!r.ContainsKey("vb/output")) return; // the plain MSE loss has no bound term
         var loss = LossReference.LossFrom(LossReference.Json(name).GetProperty("diffusion_flags"));
-        var sampler = loss.Sampler;
+        var sampler = loss.Process;
         var (x0, t, xt) = (r["x_start"], r["t"], r["x_t"]);
         using var noGrad = no_grad();
 
@@ -179,7 +179,7 @@ public class LossParityTests
         var json = LossReference.Json(name);
         var rescaled = LossReference.LossFrom(json.GetProperty("diffusion_flags"));
         Assert.Equal(LossType.RescaledKl, rescaled.LossType);
-        var plain = new DiffusionLoss(rescaled.Sampler, LossType.Kl);
+        var plain = new DiffusionLoss(rescaled.Process, LossType.Kl);
         Assert.Equal(new[] { "loss" }, plain.TermNames);
         var y = r.GetValueOrDefault("y");
         using var noGrad = no_grad();
@@ -197,7 +197,7 @@ public class LossParityTests
         double[] allowance;
         using (no_grad())
         {
-            var p = loss.Sampler.PMeanVarianceFromOutput(modelOutput, r["x_t"], r["t"], clipDenoised: false);
+            var p = loss.Process.PMeanVarianceFromOutput(modelOutput, r["x_t"], r["t"], clipDenoised: false);
             allowance = LossReference.TanhRoundingAllowanceBits(r["x_start"], p.Mean, p.LogVariance);
         }
         var atZero = r["t"].Int64().Select(v => v == 0).ToArray();
@@ -222,12 +222,12 @@ public class LossParityTests
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var p = loss.Sampler.PMeanVarianceFromOutput(modelOutput, r["x_t"], r["t"], clipDenoised: false);
+        var p = loss.Process.PMeanVarianceFromOutput(modelOutput, r["x_t"], r["t"], clipDenoised: false);
         var pixels = LossReference.TanhRoundingFragile(r["x_start"], p.Mean, p.LogVariance)
                      & r["t"].eq(0).view(-1, 1, 1, 1);
         var none = zeros_like(pixels);
         bool isKl = loss.LossType is LossType.Kl or LossType.RescaledKl;
-        var mask = !loss.Sampler.ModelLearnsVariance ? (isKl ? pixels : none)
+        var mask = !loss.Process.ModelLearnsVariance ? (isKl ? pixels : none)
             : cat(new[] { isKl ? pixels : none, pixels }, dim: 1);
         return mask.MoveToOuterDisposeScope();
     }
@@ -235,8 +235,8 @@ public class LossParityTests
     /// <summary>The factor a bound term carries in the loss: T (RESCALED_KL), T/1000 (RESCALED_MSE) or 1.</summary>
     private static double BoundFactor(DiffusionLoss loss) => loss.LossType switch
     {
-        LossType.RescaledKl => loss.Sampler.Diffusion.NumTimesteps,
-        LossType.RescaledMse => loss.Sampler.Diffusion.NumTimesteps / 1000.0,
+        LossType.RescaledKl => loss.Process.Diffusion.NumTimesteps,
+        LossType.RescaledMse => loss.Process.Diffusion.NumTimesteps / 1000.0,
         _ => 1.0,
     };
 

@@ -67,7 +67,7 @@ internal static class LossReference
         var config = ConfigFrom(flags);
         bool sigmaSmall = flags.TryGetProperty("sigma_small", out var s) && s.GetBoolean();
         if (!sigmaSmall || config.LearnSigma) return DiffusionLoss.For(config);
-        var sampler = new DiffusionSampler(config.Build(), ModelVarianceType.FixedSmall,
+        var sampler = new ReverseProcess(config.Build(), ModelVarianceType.FixedSmall,
             config.PredictXstart ? ModelMeanType.StartX : ModelMeanType.Epsilon);
         return new DiffusionLoss(sampler, DiffusionLoss.TypeFor(config));
     }
@@ -95,8 +95,8 @@ internal static class LossReference
     /// </summary>
     public static double TermScale(DiffusionLoss loss, string term) => (loss.LossType, term) switch
     {
-        (LossType.RescaledKl, "loss") => loss.Sampler.Diffusion.NumTimesteps,
-        (LossType.RescaledMse, "vb") => loss.Sampler.Diffusion.NumTimesteps / 1000.0,
+        (LossType.RescaledKl, "loss") => loss.Process.Diffusion.NumTimesteps,
+        (LossType.RescaledMse, "vb") => loss.Process.Diffusion.NumTimesteps / 1000.0,
         _ => 1.0,
     };
 

@@ -26,8 +26,8 @@ public class VariationalBoundTests
         using var scope = NewDisposeScope();
         var (json, r, bound, model, y) = Load(name);
         int steps = json.GetProperty("num_timesteps").GetInt32();
-        Assert.Equal(steps, bound.Sampler.Diffusion.NumTimesteps);
-        Assert.Equal(json.GetProperty("timestep_map").EnumerateArray().Select(e => e.GetInt32()), bound.Sampler.Diffusion.TimestepMap);
+        Assert.Equal(steps, bound.Process.Diffusion.NumTimesteps);
+        Assert.Equal(json.GetProperty("timestep_map").EnumerateArray().Select(e => e.GetInt32()), bound.Process.Diffusion.TimestepMap);
         var x0 = r["x_start"];
         long batch = x0.shape[0];
         using var noGrad = no_grad();
@@ -37,7 +37,7 @@ public class VariationalBoundTests
             {
                 using var step = NewDisposeScope();
                 var t = full(new long[] { batch }, i, dtype: ScalarType.Int64);
-                var xt = bound.Sampler.Diffusion.QSample(x0, t, r["noise"]);
+                var xt = bound.Process.Diffusion.QSample(x0, t, r["noise"]);
                 var terms = bound.TermsBpd(model, x0, xt, t, y, clip);
                 Reference.AssertClose(terms.Output, r[$"per_t/{key}/output"][i], TermRtol, TermAtol, $"{name} {key} output t={i}");
                 var xstartMse = GaussianLosses.MeanFlat((terms.PredXstart - x0).square());
@@ -105,6 +105,6 @@ public class VariationalBoundTests
         // Labels come from the source case (this file stores only x_start and noise).
         var source = LossReference.Tensors(json.GetProperty("source_case").GetString()!);
         var y = source.GetValueOrDefault("y");
-        return (json, r, new VariationalBound(loss.Sampler), (x, t, label) => unet.forward(x, t, label), y);
+        return (json, r, new VariationalBound(loss.Process), (x, t, label) => unet.forward(x, t, label), y);
     }
 }

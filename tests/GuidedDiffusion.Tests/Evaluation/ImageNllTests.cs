@@ -17,11 +17,11 @@ namespace GuidedDiffusion.Tests.Evaluation;
 /// </summary>
 public class ImageNllTests
 {
-    private static (GuidedDiffusion.Models.UNetModel Model, DiffusionSampler Sampler, IImageSource Source) Setup()
+    private static (GuidedDiffusion.Models.UNetModel Model, ReverseProcess Sampler, IImageSource Source) Setup()
     {
         var json = LossReference.Json("vb_per_timestep");
         var model = LossReference.LoadUNet(json);
-        var sampler = LossReference.LossFrom(json.GetProperty("diffusion_flags")).Sampler;
+        var sampler = LossReference.LossFrom(json.GetProperty("diffusion_flags")).Process;
         return (model, sampler, new ImageFolderSource(Reference.PathOf("images/src")));
     }
 

@@ -28,7 +28,7 @@ internal sealed class GuideCaseRun
         Json = Reference.Json($"guidance/guide/{name}.json");
         Expected = Reference.Tensors($"guidance/guide/{name}.safetensors");
         Diffusion = GuidanceReference.DiffusionFrom(Json.GetProperty("diffusion_flags"));
-        Sampler = DiffusionSampler.For(Diffusion);
+        Process = ReverseProcess.For(Diffusion);
         var x = Expected["x"];
         var t = Expected["t"];
         var y = Expected["y"];
@@ -43,13 +43,13 @@ internal sealed class GuideCaseRun
             };
             using (no_grad())
             {
-                ModelOutput = unet.forward(x, Sampler.Diffusion.ModelTimesteps(t), y);
-                Pmv = Sampler.PMeanVariance(model, x, t, y, clipDenoised: true);
-                PmvNoClip = Sampler.PMeanVariance(model, x, t, y, clipDenoised: false);
-                ClassifierLogits = GuidanceModels.Classifier.forward(x, Sampler.Diffusion.ModelTimesteps(t));
-                Unguided["p_sample"] = Sampler.PSample(model, x, t, y, FixedNoise()).Sample;
-                Unguided["ddim_eta0.0"] = Sampler.DdimSample(model, x, t, y, FixedNoise(), eta: 0.0).Sample;
-                Unguided["ddim_eta0.5"] = Sampler.DdimSample(model, x, t, y, FixedNoise(), eta: 0.5).Sample;
+                ModelOutput = unet.forward(x, Process.Diffusion.ModelTimesteps(t), y);
+                Pmv = Process.PMeanVariance(model, x, t, y, clipDenoised: true);
+                PmvNoClip = Process.PMeanVariance(model, x, t, y, clipDenoised: false);
+                ClassifierLogits = GuidanceModels.Classifier.forward(x, Process.Diffusion.ModelTimesteps(t));
+                Unguided["p_sample"] = Process.PSample(model, x, t, y, FixedNoise()).Sample;
+                Unguided["ddim_eta0.0"] = Process.DdimSample(model, x, t, y, FixedNoise(), eta: 0.0).Sample;
+                Unguided["ddim_eta0.5"] = Process.DdimSample(model, x, t, y, FixedNoise(), eta: 0.5).Sample;
 
                 foreach (double scale in Scales)
                 {
@@ -61,16 +61,16 @@ internal sealed class GuideCaseRun
                         return guidance.Gradient(xs, ts, ys);
                     };
                     var s = new Dictionary<string, Tensor>();
-                    s["cond_fn/grad"] = guidance.Gradient(x, Sampler.Diffusion.ModelTimesteps(t), y);
-                    s["condition_mean"] = Sampler.ConditionMean(condFn, Pmv, x, t, y);
-                    var score = Sampler.ConditionScore(condFn, Pmv, x, t, y);
+                    s["cond_fn/grad"] = guidance.Gradient(x, Process.Diffusion.ModelTimesteps(t), y);
+                    s["condition_mean"] = Process.ConditionMean(condFn, Pmv, x, t, y);
+                    var score = Process.ConditionScore(condFn, Pmv, x, t, y);
                     s["condition_score/mean"] = score.Mean;
                     s["condition_score/pred_xstart"] = score.PredXstart;
-                    var step = Sampler.PSample(model, x, t, y, FixedNoise(), condFn);
+                    var step = Process.PSample(model, x, t, y, FixedNoise(), condFn);
                     s["p_sample/sample"] = step.Sample;
                     s["p_sample/pred_xstart"] = step.PredXstart;
-                    var ddim0 = Sampler.DdimSample(model, x, t, y, FixedNoise(), condFn, eta: 0.0);
-                    var ddim5 = Sampler.DdimSample(model, x, t, y, FixedNoise(), condFn, eta: 0.5);
+                    var ddim0 = Process.DdimSample(model, x, t, y, FixedNoise(), condFn, eta: 0.0);
+                    var ddim5 = Process.DdimSample(model, x, t, y, FixedNoise(), condFn, eta: 0.5);
                     s["ddim_eta0.0/sample"] = ddim0.Sample;
                     s["ddim_eta0.5/sample"] = ddim5.Sample;
                     s["ddim/pred_xstart"] = ddim0.PredXstart;
@@ -91,7 +91,7 @@ internal sealed class GuideCaseRun
     public JsonElement Json { get; }
     public Dictionary<string, Tensor> Expected { get; }
     public DiffusionConfig Diffusion { get; }
-    public DiffusionSampler Sampler { get; }
+    public ReverseProcess Process { get; }
     public Tensor ModelOutput { get; private set; } = null!;
     public Tensor ClassifierLogits { get; private set; } = null!;
     public PMeanVarianceResult Pmv { get; private set; } = null!;

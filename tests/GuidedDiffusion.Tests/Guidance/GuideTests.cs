@@ -24,7 +24,7 @@ public class GuideTests
     public void SpacedTables_MatchReference(string name)
     {
         var run = GuideCaseRun.Of(name);
-        var d = run.Sampler.Diffusion;
+        var d = run.Process.Diffusion;
         Assert.Equal(run.Expected["timestep_map"].Int64(), d.TimestepMap.Select(v => (long)v));
         Assert.Equal(run.Json.GetProperty("num_timesteps").GetInt32(), d.NumTimesteps);
         Reference.AssertClose(d.Betas, run.Expected["betas"].Float64(), 1e-12, 1e-15, "betas");

@@ -26,7 +26,7 @@ public class RescaleTimestepsTests
                 RescaleTimesteps = row.GetProperty("rescale_timesteps").GetBoolean(),
                 LearnSigma = true,
             };
-            var sampler = DiffusionSampler.For(config);
+            var sampler = ReverseProcess.For(config);
             string what = $"respacing '{config.TimestepRespacing}', rescale {config.RescaleTimesteps}";
             Assert.Equal(row.GetProperty("num_timesteps").GetInt32(), sampler.Diffusion.NumTimesteps);
             var t = tensor(row.GetProperty("t").EnumerateArray().Select(e => e.GetInt64()).ToArray());

@@ -17,7 +17,7 @@ public class SamplerBehaviourTests
     public void FixedLargeVariance_IsBetas_WithPosteriorVarianceAtStepZero()
     {
         using var scope = NewDisposeScope();
-        var sampler = DiffusionSampler.For(new DiffusionConfig { TimestepRespacing = "10" });
+        var sampler = ReverseProcess.For(new DiffusionConfig { TimestepRespacing = "10" });
         Assert.Equal(ModelVarianceType.FixedLarge, sampler.VarianceType);
         var d = sampler.Diffusion;
         var x = zeros(2, 3, 4, 4);
@@ -33,7 +33,7 @@ public class SamplerBehaviourTests
     {
         using var scope = NewDisposeScope();
         var d = new DiffusionConfig { TimestepRespacing = "10" }.Build();
-        var sampler = new DiffusionSampler(d, ModelVarianceType.FixedSmall);
+        var sampler = new ReverseProcess(d, ModelVarianceType.FixedSmall);
         var pmv = sampler.PMeanVariance((xs, _, _) => zeros_like(xs), zeros(2, 3, 4, 4), tensor(new long[] { 0, 7 }), null);
         Assert.Equal(0f, pmv.Variance[0].flatten()[0].ToSingle());
         Assert.Equal((float)d.PosteriorLogVarianceClipped[0], pmv.LogVariance[0].flatten()[0].ToSingle());
@@ -44,7 +44,7 @@ public class SamplerBehaviourTests
     public void StartXPrediction_UsesTheModelOutputAsX0_Clipped()
     {
         using var scope = NewDisposeScope();
-        var sampler = DiffusionSampler.For(new DiffusionConfig { TimestepRespacing = "10", PredictXstart = true });
+        var sampler = ReverseProcess.For(new DiffusionConfig { TimestepRespacing = "10", PredictXstart = true });
         Assert.Equal(ModelMeanType.StartX, sampler.MeanType);
         var x = randn(2, 3, 4, 4);
         var t = tensor(new long[] { 3, 9 });
@@ -57,7 +57,7 @@ public class SamplerBehaviourTests
     public void WrongOutputChannels_AreReportedWithTheFlagToFix()
     {
         using var scope = NewDisposeScope();
-        var sampler = DiffusionSampler.For(new DiffusionConfig { LearnSigma = true });
+        var sampler = ReverseProcess.For(new DiffusionConfig { LearnSigma = true });
         var error = Assert.Throws<ArgumentException>(() =>
             sampler.PMeanVariance((xs, _, _) => zeros_like(xs), zeros(1, 3, 4, 4), tensor(new long[] { 3 }), null));
         Assert.Contains("learn_sigma", error.Message);
@@ -69,7 +69,7 @@ public class SamplerBehaviourTests
     public void Loops_VisitEverySpacedStepDownToZero_AndEqualRepeatedSingleSteps(bool ddim)
     {
         using var scope = NewDisposeScope();
-        var sampler = DiffusionSampler.For(new DiffusionConfig { TimestepRespacing = "5", LearnSigma = true });
+        var sampler = ReverseProcess.For(new DiffusionConfig { TimestepRespacing = "5", LearnSigma = true });
         var seen = new List<long>();
         DenoiserFn model = (xs, ts, _) =>
         {
@@ -106,7 +106,7 @@ public class SamplerBehaviourTests
         using var scope = NewDisposeScope();
         using var unet = GuidanceReference.LoadUNet(GuidanceReference.CondUNet);
         var error = Assert.Throws<ConfigurationException>(() =>
-            new GuidedSampler(unet, DiffusionSampler.For(new DiffusionConfig { LearnSigma = false }), null));
+            new GuidedSampler(unet, ReverseProcess.For(new DiffusionConfig { LearnSigma = false }), null));
         Assert.Equal("learn_sigma", error.Flag);
     }
 

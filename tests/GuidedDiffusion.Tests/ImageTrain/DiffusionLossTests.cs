@@ -24,7 +24,7 @@ public class DiffusionLossTests
         var terms = loss.TrainingLosses(model, x0, t, null, noise);
         Assert.Null(terms.Vb);
         Assert.Equal(new long[] { 3 }, terms.Loss.shape);
-        var xt = loss.Sampler.Diffusion.QSample(x0, t, noise);
+        var xt = loss.Process.Diffusion.QSample(x0, t, noise);
         var expected = (noise - 0.5 * xt).square().mean(new long[] { 1, 2, 3 });
         Assert.True(allclose(terms.Mse!, expected, rtol: 1e-12, atol: 1e-12));
         Assert.True(allclose(terms.Loss, expected, rtol: 1e-12, atol: 1e-12));
@@ -44,7 +44,7 @@ public class DiffusionLossTests
     {
         var config = Small with { LearnSigma = true };
         var loss = DiffusionLoss.For(config);
-        var d = loss.Sampler.Diffusion;
+        var d = loss.Process.Diffusion;
         var (x0, noise, t) = Batch(new long[] { 0, 17, 17 });
         var eps = (0.3 * noise).requires_grad_();
         var v = full(new long[] { 3, 3, 4, 4 }, 0.25, dtype: ScalarType.Float64).requires_grad_();

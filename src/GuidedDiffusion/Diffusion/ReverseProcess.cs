@@ -19,14 +19,14 @@ public delegate Tensor ConditionFn(Tensor x, Tensor modelTimesteps, Tensor? y);
 /// <summary>Draws standard normal noise shaped like <paramref name="like"/> (its dtype and device).</summary>
 public delegate Tensor NoiseFn(Tensor like);
 
-/// <summary>The outputs of <see cref="DiffusionSampler.PMeanVariance"/> (the original's dict).</summary>
+/// <summary>The outputs of <see cref="ReverseProcess.PMeanVariance"/> (the original's dict).</summary>
 /// <param name="Mean">Mean of p(x_{t−1} | x_t) [B, C, H, W].</param>
 /// <param name="Variance">Its variance, shaped like x.</param>
 /// <param name="LogVariance">Its log variance, shaped like x.</param>
 /// <param name="PredXstart">The predicted x₀ (clipped to [−1, 1] when requested).</param>
 public sealed record PMeanVarianceResult(Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredXstart);
 
-/// <summary>The outputs of <see cref="DiffusionSampler.QPosteriorMeanVariance"/>: q(x_{t−1} | x_t, x₀).</summary>
+/// <summary>The outputs of <see cref="ReverseProcess.QPosteriorMeanVariance"/>: q(x_{t−1} | x_t, x₀).</summary>
 /// <param name="Mean">The posterior mean [B, C, H, W].</param>
 /// <param name="Variance">The posterior variance [B, 1, 1, 1] (0 at t = 0).</param>
 /// <param name="LogVarianceClipped">Its log, with entry 1's value at t = 0 [B, 1, 1, 1].</param>
@@ -52,17 +52,17 @@ public static class Noise
 /// the timestep map (and rescaled with <c>rescale_timesteps</c>), like the original's <c>_WrappedModel</c>. The
 /// float64 tables are gathered and cast to float32 before any arithmetic, as <c>_extract_into_tensor</c> does.
 /// </summary>
-public sealed class DiffusionSampler
+public sealed class ReverseProcess
 {
     private readonly double[] logBetas;
     private readonly double[] fixedLargeVariance;
     private readonly double[] fixedLargeLogVariance;
 
-    /// <summary>Creates the sampler.</summary>
+    /// <summary>Creates the reverse process.</summary>
     /// <param name="diffusion">The (spaced) process to sample.</param>
     /// <param name="varianceType">How the model's variance is obtained.</param>
     /// <param name="meanType">What the model's first C channels predict.</param>
-    public DiffusionSampler(GaussianDiffusion diffusion, ModelVarianceType varianceType, ModelMeanType meanType = ModelMeanType.Epsilon)
+    public ReverseProcess(GaussianDiffusion diffusion, ModelVarianceType varianceType, ModelMeanType meanType = ModelMeanType.Epsilon)
     {
         Diffusion = diffusion;
         VarianceType = varianceType;
@@ -74,10 +74,10 @@ public sealed class DiffusionSampler
         fixedLargeLogVariance = fixedLargeVariance.Select(b => Math.Log(b)).ToArray();
     }
 
-    /// <summary>The sampler for the original's diffusion flags: learn_sigma → learned range, else fixed large
+    /// <summary>The reverse process for the original's diffusion flags: learn_sigma → learned range, else fixed large
     /// (<c>create_gaussian_diffusion</c> with <c>sigma_small=False</c>); predict_xstart → x₀ prediction.</summary>
     /// <param name="config">The diffusion flags.</param>
-    public static DiffusionSampler For(DiffusionConfig config) => new(
+    public static ReverseProcess For(DiffusionConfig config) => new(
         config.Build(),
         config.LearnSigma ? ModelVarianceType.LearnedRange : ModelVarianceType.FixedLarge,
         config.PredictXstart ? ModelMeanType.StartX : ModelMeanType.Epsilon);
