@@ -58,6 +58,8 @@ public sealed record SampleAgreement
         var rankOk = new bool[n];
         double probabilitySum = 0;
         int k = Math.Min(5, classes);
+        // The batches are made on the judge's device.
+        var device = judge.parameters().First().device;
         bool wasTraining = judge.training;
         judge.eval();
         try
@@ -68,15 +70,15 @@ public sealed record SampleAgreement
                 using var scope = NewDisposeScope();
                 int count = Math.Min(batchSize, n - start);
                 var slice = images.AsSpan((int)(start * imageBytes), (int)(count * imageBytes)).ToArray();
-                var x = tensor(slice, new long[] { count, size, size, 3 }).to(ScalarType.Float32)
+                var x = tensor(slice, new long[] { count, size, size, 3 }, device: device).to(ScalarType.Float32)
                     .div(127.5).sub(1).permute(0, 3, 1, 2).contiguous();
-                var y = tensor(requested.Skip(start).Take(count).ToArray());
-                var probs = judge.forward(x, full(new long[] { count }, timestep, dtype: ScalarType.Int64)).to(ScalarType.Float32).softmax(1);
+                var y = tensor(requested.Skip(start).Take(count).ToArray(), device: device);
+                var probs = judge.forward(x, full(new long[] { count }, timestep, dtype: ScalarType.Int64, device: device)).to(ScalarType.Float32).softmax(1);
                 // One topk gives both: top-1 is its first column (not argmax, so ties from an untrained head resolve
                 // the same way in both numbers).
                 var top = probs.topk(k, dim: 1).indexes;
-                var top1 = top[.., 0].data<long>().ToArray();
-                var inTopK = TopKAccuracy.HitsAmong(top, y).data<bool>().ToArray();
+                var top1 = ComputeDevice.ToArray<long>(top[.., 0]);
+                var inTopK = ComputeDevice.ToArray<bool>(TopKAccuracy.HitsAmong(top, y));
                 probabilitySum += probs.gather(1, y.unsqueeze(1)).sum().item<float>();
                 for (int i = 0; i < count; i++)
                 {

@@ -28,9 +28,10 @@ public sealed class ClassifierTrainer : TrainerBase
     /// <param name="rank">This process's rank (seeds differ per rank).</param>
     /// <param name="worldSize">Number of data-parallel processes (for <c>samples</c>).</param>
     /// <param name="reduceGradients">Averages the model's gradients across ranks after backward; null in a single process.</param>
+    /// <param name="device">Where the model's parameters are and every tensor of a step is created (null: the CPU).</param>
     public ClassifierTrainer(nn.Module<Tensor, Tensor, Tensor> model, GaussianDiffusion diffusion, TrainingConfig config,
-        int numClasses, int rank = 0, int worldSize = 1, Action<IReadOnlyList<Parameter>>? reduceGradients = null)
-        : base(model, config, diffusion.NumTimesteps, rank, worldSize, reduceGradients)
+        int numClasses, int rank = 0, int worldSize = 1, Action<IReadOnlyList<Parameter>>? reduceGradients = null, Device? device = null)
+        : base(model, config, diffusion.NumTimesteps, rank, worldSize, reduceGradients, device)
     {
         _model = model;
         _diffusion = diffusion;
@@ -77,10 +78,10 @@ public sealed class ClassifierTrainer : TrainerBase
         if (!Config.Noised)
         {
             random.manual_seed(seed);
-            return (x0, zeros(batch, dtype: ScalarType.Int64));
+            return (x0, zeros(batch, dtype: ScalarType.Int64, device: Device));
         }
         var (ts, _) = SeedAndSampleTimesteps(batch, seed);
-        var t = tensor(ts);
+        var t = OnDevice(ts);
         return (_diffusion.QSample(x0, t, StepNoise(x0, seed)), t);
     }
 
@@ -88,7 +89,7 @@ public sealed class ClassifierTrainer : TrainerBase
     {
         int batch = (int)x.shape[0], micro = Math.Min(Config.EffectiveMicrobatch, batch);
         var losses = new List<double>(batch);
-        var ts = t.data<long>().ToArray();
+        var ts = ComputeDevice.ToArray<long>(t);
         for (int start = 0; start < batch; start += micro)
         {
             int n = Math.Min(micro, batch - start);
@@ -105,7 +106,7 @@ public sealed class ClassifierTrainer : TrainerBase
 
             var perSample = new Dictionary<string, float[]>
             {
-                ["loss"] = loss.detach().data<float>().ToArray(),
+                ["loss"] = ComputeDevice.ToArray<float>(loss.detach()),
                 ["acc@1"] = TopKCorrect(logits, subY, 1),
             };
             if (_metricNames.Contains("acc@5")) perSample["acc@5"] = TopKCorrect(logits, subY, 5);
@@ -123,6 +124,6 @@ public sealed class ClassifierTrainer : TrainerBase
     private static float[] TopKCorrect(Tensor logits, Tensor labels, int k)
     {
         using var scope = NewDisposeScope();
-        return TopKAccuracy.Hits(logits, labels, k).to_type(ScalarType.Float32).data<float>().ToArray();
+        return ComputeDevice.ToArray<float>(TopKAccuracy.Hits(logits, labels, k).to_type(ScalarType.Float32));
     }
 }
