@@ -35,18 +35,26 @@ public static class ComputeDevice
     }
 
     /// <summary>
-    /// Runs <paramref name="build"/> with torch's default device set to the CPU, whatever it was: modules build
-    /// their parameters on the default device, and weights must be initialised (and checkpoints read) on the CPU.
+    /// Runs <paramref name="work"/> with torch's default device set to the CPU, whatever it was: modules build their
+    /// parameters on the default device, and so do TorchSharp.PyBridge's readers and writers for the tensors they make,
+    /// while weights must be initialised, and checkpoint files read and written, on the CPU.
     /// </summary>
-    /// <param name="build">Builds a module (or loads one).</param>
-    public static T BuildOnCpu<T>(Func<T> build)
+    /// <param name="work">Builds or loads a module, or reads or writes a checkpoint file.</param>
+    public static T OnCpu<T>(Func<T> work)
     {
-        ArgumentNullException.ThrowIfNull(build);
+        ArgumentNullException.ThrowIfNull(work);
         var previous = get_default_device();
-        if (previous.type == DeviceType.CPU) return build();
+        if (previous.type == DeviceType.CPU) return work();
         set_default_device(CPU);
-        try { return build(); }
+        try { return work(); }
         finally { set_default_device(previous); }
+    }
+
+    /// <inheritdoc cref="OnCpu{T}(Func{T})"/>
+    public static void OnCpu(Action work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        OnCpu(() => { work(); return true; });
     }
 
     /// <summary>

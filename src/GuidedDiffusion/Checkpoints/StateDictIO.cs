@@ -22,7 +22,7 @@ public static class StateDictIO
     /// <summary>Reads every tensor of a state-dict file onto the CPU (whatever torch's default device). The caller owns (disposes) the tensors.</summary>
     /// <param name="path">A <c>.pt</c>/<c>.pth</c> or <c>.safetensors</c> file.</param>
     /// <exception cref="CheckpointException">Missing, unreadable, corrupt or not a state dict.</exception>
-    public static Dictionary<string, Tensor> Read(string path) => ComputeDevice.BuildOnCpu(() => ReadOnCpu(path));
+    public static Dictionary<string, Tensor> Read(string path) => ComputeDevice.OnCpu(() => ReadOnCpu(path));
 
     private static Dictionary<string, Tensor> ReadOnCpu(string path)
     {

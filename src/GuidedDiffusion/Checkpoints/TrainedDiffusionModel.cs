@@ -48,7 +48,7 @@ public sealed partial class TrainedDiffusionModel : IDisposable
     /// <param name="device">Where the model goes after it is read on the CPU (null: it stays there).</param>
     public static TrainedDiffusionModel Load(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven, Device? device = null)
     {
-        var loaded = ComputeDevice.BuildOnCpu(() => LoadOnCpu(modelPath, flags, diffusionFlags, flagsGiven));
+        var loaded = ComputeDevice.OnCpu(() => LoadOnCpu(modelPath, flags, diffusionFlags, flagsGiven));
         if (device is not null) loaded.Model.to(device);
         return loaded;
     }

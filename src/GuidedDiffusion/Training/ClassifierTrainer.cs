@@ -52,8 +52,8 @@ public sealed class ClassifierTrainer : TrainerBase
         LogStep((int)images.shape[0]);
         _model.train();
         Precision.ZeroModelGrads();
-        var (xt, t) = Noise(images, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Train));
-        ForwardLog(xt, labels, t, "train", backward: true, attack: _attack is not null);
+        var (xt, t, ts) = Noise(images, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Train));
+        ForwardLog(xt, labels, t, ts, "train", backward: true, attack: _attack is not null);
     }
 
     /// <summary>
@@ -65,31 +65,31 @@ public sealed class ClassifierTrainer : TrainerBase
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         _model.eval();
-        var (xt, t) = Noise(images, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Validation));
-        ForwardLog(xt, labels, t, "val", backward: false, attack: false);
-        if (_attack is not null) ForwardLog(xt, labels, t, AdversarialMetrics.RobustValidationPrefix, backward: false, attack: true);
+        var (xt, t, ts) = Noise(images, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Validation));
+        ForwardLog(xt, labels, t, ts, "val", backward: false, attack: false);
+        if (_attack is not null) ForwardLog(xt, labels, t, ts, AdversarialMetrics.RobustValidationPrefix, backward: false, attack: true);
         _model.train();
     }
 
-    private (Tensor Xt, Tensor T) Noise(Tensor images, long seed)
+    /// <summary>x_t, t on the device, and t on the host (for the quartile keys, without reading the device back).</summary>
+    private (Tensor Xt, Tensor T, long[] Ts) Noise(Tensor images, long seed)
     {
         int batch = (int)images.shape[0];
         var x0 = images.to_type(ScalarType.Float32);
         if (!Config.Noised)
         {
             random.manual_seed(seed);
-            return (x0, zeros(batch, dtype: ScalarType.Int64, device: Device));
+            return (x0, zeros(batch, dtype: ScalarType.Int64, device: Device), new long[batch]);
         }
         var (ts, _) = SeedAndSampleTimesteps(batch, seed);
         var t = OnDevice(ts);
-        return (_diffusion.QSample(x0, t, StepNoise(x0, seed)), t);
+        return (_diffusion.QSample(x0, t, StepNoise(x0, seed)), t, ts);
     }
 
-    private void ForwardLog(Tensor x, Tensor labels, Tensor t, string prefix, bool backward, bool attack)
+    private void ForwardLog(Tensor x, Tensor labels, Tensor t, long[] ts, string prefix, bool backward, bool attack)
     {
         int batch = (int)x.shape[0], micro = Math.Min(Config.EffectiveMicrobatch, batch);
         var losses = new List<double>(batch);
-        var ts = ComputeDevice.ToArray<long>(t);
         for (int start = 0; start < batch; start += micro)
         {
             int n = Math.Min(micro, batch - start);

@@ -104,7 +104,7 @@ internal sealed class TrainingSession : IDisposable
     {
         Log("creating model and diffusion...");
         manual_seed(StepSeeds.For(Training.Seed, 0, 0, StepSeeds.Purpose.Init));
-        var model = ComputeDevice.BuildOnCpu(build);
+        var model = ComputeDevice.OnCpu(build);
         _owned.Add(model);
         Communicator.BroadcastParameters(model);
         if (Training.Precision != "fp32") convertTrunk(model, Training.Precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
