@@ -168,11 +168,12 @@ public sealed class DevicePlacementTests : IClassFixture<DeviceJobsFixture>
     public void Job_OnMeta_ReachesTheModelWithEveryTensorOnMeta(string job)
     {
         var failure = Assert.ThrowsAny<Exception>(() => Run(job, Meta));
-        // The first operation the meta backend cannot run, inside the model: nothing on another device got there first.
+        // The first operation the meta backend cannot run is inside the model: a convolution, or the class embedding's
+        // index_select (the library uses neither outside Models). Nothing on another device got there first. (The stack
+        // trace cannot show it: once hot, the forward methods are inlined.)
         Assert.IsAssignableFrom<ExternalException>(failure);
         Assert.DoesNotContain("same device", failure.Message);
-        Assert.Matches("convolution_overrideable|Meta kernel", failure.Message);
-        Assert.Matches(@"(EncoderUNet|UNetModel)\.forward", failure.StackTrace ?? "");
+        Assert.Matches("convolution_overrideable|aten::index_select", failure.Message);
     }
 
     [Fact]
