@@ -31,7 +31,7 @@ public readonly record struct WilsonInterval(double Lower, double Upper)
         double denominator = 1 + z2 / n;
         double centre = (p + z2 / (2 * n)) / denominator;
         double half = z * Math.Sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator;
-        // At p = 0 or 1 the formula gives exactly 0 or 1 in exact arithmetic; clamp the rounding.
-        return new(Math.Max(0, centre - half), Math.Min(1, centre + half));
+        // At p = 0 (p = 1) the lower (upper) end is exactly 0 (1) in exact arithmetic; keep it so despite rounding.
+        return new(successes == 0 ? 0 : Math.Max(0, centre - half), successes == trials ? 1 : Math.Min(1, centre + half));
     }
 }
