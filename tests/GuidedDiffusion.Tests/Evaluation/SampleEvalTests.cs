@@ -29,6 +29,10 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
         return (decoded.SelectMany(image => image.Pixels).ToArray(), labels, decoded);
     }
 
+    /// <summary>A sample file as classifier-sample writes it: 32-pixel uint8 NHWC images and their requested classes.</summary>
+    private static void WriteSamples(string path, byte[] images, long[] labels) =>
+        NpzWriter.Write(path, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels, labels.Length));
+
     [Fact]
     public void Measure_AgreesWithTrueLabels_AndNotWithShiftedOnes_AndScalesPixelsLikeTheLoader()
     {
@@ -70,8 +74,8 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
         var (images, labels, _) = ValidationSamples();
         var dir = fixture.NewTempDir("sample-eval");
         string truthful = Path.Combine(dir, "truthful.npz"), shifted = Path.Combine(dir, "shifted.npz"), json = Path.Combine(dir, "result.json");
-        NpzWriter.Write(truthful, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels, labels.Length));
-        NpzWriter.Write(shifted, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels.Select(y => (y + 1) % 4).ToArray(), labels.Length));
+        WriteSamples(truthful, images, labels);
+        WriteSamples(shifted, images, labels.Select(y => (y + 1) % 4).ToArray());
 
         var report = new SampleAgreementJob(new SampleAgreementOptions
         {
@@ -104,12 +108,12 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
         var (images, labels, _) = ValidationSamples();
         var dir = fixture.NewTempDir("sample-eval-reference");
         string truthful = Path.Combine(dir, "truthful.npz"), copies = Path.Combine(dir, "copies.npz"), json = Path.Combine(dir, "result.json");
-        NpzWriter.Write(truthful, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels, labels.Length));
+        WriteSamples(truthful, images, labels);
         // Every sample of a class is the same image (the class's first): a collapsed sampler, diversity 0.
         int imageBytes = 32 * 32 * 3;
         var first = labels.Select(y => Array.IndexOf(labels, y)).ToArray();
         var copied = first.SelectMany(i => images.AsSpan(i * imageBytes, imageBytes).ToArray()).ToArray();
-        NpzWriter.Write(copies, NpzWriter.UInt8(copied, labels.Length, 32, 32, 3), NpzWriter.Int64(labels, labels.Length));
+        WriteSamples(copies, copied, labels);
 
         var options = new SampleAgreementOptions
         {
