@@ -92,7 +92,7 @@ public sealed record FileAgreement(
         new(file, a.Samples, a.Top1, a.Top5, a.MeanProbability,
             a.PerClass.Select((p, c) => new ClassAgreement(c, classes[c], p.Count, p.Count > 0 ? p.Top1 : null)
             {
-                Diversity = NullIfNaN(a.PerClassDiversity[c]),
+                Diversity = c < a.PerClassDiversity.Count ? NullIfNaN(a.PerClassDiversity[c]) : null,
             }).ToArray(),
             a.Predicted)
         {
