@@ -21,9 +21,10 @@
 set -euo pipefail
 
 OUT=${OUT:-runs/guided-demo}
-# The judge's flags. A placeholder: the lead tunes them until the judge reaches >= 88 % on the real validation
-# images (issue 14); its last checkpoint is model<iterations - 1>.pt.
-JUDGE_FLAGS=${JUDGE_FLAGS:-"--iterations 3000 --classifier_depth 2 --batch_size 64 --eval_interval 100 --save_interval 1000 --seed 1"}
+# The judge's flags: the demo's classifier architecture (width 64, depth 1, batch 32), clean, trained 3,000 steps
+# instead of the 1,000 that gave 81.4 % (issue 14 asks for >= 88 % on the real validation images; the run's
+# end-of-training table and sample-eval's reference row report it). Its last checkpoint is model<iterations - 1>.pt.
+JUDGE_FLAGS=${JUDGE_FLAGS:-"--iterations 3000 --eval_interval 100 --save_interval 1000 --seed 1"}
 SAMPLES=300
 ANCESTRAL_SCALES=(10 30 100)
 DDIM_SCALES=(10 30)
