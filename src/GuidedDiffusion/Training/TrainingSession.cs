@@ -14,42 +14,38 @@ namespace GuidedDiffusion.Training;
 /// resumed state, the data options, and the loop with checkpoints and a clean stop. A job supplies the model, the
 /// trainer, its data and its log lines.
 /// </summary>
-internal sealed class TrainingSession : IDisposable
+/// <param name="training">The loop settings with the precision resolved.</param>
+/// <param name="logDirectory">The run folder.</param>
+/// <param name="resume">Where the run continues from, or null.</param>
+/// <param name="columns">progress.csv's columns.</param>
+/// <param name="logger">Rank 0's logger, or null.</param>
+/// <param name="communicator">The data-parallel group.</param>
+/// <param name="device">The training device.</param>
+internal sealed class TrainingSession(TrainingConfig training, string logDirectory, ResumePoint? resume, IReadOnlyList<string> columns,
+    RunLogger? logger, ICommunicator communicator, Device device) : IDisposable
 {
     private readonly List<IDisposable> _owned = new();
 
-    private TrainingSession(TrainingConfig training, string logDirectory, ResumePoint? resume, IReadOnlyList<string> columns,
-        RunLogger? logger, ICommunicator communicator, Device device)
-    {
-        Training = training;
-        LogDirectory = logDirectory;
-        Resume = resume;
-        Columns = columns;
-        Logger = logger;
-        Communicator = communicator;
-        Device = device;
-    }
-
     /// <summary>The loop settings with the precision resolved (fp32, bf16 or fp16).</summary>
-    public TrainingConfig Training { get; }
+    public TrainingConfig Training { get; } = training;
 
     /// <summary>The run folder.</summary>
-    public string LogDirectory { get; }
+    public string LogDirectory { get; } = logDirectory;
 
     /// <summary>Where the run continues from, or null for a fresh run.</summary>
-    public ResumePoint? Resume { get; }
+    public ResumePoint? Resume { get; } = resume;
 
     /// <summary>progress.csv's columns.</summary>
-    public IReadOnlyList<string> Columns { get; }
+    public IReadOnlyList<string> Columns { get; } = columns;
 
     /// <summary>Rank 0's logger (null on the other ranks: only rank 0 writes logs and checkpoints).</summary>
-    public RunLogger? Logger { get; }
+    public RunLogger? Logger { get; } = logger;
 
     /// <summary>The data-parallel group.</summary>
-    public ICommunicator Communicator { get; }
+    public ICommunicator Communicator { get; } = communicator;
 
     /// <summary>Where the model lives and every tensor of a step is created.</summary>
-    public Device Device { get; }
+    public Device Device { get; } = device;
 
     /// <summary>The trainer, once <see cref="CreateTrainer{TModel, TTrainer}"/> has built it.</summary>
     public TrainerBase? Trainer { get; private set; }
