@@ -95,7 +95,7 @@ internal static class ClassifierTrainCommand
             };
             var classifier = model.Classifier(parse);
             var diffusion = model.Diffusion(parse);
-            Devices.Select(parse.GetValue(device) ?? "cpu");
+            var trainOn = ComputeDevice.Parse(parse.GetValue(device) ?? "cpu");
             ImageDecoder.MaxImagePixels = parse.GetValue(maxPixels) is > 0 and var limit ? limit
                 : throw new ConfigurationException("max_image_pixels", $"must be a positive pixel count, got {parse.GetValue(maxPixels)}.");
 
@@ -107,7 +107,7 @@ internal static class ClassifierTrainCommand
             }
 
             return TrainingRunner.Run(parse.GetValue(distributed) ?? "auto", (comm, progress, stop) =>
-                new ClassifierTrainingJob(training, classifier, diffusion, comm.IsMain ? progress.Writer : null, comm) { OnStep = progress.Report }
+                new ClassifierTrainingJob(training, classifier, diffusion, comm.IsMain ? progress.Writer : null, comm, trainOn) { OnStep = progress.Report }
                     .Run(stop));
         }));
         return command;

@@ -81,7 +81,7 @@ internal static class ImageTrainCommand
             };
             var unet = model.Model(parse);
             var diffusion = model.Diffusion(parse);
-            Devices.Select(parse.GetValue(device) ?? "cpu");
+            var trainOn = ComputeDevice.Parse(parse.GetValue(device) ?? "cpu");
             ImageDecoder.MaxImagePixels = parse.GetValue(maxPixels) is > 0 and var limit ? limit
                 : throw new ConfigurationException("max_image_pixels", $"must be a positive pixel count, got {parse.GetValue(maxPixels)}.");
 
@@ -96,7 +96,7 @@ internal static class ImageTrainCommand
             bool bounded = training.Iterations < int.MaxValue;
             return TrainingRunner.Run(parse.GetValue(distributed) ?? "auto", (comm, progress, stop) =>
             {
-                var job = new ImageTrainingJob(training, unet, diffusion, comm.IsMain ? progress.Writer : null, comm)
+                var job = new ImageTrainingJob(training, unet, diffusion, comm.IsMain ? progress.Writer : null, comm, trainOn)
                 {
                     OnStep = bounded ? progress.Report : null,
                 };

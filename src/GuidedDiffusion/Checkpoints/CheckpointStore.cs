@@ -52,7 +52,7 @@ public static partial class CheckpointStore
         try
         {
             Write(modelPath, p => StateDictIO.Write(p, model));
-            Write(Path.Combine(directory, OptimizerFile(index)), p => AtomicFile.Write(p, stream => optimizer.save_py(stream, leaveOpen: true)));
+            Write(Path.Combine(directory, OptimizerFile(index)), p => AtomicFile.Write(p, stream => ComputeDevice.OnCpu(() => optimizer.save_py(stream, leaveOpen: true))));
             foreach (var (rate, stateDict) in emas)
                 Write(Path.Combine(directory, EmaFile(rate, index)), p => StateDictIO.Write(p, stateDict));
             Write(CheckpointManifest.PathFor(modelPath), p => AtomicFile.Write(p, stream => JsonSerializer.Serialize(stream, manifest, CheckpointManifest.JsonOptions)));
@@ -104,7 +104,7 @@ public static partial class CheckpointStore
             throw new CheckpointException(path, $"Optimizer state '{path}' is missing; resuming needs the opt file written with the model (or start a fresh run).");
         try
         {
-            optimizer.load_py(path);
+            ComputeDevice.OnCpu(() => optimizer.load_py(path));
         }
         catch (Exception e) when (e is not CheckpointException)
         {

@@ -1,5 +1,6 @@
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
+using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Checkpoints;
 
@@ -18,6 +19,6 @@ public sealed record ClassifierSource
     /// <summary>The noise process, for checkpoints without a sidecar.</summary>
     public DiffusionConfig Diffusion { get; init; } = new();
 
-    /// <summary>Loads the classifier (<see cref="TrainedClassifier.Load"/>).</summary>
-    public TrainedClassifier Load() => TrainedClassifier.Load(Path, Architecture, Diffusion, ArchitectureGiven);
+    /// <summary>Loads the classifier (<see cref="TrainedClassifier.Load"/>) and moves it to <paramref name="device"/> (null: the CPU).</summary>
+    public TrainedClassifier Load(Device? device = null) => TrainedClassifier.Load(Path, Architecture, Diffusion, ArchitectureGiven, device);
 }

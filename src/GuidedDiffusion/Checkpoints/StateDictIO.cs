@@ -19,10 +19,12 @@ public static class StateDictIO
     /// <summary>The safetensors extension.</summary>
     public const string SafetensorsExtension = ".safetensors";
 
-    /// <summary>Reads every tensor of a state-dict file. The caller owns (disposes) the tensors.</summary>
+    /// <summary>Reads every tensor of a state-dict file onto the CPU (whatever torch's default device). The caller owns (disposes) the tensors.</summary>
     /// <param name="path">A <c>.pt</c>/<c>.pth</c> or <c>.safetensors</c> file.</param>
     /// <exception cref="CheckpointException">Missing, unreadable, corrupt or not a state dict.</exception>
-    public static Dictionary<string, Tensor> Read(string path)
+    public static Dictionary<string, Tensor> Read(string path) => ComputeDevice.OnCpu(() => ReadOnCpu(path));
+
+    private static Dictionary<string, Tensor> ReadOnCpu(string path)
     {
         bool safetensors = IsSafetensors(path);
         if (!File.Exists(path))

@@ -1,5 +1,6 @@
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Checkpoints;
@@ -35,7 +36,19 @@ public sealed class TrainedClassifier : IDisposable
     /// are then only allowed when <paramref name="flagsGiven"/> is false or they agree. Without one, the flags
     /// describe the model and NumClasses ≤ 0 is read from the checkpoint's output layer.
     /// </summary>
-    public static TrainedClassifier Load(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven)
+    /// <param name="modelPath">The checkpoint.</param>
+    /// <param name="flags">The architecture, for a checkpoint without a sidecar.</param>
+    /// <param name="diffusionFlags">The noise process, for a checkpoint without a sidecar.</param>
+    /// <param name="flagsGiven">Whether the flags were set explicitly (a sidecar must then agree).</param>
+    /// <param name="device">Where the model goes after it is read on the CPU (null: it stays there).</param>
+    public static TrainedClassifier Load(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven, Device? device = null)
+    {
+        var loaded = ComputeDevice.OnCpu(() => LoadOnCpu(modelPath, flags, diffusionFlags, flagsGiven));
+        if (device is not null) loaded.Model.to(device);
+        return loaded;
+    }
+
+    private static TrainedClassifier LoadOnCpu(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven)
     {
         if (!File.Exists(modelPath))
             throw new CheckpointException(modelPath, $"--model_path '{modelPath}' does not exist.");

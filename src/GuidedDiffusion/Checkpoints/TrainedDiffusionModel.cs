@@ -1,6 +1,8 @@
 using System.Text.RegularExpressions;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Checkpoints;
 
@@ -39,7 +41,19 @@ public sealed partial class TrainedDiffusionModel : IDisposable
     /// </summary>
     /// <exception cref="CheckpointException">Missing file, a classifier's sidecar, or weights that do not fit.</exception>
     /// <exception cref="ConfigurationException">Flags that disagree with the sidecar.</exception>
-    public static TrainedDiffusionModel Load(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven)
+    /// <param name="modelPath">The checkpoint.</param>
+    /// <param name="flags">The architecture, for a checkpoint without a sidecar.</param>
+    /// <param name="diffusionFlags">The noise process (its respacing always applies).</param>
+    /// <param name="flagsGiven">Whether the flags were set explicitly (a sidecar must then agree).</param>
+    /// <param name="device">Where the model goes after it is read on the CPU (null: it stays there).</param>
+    public static TrainedDiffusionModel Load(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven, Device? device = null)
+    {
+        var loaded = ComputeDevice.OnCpu(() => LoadOnCpu(modelPath, flags, diffusionFlags, flagsGiven));
+        if (device is not null) loaded.Model.to(device);
+        return loaded;
+    }
+
+    private static TrainedDiffusionModel LoadOnCpu(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven)
     {
         ArgumentNullException.ThrowIfNull(flags);
         ArgumentNullException.ThrowIfNull(diffusionFlags);

@@ -156,38 +156,30 @@ public sealed class GaussianDiffusion
     /// <returns>A new tensor on <paramref name="t"/>'s device.</returns>
     public Tensor ModelTimesteps(Tensor t)
     {
-        var indices = t.to(CPU).to_type(ScalarType.Int64).data<long>().ToArray();
-        var mapped = new long[indices.Length];
-        for (int i = 0; i < indices.Length; i++)
-        {
-            if (indices[i] < 0 || indices[i] >= TimestepMap.Length)
-                throw new ArgumentOutOfRangeException(nameof(t), $"timestep {indices[i]} is outside [0, {TimestepMap.Length}).");
-            mapped[i] = TimestepMap[indices[i]];
-        }
-        var result = tensor(mapped, new long[] { mapped.Length }, device: t.device);
-        if (!RescaleTimesteps) return result;
         using var scope = NewDisposeScope();
-        return (result.to_type(ScalarType.Float32) * (1000.0 / OriginalNumSteps)).MoveToOuterDisposeScope();
+        var indices = t.to_type(ScalarType.Int64);
+        DeviceTables.CheckRange(indices, TimestepMap.Length);
+        var result = DeviceTables.Int64(TimestepMap, t.device).gather(0, indices);
+        if (RescaleTimesteps) result = result.to_type(ScalarType.Float32) * (1000.0 / OriginalNumSteps);
+        return result.MoveToOuterDisposeScope();
     }
 
     /// <summary>
     /// The original's <c>_extract_into_tensor</c>: gathers table[t] (float64), casts to float32, then to
-    /// <paramref name="like"/>'s dtype and device, shaped [B, 1, 1, ...] for broadcasting.
+    /// <paramref name="like"/>'s dtype, shaped [B, 1, 1, ...] for broadcasting. The table is gathered on
+    /// <paramref name="like"/>'s device (a float32 copy made there once), where <paramref name="t"/> must be too.
     /// </summary>
     public static Tensor Extract(double[] table, Tensor t, Tensor like)
     {
-        var indices = t.to(CPU).to_type(ScalarType.Int64).data<long>().ToArray();
-        var values = new float[indices.Length];
-        for (int i = 0; i < indices.Length; i++)
-        {
-            if (indices[i] < 0 || indices[i] >= table.Length)
-                throw new ArgumentOutOfRangeException(nameof(t), $"timestep {indices[i]} is outside [0, {table.Length}).");
-            values[i] = (float)table[indices[i]];
-        }
+        using var scope = NewDisposeScope();
+        var indices = t.to_type(ScalarType.Int64);
+        DeviceTables.CheckRange(indices, table.Length);
         var shape = new long[like.dim()];
         Array.Fill(shape, 1L);
-        shape[0] = indices.Length;
-        return tensor(values).reshape(shape).to(like.dtype).to(like.device);
+        shape[0] = indices.shape[0];
+        // Gathered where the images are: t on another device than like is the caller's mistake and fails here.
+        var values = DeviceTables.Float32(table, like.device).gather(0, indices);
+        return values.reshape(shape).to(like.dtype).MoveToOuterDisposeScope();
     }
 
     private static double[] Map(double[] values, Func<double, double> f) => values.Select(f).ToArray();

@@ -40,9 +40,13 @@ public sealed record SampleStep(Tensor Sample, Tensor PredXstart);
 /// <summary>Seeded noise sources.</summary>
 public static class Noise
 {
-    /// <summary>Noise from <paramref name="generator"/> (CPU): the same seed gives the same samples.</summary>
+    /// <summary>
+    /// Noise from <paramref name="generator"/>, drawn on the device of the tensor it is shaped like (the generator must
+    /// be on that device, as the original draws <c>th.randn_like(x)</c> where x is): the same seed gives the same
+    /// samples on one device; a CUDA generator's stream differs from the CPU's.
+    /// </summary>
     public static NoiseFn From(Generator generator) =>
-        like => randn(like.shape, dtype: like.dtype, generator: generator).to(like.device);
+        like => randn(like.shape, dtype: like.dtype, device: like.device, generator: generator);
 }
 
 /// <summary>
@@ -276,9 +280,10 @@ public sealed class ReverseProcess
     /// <param name="clipDenoised">Clip the x₀ predictions. Default true.</param>
     /// <param name="initial">x_T, or null to draw it.</param>
     /// <param name="progress">Called after each step with (steps done, total).</param>
+    /// <param name="device">Where x_T is drawn and the loop runs when <paramref name="initial"/> is null (null: the CPU).</param>
     public Tensor PSampleLoop(DenoiserFn model, long[] shape, Tensor? y, NoiseFn noise, ConditionFn? condFn = null,
-        bool clipDenoised = true, Tensor? initial = null, Action<int, int>? progress = null) =>
-        Loop(shape, initial, noise, progress, (x, t) => PSample(model, x, t, y, noise, condFn, clipDenoised));
+        bool clipDenoised = true, Tensor? initial = null, Action<int, int>? progress = null, Device? device = null) =>
+        Loop(shape, initial, device, noise, progress, (x, t) => PSample(model, x, t, y, noise, condFn, clipDenoised));
 
     /// <summary>The original's <c>ddim_sample_loop</c>: like <see cref="PSampleLoop"/> with <see cref="DdimSample"/> steps.</summary>
     /// <param name="model">The denoiser.</param>
@@ -290,9 +295,10 @@ public sealed class ReverseProcess
     /// <param name="clipDenoised">Clip the x₀ predictions. Default true.</param>
     /// <param name="initial">x_T, or null to draw it.</param>
     /// <param name="progress">Called after each step with (steps done, total).</param>
+    /// <param name="device">Where x_T is drawn and the loop runs when <paramref name="initial"/> is null (null: the CPU).</param>
     public Tensor DdimSampleLoop(DenoiserFn model, long[] shape, Tensor? y, NoiseFn noise, ConditionFn? condFn = null,
-        double eta = 0.0, bool clipDenoised = true, Tensor? initial = null, Action<int, int>? progress = null) =>
-        Loop(shape, initial, noise, progress, (x, t) => DdimSample(model, x, t, y, noise, condFn, eta, clipDenoised));
+        double eta = 0.0, bool clipDenoised = true, Tensor? initial = null, Action<int, int>? progress = null, Device? device = null) =>
+        Loop(shape, initial, device, noise, progress, (x, t) => DdimSample(model, x, t, y, noise, condFn, eta, clipDenoised));
 
     /// <summary>x₀ = sqrt(1/ᾱ_t)·x_t − sqrt(1/ᾱ_t − 1)·ε.</summary>
     public Tensor PredictXstartFromEps(Tensor xt, Tensor t, Tensor eps)
@@ -337,11 +343,11 @@ public sealed class ReverseProcess
         return result.MoveToOuterDisposeScope();
     }
 
-    private Tensor Loop(long[] shape, Tensor? initial, NoiseFn noise, Action<int, int>? progress, Func<Tensor, Tensor, SampleStep> step)
+    private Tensor Loop(long[] shape, Tensor? initial, Device? device, NoiseFn noise, Action<int, int>? progress, Func<Tensor, Tensor, SampleStep> step)
     {
         if (shape.Length < 2) throw new ArgumentException($"shape must be [B, C, ...], got [{string.Join(", ", shape)}].", nameof(shape));
         using var noGrad = no_grad();
-        var img = initial?.clone() ?? noise(empty(shape, dtype: ScalarType.Float32));
+        var img = initial?.clone() ?? noise(empty(shape, dtype: ScalarType.Float32, device: device ?? CPU));
         int total = Diffusion.NumTimesteps;
         for (int i = total - 1; i >= 0; i--)
         {

@@ -110,7 +110,7 @@ public sealed class VariationalBound
     public Tensor PriorBpd(Tensor x0)
     {
         using var scope = NewDisposeScope();
-        var last = full(new long[] { x0.shape[0] }, Process.Diffusion.NumTimesteps - 1, dtype: ScalarType.Int64);
+        var last = full(new long[] { x0.shape[0] }, Process.Diffusion.NumTimesteps - 1, dtype: ScalarType.Int64, device: x0.device);
         var q = Process.Diffusion.QMeanVariance(x0, last);
         // The original passes the python floats 0.0 and converts them to x0's dtype.
         var zero = zeros(Array.Empty<long>(), dtype: x0.dtype, device: x0.device);

@@ -47,11 +47,14 @@ public static class ClassificationJob
 {
     /// <summary>Classifies every image of <paramref name="options"/>, in order.</summary>
     /// <exception cref="ConfigurationException">A setting is invalid.</exception>
+    /// <param name="options">The settings.</param>
+    /// <param name="device">Where the classifier runs (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
     /// <exception cref="CheckpointException">The checkpoint is missing or unreadable.</exception>
-    public static IReadOnlyList<ImageClassification> Run(ClassificationOptions options)
+    public static IReadOnlyList<ImageClassification> Run(ClassificationOptions options, Device? device = null)
     {
         if (options.Classifier.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier checkpoint to use.");
-        using var classifier = options.Classifier.Load();
+        device ??= CPU;
+        using var classifier = options.Classifier.Load(device);
         var diffusion = classifier.Diffusion.Build();
         int t = options.Timestep;
         if (t < 0 || t >= diffusion.NumTimesteps)
@@ -62,19 +65,20 @@ public static class ClassificationJob
         foreach (var file in options.Images)
         {
             using var scope = NewDisposeScope();
-            var x = tensor(ImagePreprocessor.ValidationInput(ImageDecoder.Decode(file), size)).reshape(1, 3, size, size);
-            var ts = tensor(new long[] { t });
+            var x = tensor(ImagePreprocessor.ValidationInput(ImageDecoder.Decode(file), size), new long[] { 1, 3, size, size }, device: device);
+            var ts = tensor(new long[] { t }, device: device);
             if (options.NoiseSeed is { } seed)
             {
-                var generator = new Generator((ulong)seed);
-                x = diffusion.QSample(x, ts, randn(x.shape, generator: generator));
+                // Drawn on the CPU, as the per-noise-level evaluation does: a seed noises an image alike on every device.
+                using var generator = new Generator((ulong)seed);
+                x = diffusion.QSample(x, ts, randn(x.shape, device: CPU, generator: generator).to(device));
             }
             var logits = classifier.Logits(x, ts)[0];
             var top = logits.softmax(0).topk(Math.Min(options.TopK, classifier.Config.NumClasses));
-            var indices = top.indexes.data<long>().ToArray();
-            var values = top.values.data<float>().ToArray();
+            var indices = ComputeDevice.ToArray<long>(top.indexes);
+            var values = ComputeDevice.ToArray<float>(top.values);
             var entries = indices.Select((c, i) => new ClassProbability((int)c, classifier.Classes[(int)c], values[i])).ToArray();
-            results.Add(new ImageClassification(file, logits.data<float>().ToArray(), entries));
+            results.Add(new ImageClassification(file, ComputeDevice.ToArray<float>(logits), entries));
         }
         return results;
     }

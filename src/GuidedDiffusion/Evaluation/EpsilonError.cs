@@ -163,12 +163,13 @@ public static class EpsilonErrorJob
     /// <param name="classConditional">Pass the images' labels to the model.</param>
     /// <param name="process">The process and parameterisation the model was trained with (its t are the rows' t).</param>
     /// <param name="imageSize">The model's image side; images are centre-cropped to it like validation data.</param>
+    /// <param name="device">Where the model runs: batches, t and the noise are made there (null: the CPU).</param>
     /// <param name="source">Labelled images.</param>
     /// <param name="options">Timesteps, sample count, batching, seed, clipping.</param>
     /// <param name="log">Receives a line per batch.</param>
     /// <exception cref="ConfigurationException">An option is out of range.</exception>
     public static EpsilonErrorResult Run(DenoiserFn model, bool classConditional, ReverseProcess process, int imageSize, IImageSource source,
-        EpsilonErrorOptions options, Action<string>? log = null)
+        EpsilonErrorOptions options, Action<string>? log = null, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(process);
@@ -178,14 +179,16 @@ public static class EpsilonErrorJob
         options.Validate(steps);
         var timesteps = options.Timesteps.Count > 0 ? options.Timesteps : EpsilonErrorOptions.DefaultTimesteps(steps);
         var sums = timesteps.Select(_ => new Sums()).ToArray();
-        var noise = Noise.From(new Generator((ulong)options.Seed));
+        device ??= CPU;
+        using var generator = new Generator((ulong)options.Seed, device);
+        var noise = Noise.From(generator);
         var data = new DataOptions { ImageSize = imageSize, BatchSize = options.BatchSize, NumWorkers = options.NumWorkers };
         double inputSpread = 0;
         int done = 0;
         long pixels = 0;
         using (no_grad())
         {
-            foreach (var batch in DataLoader.EnumerateOnce(source, data))
+            foreach (var batch in DataLoader.EnumerateOnce(source, data, device))
             {
                 using (batch)
                 using (var scope = NewDisposeScope())
@@ -200,7 +203,7 @@ public static class EpsilonErrorJob
                     for (int i = 0; i < timesteps.Count; i++)
                     {
                         using var step = NewDisposeScope();
-                        var t = full(new long[] { count }, timesteps[i], dtype: ScalarType.Int64);
+                        var t = full(new long[] { count }, timesteps[i], dtype: ScalarType.Int64, device: device);
                         var xt = process.Diffusion.QSample(x0, t, eps);
                         var (epsHat, xstart) = Predict(model, process, xt, t, y, options.ClipDenoised);
                         var (shifted, _) = Predict(model, process, xt + OffsetProbe, t, y, options.ClipDenoised);
@@ -289,7 +292,7 @@ public static class EpsilonErrorJob
 
         private static void Accumulate(ref double[] sums, Tensor perChannel)
         {
-            var values = perChannel.data<double>().ToArray();
+            var values = ComputeDevice.ToArray<double>(perChannel);
             if (sums.Length == 0) sums = new double[values.Length];
             for (int c = 0; c < values.Length; c++) sums[c] += values[c];
         }

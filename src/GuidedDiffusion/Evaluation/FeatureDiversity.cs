@@ -38,7 +38,7 @@ public static class FeatureDiversity
         for (int c = 0; c < classes; c++)
         {
             var rows = Enumerable.Range(0, labels.Count).Where(i => labels[i] == c).Select(i => (long)i).ToArray();
-            perClass[c] = rows.Length < 2 ? double.NaN : MeanPairwiseDistance(all.index_select(0, tensor(rows)));
+            perClass[c] = rows.Length < 2 ? double.NaN : MeanPairwiseDistance(all.index_select(0, tensor(rows, device: CPU)));
         }
         var counted = perClass.Where(d => !double.IsNaN(d)).ToArray();
         return (counted.Length == 0 ? double.NaN : counted.Average(), perClass);

@@ -94,7 +94,9 @@ public static class ImageNllJob
             throw new ConfigurationException("batch_size", $"is {options.BatchSize} but the data holds only {source.Count} images (every batch is whole).");
         model.eval();
         var bound = new VariationalBound(sampler);
-        var generator = new Generator((ulong)options.Seed);
+        // Everything runs where the model is; the noise comes from a generator there, as the original's th.randn_like.
+        var device = model.parameters().First().device;
+        using var generator = new Generator((ulong)options.Seed, device);
         var noise = Noise.From(generator);
         bool conditional = model.IsClassConditional;
         var data = new DataOptions { ImageSize = model.Options.ImageSize, BatchSize = options.BatchSize, NumWorkers = options.NumWorkers };
@@ -107,7 +109,7 @@ public static class ImageNllJob
         DenoiserFn denoiser = (x, t, y) => model.forward(x, t, y);
         while (done < options.NumSamples)
         {
-            foreach (var batch in DataLoader.EnumerateOnce(source, data))
+            foreach (var batch in DataLoader.EnumerateOnce(source, data, device))
             {
                 using (batch)
                 using (var scope = NewDisposeScope())
@@ -167,7 +169,7 @@ public static class ImageNllJob
 
     private static void Accumulate(double[] sums, Tensor perSample)
     {
-        var means = perSample.mean(new long[] { 0 }).to_type(ScalarType.Float64).data<double>().ToArray();
+        var means = ComputeDevice.ToArray<double>(perSample.mean(new long[] { 0 }).to_type(ScalarType.Float64));
         for (int j = 0; j < sums.Length; j++) sums[j] += means[j];
     }
 

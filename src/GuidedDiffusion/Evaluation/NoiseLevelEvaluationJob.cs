@@ -2,6 +2,7 @@ using System.Globalization;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Sources;
+using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Evaluation;
 
@@ -33,14 +34,17 @@ public sealed class NoiseLevelEvaluationJob
 {
     private readonly NoiseLevelEvaluationOptions _options;
     private readonly TextWriter _console;
+    private readonly Device _device;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="options">The settings.</param>
     /// <param name="console">Where a note about the default data goes (null: nowhere).</param>
-    public NoiseLevelEvaluationJob(NoiseLevelEvaluationOptions options, TextWriter? console = null)
+    /// <param name="device">Where the classifier runs (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
+    public NoiseLevelEvaluationJob(NoiseLevelEvaluationOptions options, TextWriter? console = null, Device? device = null)
     {
         _options = options;
         _console = console ?? TextWriter.Null;
+        _device = device ?? CPU;
     }
 
     /// <summary>Called after each batch with (batches done, batches in total).</summary>
@@ -54,7 +58,7 @@ public sealed class NoiseLevelEvaluationJob
         var o = _options;
         if (o.Classifier.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier checkpoint to evaluate.");
         o.Evaluation.Validate();
-        using var classifier = o.Classifier.Load();
+        using var classifier = o.Classifier.Load(_device);
         IImageSource source;
         string dataName;
         if (o.DataDir.Length == 0)

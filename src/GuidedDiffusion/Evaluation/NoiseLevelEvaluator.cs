@@ -56,13 +56,13 @@ public static class NoiseLevelEvaluator
         {
             var data = new DataOptions { ImageSize = imageSize, BatchSize = options.BatchSize, NumWorkers = options.NumWorkers };
             int batchIndex = 0;
-            foreach (var batch in DataLoader.EnumerateOnce(source, data))
+            foreach (var batch in DataLoader.EnumerateOnce(source, data, device))
             {
                 using (batch)
                 using (var scope = NewDisposeScope())
                 {
-                    var x0 = batch.Images.to(device);
-                    var labels = batch.Labels.to(device);
+                    var x0 = batch.Images;
+                    var labels = batch.Labels;
                     for (int level = 0; level < timesteps.Length; level++)
                         for (int repeat = 0; repeat < options.NoiseRepeats; repeat++)
                             EvaluateLevel(model, diffusion, x0, labels, timesteps[level], levels[level],

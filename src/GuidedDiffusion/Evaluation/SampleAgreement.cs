@@ -68,16 +68,16 @@ public sealed record SampleAgreement
         if (images.LongLength != n * imageBytes)
             throw new ArgumentException($"{n} labels need {n}×{size}×{size}×3 images ({n * imageBytes} bytes) for this {size}-pixel classifier, got {images.LongLength} bytes.", nameof(images));
         CheckLabels(judge, requested, nameof(requested));
-        return Judge(judge, ByteBatches(images, requested, size, batchSize), timestep);
+        return Judge(judge, ByteBatches(images, requested, size, batchSize, judge.parameters().First().device), timestep);
 
-        static IEnumerable<(long[] Labels, Func<Tensor> Images)> ByteBatches(byte[] images, IReadOnlyList<long> requested, int size, int batchSize)
+        static IEnumerable<(long[] Labels, Func<Tensor> Images)> ByteBatches(byte[] images, IReadOnlyList<long> requested, int size, int batchSize, Device device)
         {
             long imageBytes = (long)size * size * 3;
             for (int start = 0; start < requested.Count; start += batchSize)
             {
                 int count = Math.Min(batchSize, requested.Count - start), first = start;
                 yield return (requested.Skip(start).Take(count).ToArray(), () =>
-                    tensor(images.AsSpan((int)(first * imageBytes), (int)(count * imageBytes)).ToArray(), new long[] { count, size, size, 3 })
+                    tensor(images.AsSpan((int)(first * imageBytes), (int)(count * imageBytes)).ToArray(), new long[] { count, size, size, 3 }, device: device)
                         .to(ScalarType.Float32).div(127.5).sub(1).permute(0, 3, 1, 2).contiguous());
             }
         }
@@ -104,20 +104,20 @@ public sealed record SampleAgreement
         int n = Math.Min(limit, source.Count);
         CheckLabels(judge, Enumerable.Range(0, n).Select(i => (long)source.LabelOf(i)).ToArray(), nameof(source));
         var data = new DataOptions { ImageSize = judge.Options.ImageSize, BatchSize = batchSize, NumWorkers = numWorkers };
-        return Judge(judge, LoaderBatches(source, data, n), timestep);
+        return Judge(judge, LoaderBatches(source, data, n, judge.parameters().First().device), timestep);
 
-        static IEnumerable<(long[] Labels, Func<Tensor> Images)> LoaderBatches(IImageSource source, DataOptions data, int n)
+        static IEnumerable<(long[] Labels, Func<Tensor> Images)> LoaderBatches(IImageSource source, DataOptions data, int n, Device device)
         {
             int done = 0;
             if (n == 0) yield break;
-            foreach (var batch in DataLoader.EnumerateOnce(source, data))
+            foreach (var batch in DataLoader.EnumerateOnce(source, data, device))
             {
                 int count = Math.Min(batch.Count, n - done);
                 using (batch)
                 {
                     long[] labels;
                     using (NewDisposeScope())
-                        labels = batch.Labels.narrow(0, 0, count).to_type(ScalarType.Int64).data<long>().ToArray();
+                        labels = ComputeDevice.ToArray<long>(batch.Labels.narrow(0, 0, count).to_type(ScalarType.Int64));
                     yield return (labels, () => batch.Images.narrow(0, 0, count));
                 }
                 done += count;
@@ -144,6 +144,8 @@ public sealed record SampleAgreement
         var features = new List<float>();
         double probabilitySum = 0;
         int k = Math.Min(5, classes);
+        // The batches are made on the judge's device (the callers' batches too).
+        var device = judge.parameters().First().device;
         bool wasTraining = judge.training;
         judge.eval();
         try
@@ -154,14 +156,14 @@ public sealed record SampleAgreement
                 using var scope = NewDisposeScope();
                 int count = labels.Length;
                 var x = images();
-                var y = tensor(labels);
-                var (logits, penultimate) = judge.ForwardWithFeatures(x, full(new long[] { count }, timestep, dtype: ScalarType.Int64));
+                var y = tensor(labels, device: device);
+                var (logits, penultimate) = judge.ForwardWithFeatures(x, full(new long[] { count }, timestep, dtype: ScalarType.Int64, device: device));
                 var probs = logits.to(ScalarType.Float32).softmax(1);
                 // One topk gives both: top-1 is its first column (not argmax, so ties from an untrained head resolve
                 // the same way in both numbers).
                 var top = probs.topk(k, dim: 1).indexes;
-                predicted.AddRange(top[.., 0].data<long>().ToArray().Select(v => (int)v));
-                rankOk.AddRange(TopKAccuracy.HitsAmong(top, y).data<bool>().ToArray());
+                predicted.AddRange(ComputeDevice.ToArray<long>(top[.., 0]).Select(v => (int)v));
+                rankOk.AddRange(ComputeDevice.ToArray<bool>(TopKAccuracy.HitsAmong(top, y)));
                 probabilitySum += probs.gather(1, y.unsqueeze(1)).sum().item<float>();
                 features.AddRange(penultimate.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray());
                 requested.AddRange(labels);
@@ -179,7 +181,7 @@ public sealed record SampleAgreement
             return (asked.Length, asked.Length == 0 ? double.NaN : asked.Count(i => predicted[i] == c) / (double)asked.Length);
         }).ToArray();
         int top1Hits = Enumerable.Range(0, n).Count(i => predicted[i] == requested[i]), top5Hits = rankOk.Count(ok => ok);
-        using var featureTensor = tensor(features.ToArray(), new long[] { n, width });
+        using var featureTensor = tensor(features.ToArray(), new long[] { n, width }, device: CPU);
         var (diversity, perClassDiversity) = FeatureDiversity.Measure(featureTensor, requested, classes);
         return new SampleAgreement
         {

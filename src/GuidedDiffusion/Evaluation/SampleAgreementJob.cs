@@ -4,6 +4,7 @@ using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Formats;
+using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Evaluation;
 
@@ -145,14 +146,17 @@ public sealed class SampleAgreementJob
 {
     private readonly SampleAgreementOptions _options;
     private readonly TextWriter _console;
+    private readonly Device _device;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="options">The settings.</param>
     /// <param name="console">Where lines about written grids go (null: nowhere).</param>
-    public SampleAgreementJob(SampleAgreementOptions options, TextWriter? console = null)
+    /// <param name="device">Where the judge runs (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
+    public SampleAgreementJob(SampleAgreementOptions options, TextWriter? console = null, Device? device = null)
     {
         _options = options;
         _console = console ?? TextWriter.Null;
+        _device = device ?? CPU;
     }
 
     /// <summary>Measures every file; writes the grids and the JSON report when asked.</summary>
@@ -164,7 +168,7 @@ public sealed class SampleAgreementJob
         if (o.Judge.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier that judges the samples.");
         if (o.BatchSize <= 0) throw new ConfigurationException("batch_size", $"must be positive, got {o.BatchSize}.");
         if (o.GridColumns <= 0) throw new ConfigurationException("grid_columns", $"must be positive, got {o.GridColumns}.");
-        using var judge = o.Judge.Load();
+        using var judge = o.Judge.Load(_device);
         int t = o.Timestep;
         int steps = judge.Diffusion.Build().NumTimesteps;
         if (t < 0 || t >= steps) throw new ConfigurationException("timestep", $"must lie in [0, {steps}) for the judge's diffusion, got {t}.");

@@ -43,7 +43,7 @@ public sealed class GuidedSampler
 
     /// <summary>
     /// Samples one batch of images for <paramref name="classes"/> (int64 [B]) and returns them as uint8 NHWC
-    /// (<see cref="ToUInt8Nhwc"/>).
+    /// (<see cref="ToUInt8Nhwc"/>). The batch is sampled on the device of <paramref name="classes"/>, where the models must be.
     /// </summary>
     /// <param name="classes">The wanted class of each image (guidance target and, for class-conditional models, y).</param>
     /// <param name="useDdim">DDIM steps (<c>--use_ddim</c>) instead of ancestral p_sample steps.</param>
@@ -59,8 +59,8 @@ public sealed class GuidedSampler
         var shape = new[] { classes.shape[0], Model.Options.InChannels, size, size };
         var condFn = Guidance?.AsConditionFn();
         var sample = useDdim
-            ? Process.DdimSampleLoop(ModelFn, shape, classes, noise, condFn, eta, clipDenoised, progress: progress)
-            : Process.PSampleLoop(ModelFn, shape, classes, noise, condFn, clipDenoised, progress: progress);
+            ? Process.DdimSampleLoop(ModelFn, shape, classes, noise, condFn, eta, clipDenoised, progress: progress, device: classes.device)
+            : Process.PSampleLoop(ModelFn, shape, classes, noise, condFn, clipDenoised, progress: progress, device: classes.device);
         return ToUInt8Nhwc(sample).MoveToOuterDisposeScope();
     }
 

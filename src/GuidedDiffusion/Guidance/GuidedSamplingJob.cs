@@ -66,16 +66,19 @@ public sealed class GuidedSamplingJob
     private readonly GuidedSamplingOptions _options;
     private readonly TextWriter _console;
     private readonly TextWriter _warnings;
+    private readonly Device _device;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="options">The settings.</param>
     /// <param name="console">Where progress lines go (null: nowhere).</param>
     /// <param name="warnings">Where warnings go (null: nowhere).</param>
-    public GuidedSamplingJob(GuidedSamplingOptions options, TextWriter? console = null, TextWriter? warnings = null)
+    /// <param name="device">Where the models run and the samples are drawn (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
+    public GuidedSamplingJob(GuidedSamplingOptions options, TextWriter? console = null, TextWriter? warnings = null, Device? device = null)
     {
         _options = options;
         _console = console ?? TextWriter.Null;
         _warnings = warnings ?? TextWriter.Null;
+        _device = device ?? CPU;
     }
 
     /// <summary>Called after every denoising step with (batch index, batches, step, steps).</summary>
@@ -96,14 +99,14 @@ public sealed class GuidedSamplingJob
         if (o.BatchSize <= 0) throw new ConfigurationException("batch_size", $"must be positive, got {o.BatchSize}.");
 
         // Our checkpoints carry a sidecar with the architecture; the original's need the settings.
-        using var trained = TrainedDiffusionModel.Load(o.ModelPath, o.Model, o.Diffusion, o.ModelSettingsGiven);
+        using var trained = TrainedDiffusionModel.Load(o.ModelPath, o.Model, o.Diffusion, o.ModelSettingsGiven, _device);
         var modelConfig = trained.Config;
         var diffusionConfig = trained.Diffusion;
         if (trained.Sidecar is not null) _console.WriteLine($"diffusion model: architecture and noise process from {trained.Sidecar}");
         if (modelConfig.UseFp16 || o.Classifier.UseFp16)
             _warnings.WriteLine("warning: --use_fp16/--classifier_use_fp16 are ignored on CPU (float16 is 30-70x slower there); sampling in float32.");
 
-        using var classifier = TrainedClassifier.Load(o.ClassifierPath, o.Classifier with { ImageSize = modelConfig.ImageSize }, diffusionConfig, o.ClassifierSettingsGiven);
+        using var classifier = TrainedClassifier.Load(o.ClassifierPath, o.Classifier with { ImageSize = modelConfig.ImageSize }, diffusionConfig, o.ClassifierSettingsGiven, _device);
         int numClasses = CheckCompatible(classifier, modelConfig, diffusionConfig, trained.Model.IsClassConditional);
         if (o.ClassId is { } fixedClass && (fixedClass < 0 || fixedClass >= numClasses))
             throw new ConfigurationException("class_id", $"must be -1 or a class below {numClasses}, got {fixedClass}.");
@@ -135,7 +138,8 @@ public sealed class GuidedSamplingJob
     {
         var o = _options;
         int samples = o.NumSamples;
-        var generator = new Generator((ulong)o.Seed);
+        // One generator on the sampling device draws the classes and every noise tensor, as the original draws them there.
+        using var generator = new Generator((ulong)o.Seed, _device);
         var noise = Noise.From(generator);
         int imageBytes = size * size * 3;
         var gridPixels = new byte[Math.Min(samples, GridImages) * imageBytes];
@@ -157,16 +161,16 @@ public sealed class GuidedSamplingJob
                     using var scope = NewDisposeScope();
                     int count = Math.Min(o.BatchSize, samples - done);
                     var classes = o.ClassId is { } fixedClass
-                        ? full(new long[] { count }, fixedClass, dtype: ScalarType.Int64)
-                        : randint(numClasses, new long[] { count }, dtype: ScalarType.Int64, generator: generator);
+                        ? full(new long[] { count }, fixedClass, dtype: ScalarType.Int64, device: _device)
+                        : randint(numClasses, new long[] { count }, dtype: ScalarType.Int64, device: _device, generator: generator);
                     int batchIndex = b;
                     var images = guided.SampleBatch(classes, o.UseDdim, noise, o.ClipDenoised,
                         progress: (step, total) => OnStep?.Invoke(batchIndex, batches, step, total));
-                    var bytes = images.data<byte>().ToArray();
+                    var bytes = ComputeDevice.ToArray<byte>(images);
                     rawFile.Write(bytes);
                     for (int i = 0; i < count && done + i < GridImages; i++)
                         Array.Copy(bytes, i * imageBytes, gridPixels, (done + i) * imageBytes, imageBytes);
-                    classes.data<long>().CopyTo(labels, done);
+                    ComputeDevice.ToArray<long>(classes).CopyTo(labels, done);
                     done += count;
                     OnBatch?.Invoke();
                     _console.WriteLine($"created {done}/{samples} samples ({clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s)");

@@ -28,9 +28,10 @@ public sealed class ClassifierTrainer : TrainerBase
     /// <param name="rank">This process's rank (seeds differ per rank).</param>
     /// <param name="worldSize">Number of data-parallel processes (for <c>samples</c>).</param>
     /// <param name="reduceGradients">Averages the model's gradients across ranks after backward; null in a single process.</param>
+    /// <param name="device">Where the model's parameters are and every tensor of a step is created (null: the CPU).</param>
     public ClassifierTrainer(nn.Module<Tensor, Tensor, Tensor> model, GaussianDiffusion diffusion, TrainingConfig config,
-        int numClasses, int rank = 0, int worldSize = 1, Action<IReadOnlyList<Parameter>>? reduceGradients = null)
-        : base(model, config, diffusion.NumTimesteps, rank, worldSize, reduceGradients)
+        int numClasses, int rank = 0, int worldSize = 1, Action<IReadOnlyList<Parameter>>? reduceGradients = null, Device? device = null)
+        : base(model, config, diffusion.NumTimesteps, rank, worldSize, reduceGradients, device)
     {
         _model = model;
         _diffusion = diffusion;
@@ -51,8 +52,8 @@ public sealed class ClassifierTrainer : TrainerBase
         LogStep((int)images.shape[0]);
         _model.train();
         Precision.ZeroModelGrads();
-        var (xt, t) = Noise(images, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Train));
-        ForwardLog(xt, labels, t, "train", backward: true, attack: _attack is not null);
+        var (xt, t, ts) = Noise(images, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Train));
+        ForwardLog(xt, labels, t, ts, "train", backward: true, attack: _attack is not null);
     }
 
     /// <summary>
@@ -64,31 +65,31 @@ public sealed class ClassifierTrainer : TrainerBase
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         _model.eval();
-        var (xt, t) = Noise(images, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Validation));
-        ForwardLog(xt, labels, t, "val", backward: false, attack: false);
-        if (_attack is not null) ForwardLog(xt, labels, t, AdversarialMetrics.RobustValidationPrefix, backward: false, attack: true);
+        var (xt, t, ts) = Noise(images, StepSeeds.For(Config.Seed, CompletedSteps, Rank, StepSeeds.Purpose.Validation));
+        ForwardLog(xt, labels, t, ts, "val", backward: false, attack: false);
+        if (_attack is not null) ForwardLog(xt, labels, t, ts, AdversarialMetrics.RobustValidationPrefix, backward: false, attack: true);
         _model.train();
     }
 
-    private (Tensor Xt, Tensor T) Noise(Tensor images, long seed)
+    /// <summary>x_t, t on the device, and t on the host (for the quartile keys, without reading the device back).</summary>
+    private (Tensor Xt, Tensor T, long[] Ts) Noise(Tensor images, long seed)
     {
         int batch = (int)images.shape[0];
         var x0 = images.to_type(ScalarType.Float32);
         if (!Config.Noised)
         {
             random.manual_seed(seed);
-            return (x0, zeros(batch, dtype: ScalarType.Int64));
+            return (x0, zeros(batch, dtype: ScalarType.Int64, device: Device), new long[batch]);
         }
         var (ts, _) = SeedAndSampleTimesteps(batch, seed);
-        var t = tensor(ts);
-        return (_diffusion.QSample(x0, t, StepNoise(x0, seed)), t);
+        var t = OnDevice(ts);
+        return (_diffusion.QSample(x0, t, StepNoise(x0, seed)), t, ts);
     }
 
-    private void ForwardLog(Tensor x, Tensor labels, Tensor t, string prefix, bool backward, bool attack)
+    private void ForwardLog(Tensor x, Tensor labels, Tensor t, long[] ts, string prefix, bool backward, bool attack)
     {
         int batch = (int)x.shape[0], micro = Math.Min(Config.EffectiveMicrobatch, batch);
         var losses = new List<double>(batch);
-        var ts = t.data<long>().ToArray();
         for (int start = 0; start < batch; start += micro)
         {
             int n = Math.Min(micro, batch - start);
@@ -105,7 +106,7 @@ public sealed class ClassifierTrainer : TrainerBase
 
             var perSample = new Dictionary<string, float[]>
             {
-                ["loss"] = loss.detach().data<float>().ToArray(),
+                ["loss"] = ComputeDevice.ToArray<float>(loss.detach()),
                 ["acc@1"] = TopKCorrect(logits, subY, 1),
             };
             if (_metricNames.Contains("acc@5")) perSample["acc@5"] = TopKCorrect(logits, subY, 5);
@@ -123,6 +124,6 @@ public sealed class ClassifierTrainer : TrainerBase
     private static float[] TopKCorrect(Tensor logits, Tensor labels, int k)
     {
         using var scope = NewDisposeScope();
-        return TopKAccuracy.Hits(logits, labels, k).to_type(ScalarType.Float32).data<float>().ToArray();
+        return ComputeDevice.ToArray<float>(TopKAccuracy.Hits(logits, labels, k).to_type(ScalarType.Float32));
     }
 }

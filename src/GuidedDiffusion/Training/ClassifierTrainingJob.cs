@@ -28,6 +28,7 @@ public sealed class ClassifierTrainingJob
     private readonly DiffusionConfig _diffusion;
     private readonly TextWriter _console;
     private readonly ICommunicator _comm;
+    private readonly Device _device;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="training">Loop flags.</param>
@@ -35,14 +36,16 @@ public sealed class ClassifierTrainingJob
     /// <param name="diffusion">Noise process flags.</param>
     /// <param name="console">Where progress tables go (null: nowhere).</param>
     /// <param name="communicator">Data-parallel group (null: a single process). <c>--batch_size</c> is per rank.</param>
+    /// <param name="device">Where the model trains (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
     public ClassifierTrainingJob(TrainingConfig training, ClassifierConfig classifier, DiffusionConfig diffusion,
-        TextWriter? console = null, ICommunicator? communicator = null)
+        TextWriter? console = null, ICommunicator? communicator = null, Device? device = null)
     {
         _training = training;
         _classifier = classifier;
         _diffusion = diffusion;
         _console = console ?? TextWriter.Null;
         _comm = communicator ?? new SingleProcessCommunicator();
+        _device = device ?? CPU;
     }
 
     /// <summary>Called after every step with (completed steps, total, last train loss or NaN).</summary>
@@ -66,23 +69,23 @@ public sealed class ClassifierTrainingJob
         if (classifier.NumClasses < trainSource.Classes.Count)
             throw new ConfigurationException("num_classes", $"{classifier.NumClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
         classifier.Validate();
-        var precision = classifier.UseFp16 ? "fp16" : PrecisionPolicy.Resolve(_training.Precision, _training.AllowSlowBf16, Runtime.CpuFeatures.Current);
-        var training = _training with { Precision = precision };
-
-        string logDir = ResolveLogDirectory(training.LogDir);
-        // Every rank reads the checkpoint itself (the original reads it on rank 0 only and then hangs).
-        var (resume, append, notes) = RunFolder.Open(training, logDir, _comm.IsMain,
-            () => ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch));
-        var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16");
-        if (training.Adversarial is not null) columns = AdversarialMetrics.AddTo(columns, classifier.NumClasses, valSource is not null);
-        // Only rank 0 writes logs and checkpoints.
-        using var logger = _comm.IsMain ? new RunLogger(logDir, columns, append, _console) : null;
-        void Log(string line) => logger?.Log(line);
-        Log($"Logging to {Path.GetFullPath(logDir)}");
-        foreach (var note in notes) Log(note);
-        logger?.ReportOpened(trainSource, valSource);
-        foreach (var warning in classifier.AttentionWarnings()) logger?.Warn(warning);
-        if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
+        using var session = TrainingSession.Open(_training, classifier.UseFp16,
+            (training, logDir) => ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch),
+            precision =>
+            {
+                var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16");
+                return _training.Adversarial is null ? columns : AdversarialMetrics.AddTo(columns, classifier.NumClasses, valSource is not null);
+            },
+            logger =>
+            {
+                logger.ReportOpened(trainSource, valSource);
+                foreach (var warning in classifier.AttentionWarnings()) logger.Warn(warning);
+            },
+            _comm, _device, _console);
+        var training = session.Training;
+        var resume = session.Resume;
+        var logger = session.Logger;
+        void Log(string line) => session.Log(line);
         if (!string.IsNullOrEmpty(_diffusion.TimestepRespacing) && training.Noised)
             Log($"note: with --timestep_respacing {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
         if (training.Adversarial is { } attack)
@@ -93,35 +96,23 @@ public sealed class ClassifierTrainingJob
         if (training.ScheduleSampler == "loss-second-moment")
             Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
 
-        Log("creating model and diffusion...");
-        manual_seed(StepSeeds.For(training.Seed, 0, 0, StepSeeds.Purpose.Init));
-        using var model = new EncoderUNet(classifier);
-        _comm.BroadcastParameters(model);
-        if (precision != "fp32") model.ConvertTrunkTo(precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
-        using var reducer = _comm.WorldSize > 1 ? new GradientAllReducer(_comm, model.parameters()) : null;
-        using var trainer = new ClassifierTrainer(model, diffusion, training, classifier.NumClasses, _comm.Rank, _comm.WorldSize,
-            reducer is null ? null : _ => reducer.AllReduceMean());
-        trainer.Message += Log;
-        if (resume is not null) TrainerCheckpoints.Restore(trainer, resume, Log);
+        var (model, trainer) = session.CreateTrainer(() => new EncoderUNet(classifier), (m, dtype) => m.ConvertTrunkTo(dtype),
+            (m, reduce) => new ClassifierTrainer(m, diffusion, training, classifier.NumClasses, _comm.Rank, _comm.WorldSize, reduce, _device));
 
-        Log("creating data loader...");
-        var dataOptions = TrainingLoop.DataOptionsFor(training, _comm, classifier.ImageSize, trainer.CompletedSteps);
-        using var trainData = new DataLoader(trainSource, dataOptions);
-        using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1, Shuffle = true });
+        var dataOptions = session.BeginData(classifier.ImageSize);
+        using var trainData = new DataLoader(trainSource, dataOptions, _device);
+        using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1, Shuffle = true }, _device);
 
-        Log("training classifier model...");
-        var loop = new TrainingLoop(trainer, training, _comm, logger, columns, logDir)
-        {
-            OnStep = OnStep,
-            AfterStep = valData is null ? null : step =>
+        var result = session.Run(trainData, "training classifier model...",
+            () => TrainingLoop.BaseManifest(trainer, _diffusion, training, trainSource.Classes) with { Classifier = classifier },
+            OnStep,
+            valData is null ? null : step =>
             {
                 if (step % training.EvalInterval != 0) return;
                 using (var batch = valData.Next()) trainer.Evaluate(batch.Images, batch.Labels);
                 logger?.ReportSkipped(valData.TakeNewBadImages());
             },
-            Manifest = () => TrainingLoop.BaseManifest(trainer, _diffusion, training, trainSource.Classes) with { Classifier = classifier },
-        };
-        var result = loop.Run(trainData, resume, stop);
+            stop);
         if (training.EvalTable && valSource is not null && _comm.IsMain && !result.Interrupted)
         {
             // A clean classifier (--noised False) only ever sees t = 0: its table is that one row.

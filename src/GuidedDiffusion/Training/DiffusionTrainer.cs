@@ -25,9 +25,10 @@ public sealed class DiffusionTrainer : TrainerBase
     /// <param name="rank">This process's rank (seeds differ per rank).</param>
     /// <param name="worldSize">Number of data-parallel processes (for <c>samples</c>).</param>
     /// <param name="reduceGradients">Averages the model's gradients across ranks after backward; null in a single process.</param>
+    /// <param name="device">Where the model's parameters are and every tensor of a step is created (null: the CPU).</param>
     public DiffusionTrainer(nn.Module<Tensor, Tensor, Tensor?, Tensor> model, DiffusionLoss loss, TrainingConfig config,
-        bool classConditional, int rank = 0, int worldSize = 1, Action<IReadOnlyList<Parameter>>? reduceGradients = null)
-        : base(model, config, loss.Process.Diffusion.NumTimesteps, rank, worldSize, reduceGradients)
+        bool classConditional, int rank = 0, int worldSize = 1, Action<IReadOnlyList<Parameter>>? reduceGradients = null, Device? device = null)
+        : base(model, config, loss.Process.Diffusion.NumTimesteps, rank, worldSize, reduceGradients, device)
     {
         _model = model;
         _loss = loss;
@@ -53,8 +54,8 @@ public sealed class DiffusionTrainer : TrainerBase
         var x0 = images.to_type(ScalarType.Float32);
         // ε for the whole batch at once, so splitting into microbatches does not change the draws.
         var noise = StepNoise(x0, seed);
-        var t = tensor(ts);
-        var w = tensor(weights);
+        var t = OnDevice(ts);
+        var w = OnDevice(weights);
         var losses = new List<double>(batch);
         for (int start = 0; start < batch; start += micro)
         {
@@ -66,8 +67,8 @@ public sealed class DiffusionTrainer : TrainerBase
                 x0.narrow(0, start, n), t.narrow(0, start, n), y, noise.narrow(0, start, n));
             var subT = new ArraySegment<long>(ts, start, n);
             foreach (var (key, value) in terms.Named())
-                LogWithQuartiles(key, (value.detach().to_type(ScalarType.Float32) * subW).data<float>().ToArray(), subT);
-            losses.AddRange(terms.Loss.detach().to_type(ScalarType.Float64).data<double>().ToArray());
+                LogWithQuartiles(key, ComputeDevice.ToArray<float>(value.detach().to_type(ScalarType.Float32) * subW), subT);
+            losses.AddRange(ComputeDevice.ToArray<double>(terms.Loss.detach().to_type(ScalarType.Float64)));
             ((terms.Loss * subW).mean() * ((double)n / batch * Precision.LossScale)).backward();
         }
         if (Sampler.UsesLosses) Sampler.UpdateWithLosses(ts, losses);

@@ -21,6 +21,7 @@ public sealed class ImageTrainingJob
     private readonly DiffusionConfig _diffusion;
     private readonly TextWriter _console;
     private readonly ICommunicator _comm;
+    private readonly Device _device;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="training">Loop flags (see <see cref="TrainingConfig.ImageTrainDefaults"/> for the original's).</param>
@@ -28,14 +29,16 @@ public sealed class ImageTrainingJob
     /// <param name="diffusion">Noise process and loss flags.</param>
     /// <param name="console">Where progress tables go (null: nowhere).</param>
     /// <param name="communicator">Data-parallel group (null: a single process). <c>--batch_size</c> is per rank.</param>
+    /// <param name="device">Where the model trains (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
     public ImageTrainingJob(TrainingConfig training, DiffusionModelConfig model, DiffusionConfig diffusion,
-        TextWriter? console = null, ICommunicator? communicator = null)
+        TextWriter? console = null, ICommunicator? communicator = null, Device? device = null)
     {
         _training = training;
         _model = model;
         _diffusion = diffusion;
         _console = console ?? TextWriter.Null;
         _comm = communicator ?? new SingleProcessCommunicator();
+        _device = device ?? CPU;
     }
 
     /// <summary>Called after every step with (completed steps, total, last loss or NaN).</summary>
@@ -53,44 +56,23 @@ public sealed class ImageTrainingJob
         IImageSource source = TrainingLoop.OpenFolder(_training.DataDir, _training.LabelFrom, skipBadImages: _training.SkipBadImages) ?? FashionMnistDemo.Load().Train;
         if (_model.ClassCond && _model.NumClasses < source.Classes.Count)
             throw new ConfigurationException("num_classes", $"{_model.NumClasses} is fewer than the {source.Classes.Count} classes in the data ({source.Classes.Describe()}).");
-        var precision = _model.UseFp16 ? "fp16" : PrecisionPolicy.Resolve(_training.Precision, _training.AllowSlowBf16, Runtime.CpuFeatures.Current);
-        var training = _training with { Precision = precision };
-
-        string logDir = ClassifierTrainingJob.ResolveLogDirectory(training.LogDir);
-        var (resume, append, notes) = RunFolder.Open(training, logDir, _comm.IsMain,
-            () => ResumePoint.Find(training.ResumeCheckpoint, logDir, _model, training.AllowConfigMismatch));
-        var columns = MetricKeys.ForDiffusion(loss.TermNames, precision == "fp16");
-        using var logger = _comm.IsMain ? new RunLogger(logDir, columns, append, _console) : null;
-        void Log(string line) => logger?.Log(line);
-        Log($"Logging to {Path.GetFullPath(logDir)}");
-        foreach (var note in notes) Log(note);
-        logger?.ReportOpened(source);
-        if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
-        Log($"loss: {loss.LossType}" + (loss.Process.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
+        using var session = TrainingSession.Open(_training, _model.UseFp16,
+            (training, logDir) => ResumePoint.Find(training.ResumeCheckpoint, logDir, _model, training.AllowConfigMismatch),
+            precision => MetricKeys.ForDiffusion(loss.TermNames, precision == "fp16"),
+            logger => logger.ReportOpened(source),
+            _comm, _device, _console);
+        var training = session.Training;
+        session.Log($"loss: {loss.LossType}" + (loss.Process.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
             + (_model.ClassCond ? $"; class-conditional on {source.Classes.Count} classes" : ""));
         if (training.ScheduleSampler == "loss-second-moment")
-            Log("note: loss-second-moment importance-samples t from the history of per-step losses.");
+            session.Log("note: loss-second-moment importance-samples t from the history of per-step losses.");
 
-        Log("creating model and diffusion...");
-        manual_seed(StepSeeds.For(training.Seed, 0, 0, StepSeeds.Purpose.Init));
-        using var model = new UNetModel(_model);
-        _comm.BroadcastParameters(model);
-        if (precision != "fp32") model.ConvertTrunkTo(precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
-        using var reducer = _comm.WorldSize > 1 ? new GradientAllReducer(_comm, model.parameters()) : null;
-        using var trainer = new DiffusionTrainer(model, loss, training, _model.ClassCond, _comm.Rank, _comm.WorldSize,
-            reducer is null ? null : _ => reducer.AllReduceMean());
-        trainer.Message += Log;
-        if (resume is not null) TrainerCheckpoints.Restore(trainer, resume, Log);
+        var (_, trainer) = session.CreateTrainer(() => new UNetModel(_model), (m, dtype) => m.ConvertTrunkTo(dtype),
+            (m, reduce) => new DiffusionTrainer(m, loss, training, _model.ClassCond, _comm.Rank, _comm.WorldSize, reduce, _device));
 
-        Log("creating data loader...");
-        using var trainData = new DataLoader(source, TrainingLoop.DataOptionsFor(training, _comm, _model.ImageSize, trainer.CompletedSteps));
-
-        Log("training...");
-        var loop = new TrainingLoop(trainer, training, _comm, logger, columns, logDir)
-        {
-            OnStep = OnStep,
-            Manifest = () => TrainingLoop.BaseManifest(trainer, _diffusion, training, source.Classes) with { DiffusionModel = _model },
-        };
-        return loop.Run(trainData, resume, stop);
+        using var trainData = new DataLoader(source, session.BeginData(_model.ImageSize), _device);
+        return session.Run(trainData, "training...",
+            () => TrainingLoop.BaseManifest(trainer, _diffusion, training, source.Classes) with { DiffusionModel = _model },
+            OnStep, afterStep: null, stop);
     }
 }

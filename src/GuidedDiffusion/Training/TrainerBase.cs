@@ -25,10 +25,16 @@ public abstract class TrainerBase : IDisposable
     /// <param name="rank">This process's rank (seeds differ per rank).</param>
     /// <param name="worldSize">Number of data-parallel processes (for <c>samples</c>).</param>
     /// <param name="reduceGradients">Averages the model's gradients across ranks after backward; null in a single process.</param>
+    /// <param name="device">Where the model's parameters are and every tensor of a step is created (null: the CPU).</param>
+    /// <exception cref="ArgumentException">A parameter of the model is on another device.</exception>
     protected TrainerBase(nn.Module model, TrainingConfig config, int numTimesteps, int rank, int worldSize,
-        Action<IReadOnlyList<Parameter>>? reduceGradients)
+        Action<IReadOnlyList<Parameter>>? reduceGradients, Device? device = null)
     {
         config.Validate();
+        Device = device ?? CPU;
+        foreach (var (name, parameter) in model.named_parameters())
+            if (!ComputeDevice.IsOn(parameter, Device))
+                throw new ArgumentException($"parameter '{name}' is on {parameter.device}, not on the training device {Device}: move the model there first.", nameof(model));
         _model = model;
         Config = config;
         NumTimesteps = numTimesteps;
@@ -45,6 +51,9 @@ public abstract class TrainerBase : IDisposable
 
     /// <summary>The loop flags.</summary>
     protected TrainingConfig Config { get; }
+
+    /// <summary>Where the model lives and every tensor of a step is created.</summary>
+    public Device Device { get; }
 
     /// <summary>Steps of the process t is drawn from (for the quartile keys).</summary>
     public int NumTimesteps { get; }
@@ -130,13 +139,20 @@ public abstract class TrainerBase : IDisposable
 
     /// <summary>
     /// Standard normal noise shaped like <paramref name="like"/>, from a generator of its own seeded with the
-    /// step's seed: other code drawing from torch's global generator in between cannot change it.
+    /// step's seed: other code drawing from torch's global generator in between cannot change it. The generator
+    /// and the noise are on <see cref="Device"/> (a CUDA generator's stream differs from the CPU's).
     /// </summary>
-    protected static Tensor StepNoise(Tensor like, long seed)
+    protected Tensor StepNoise(Tensor like, long seed)
     {
-        using var generator = new Generator((ulong)seed);
-        return randn(like.shape, dtype: like.dtype, generator: generator);
+        using var generator = new Generator((ulong)seed, Device);
+        return randn(like.shape, dtype: like.dtype, device: Device, generator: generator);
     }
+
+    /// <summary>Host values (timesteps, importance weights) as a tensor on <see cref="Device"/>.</summary>
+    protected Tensor OnDevice(long[] values) => tensor(values, device: Device);
+
+    /// <inheritdoc cref="OnDevice(long[])"/>
+    protected Tensor OnDevice(float[] values) => tensor(values, device: Device);
 
     private bool Optimize()
     {

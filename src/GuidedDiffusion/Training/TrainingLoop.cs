@@ -12,7 +12,7 @@ namespace GuidedDiffusion.Training;
 /// <summary>
 /// The loop both training jobs run around a <see cref="TrainerBase"/>: step, optional rank-sync check and
 /// extra per-step work (validation), progress callback, metric dumps averaged across ranks, checkpoints by the
-/// original's rule, and a clean stop on request. Setup (model, data, resume) stays with each job.
+/// original's rule, and a clean stop on request. Set-up (model, data, resume) is <see cref="TrainingSession"/>'s and the jobs'.
 /// </summary>
 internal sealed class TrainingLoop
 {

@@ -110,7 +110,7 @@ public sealed class ClassifierSampleCommandTests : IDisposable
     }
 
     /// <summary>The tiny classifier's architecture as classifier-train records it in a sidecar.</summary>
-    private static readonly ClassifierConfig TinyClassifier = new()
+    internal static readonly ClassifierConfig TinyClassifier = new()
     {
         ImageSize = 16,
         Width = 32,
@@ -122,7 +122,7 @@ public sealed class ClassifierSampleCommandTests : IDisposable
     };
 
     /// <summary>The tiny UNet's architecture as image-train records it in a sidecar.</summary>
-    private static readonly DiffusionModelConfig TinyUNet = new()
+    internal static readonly DiffusionModelConfig TinyUNet = new()
     {
         ImageSize = 16,
         NumChannels = 32,

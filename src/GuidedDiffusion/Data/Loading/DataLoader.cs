@@ -19,6 +19,7 @@ public sealed class DataLoader : IDisposable
 {
     private readonly IImageSource _source;
     private readonly DataOptions _options;
+    private readonly Device _device;
     private readonly int[] _shard;
     private readonly bool _singlePass;
     private readonly object _gate = new();
@@ -33,16 +34,20 @@ public sealed class DataLoader : IDisposable
     private bool _disposed;
 
     /// <summary>Creates an endless loader and starts its workers.</summary>
+    /// <param name="source">The images.</param>
+    /// <param name="options">Batching, shard, seed and augmentation.</param>
+    /// <param name="device">Where the batches' tensors are created (null: the CPU): the decoded pixels move there once.</param>
     /// <exception cref="DatasetException">This rank's shard cannot fill one batch.</exception>
-    public DataLoader(IImageSource source, DataOptions options) : this(source, options, singlePass: false) { }
+    public DataLoader(IImageSource source, DataOptions options, Device? device = null) : this(source, options, singlePass: false, device) { }
 
-    private DataLoader(IImageSource source, DataOptions options, bool singlePass)
+    private DataLoader(IImageSource source, DataOptions options, bool singlePass, Device? device)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _source = source;
         _options = options;
+        _device = device ?? CPU;
         _singlePass = singlePass;
         _shard = Enumerable.Range(0, source.Count).Where(i => i % options.WorldSize == options.Rank).ToArray();
         if (_shard.Length == 0)
@@ -64,17 +69,18 @@ public sealed class DataLoader : IDisposable
     /// <summary>
     /// One pass over the source in fixed order (no shuffle, last partial batch kept), with the
     /// validation preprocessing of <paramref name="options"/> (<see cref="DataOptions.ForValidation"/>).
-    /// Each rank gets its shard, files[rank::world]; the caller combines the ranks' results.
+    /// Each rank gets its shard, files[rank::world]; the caller combines the ranks' results. The batches are created
+    /// on <paramref name="device"/> (null: the CPU).
     /// </summary>
-    public static IEnumerable<Batch> EnumerateOnce(IImageSource source, DataOptions options)
+    public static IEnumerable<Batch> EnumerateOnce(IImageSource source, DataOptions options, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var passOptions = options.ForValidation() with { Shuffle = false, DropLast = false };
-        return Iterate(source, passOptions);
+        return Iterate(source, passOptions, device);
 
-        static IEnumerable<Batch> Iterate(IImageSource source, DataOptions passOptions)
+        static IEnumerable<Batch> Iterate(IImageSource source, DataOptions passOptions, Device? device)
         {
-            using var loader = new DataLoader(source, passOptions, singlePass: true);
+            using var loader = new DataLoader(source, passOptions, singlePass: true, device);
             while (loader.TryNextCore(out var batch))
                 yield return batch;
         }
@@ -171,8 +177,8 @@ public sealed class DataLoader : IDisposable
             ExceptionDispatchInfo.Throw(done.Error);
         int s = _options.ImageSize;
         batch = new Batch(
-            tensor(done.Images, new long[] { done.Count, 3, s, s }),
-            tensor(done.Labels, new long[] { done.Count }));
+            tensor(done.Images, new long[] { done.Count, 3, s, s }, device: _device),
+            tensor(done.Labels, new long[] { done.Count }, device: _device));
         return true;
     }
 
