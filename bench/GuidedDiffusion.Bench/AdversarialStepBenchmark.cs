@@ -23,7 +23,7 @@ internal static class AdversarialStepBenchmark
     {
         var a = Args.Parse(args);
         // The Fashion-MNIST demo classifier, exactly as classifier-train's demo builds it.
-        var (_, classifier) = DemoPreset.Apply(new TrainingConfig(), new ClassifierConfig { NumClasses = 10 }, given: _ => false);
+        var classifier = DemoPreset.Classifier(new ClassifierConfig { NumClasses = 10 });
         var attack = new L2PgdOptions { Steps = a.Int("attack_steps", 7) };
         string precision = a.Str("precision", "fp32");
         int batch = a.Int("batch_size", 32), warmup = a.Int("warmup", 1), pairs = a.Int("pairs", 6), threads = a.Int("threads", 2);
