@@ -30,7 +30,7 @@ internal static class AttackFlags
         r => r.Attack.StepSize, (r, v) => r with { Attack = r.Attack with { StepSize = v } });
     public static readonly Flag<Request> Schedule = Table.Add<AttackEpsSchedule, string>("attack_eps_schedule", "Attack radius per noise level: constant, or sqrt_alpha (radius and step × sqrt(ᾱ_t)).",
         r => r.Attack.EpsSchedule, (r, v) => r with { Attack = r.Attack with { EpsSchedule = v } },
-        L2PgdOptions.ParseSchedule, s => L2PgdOptions.ScheduleNames[(int)s]);
+        L2PgdOptions.ParseSchedule, s => s.Spelling());
 
     /// <summary>The flags on one command, and the attack they ask for.</summary>
     public sealed record Bound(FlagSet<Request> Flags, bool ForTraining)

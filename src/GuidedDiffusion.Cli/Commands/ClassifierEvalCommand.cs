@@ -33,7 +33,7 @@ internal static class ClassifierEvalCommand
             o => o.Evaluation.Seed, (o, v) => o with { Evaluation = o.Evaluation with { Seed = v } });
         Table.Add("log_dir", "Where eval.csv, eval.json and eval.png go (default: the checkpoint's folder).", o => o.LogDir, (o, v) => o with { LogDir = v });
         Table.Add<LabelRule, string>("label_from", "Class of an image in --data_dir: prefix (file name before '_') or folder.",
-            o => o.LabelFrom, (o, v) => o with { LabelFrom = v }, LabelRules.Parse, rule => LabelRules.Names[(int)rule]);
+            o => o.LabelFrom, (o, v) => o with { LabelFrom = v }, LabelRules.Parse, rule => rule.Spelling());
         Table.Add("num_workers", "Image decoding threads (0: on the main thread).",
             o => o.Evaluation.NumWorkers, (o, v) => o with { Evaluation = o.Evaluation with { NumWorkers = v } });
     }

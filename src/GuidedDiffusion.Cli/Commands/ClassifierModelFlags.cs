@@ -27,8 +27,8 @@ internal static class ClassifierModelFlags
         c => c.UseScaleShiftNorm, (c, v) => c with { UseScaleShiftNorm = v });
     public static readonly Flag<ClassifierConfig> ResblockUpdown = Table.Add("classifier_resblock_updown", "Classifier down-samples with ResBlocks instead of strided convolutions.",
         c => c.ResblockUpdown, (c, v) => c with { ResblockUpdown = v });
-    public static readonly Flag<ClassifierConfig> Pool = Table.Add("classifier_pool", "Classifier output head: adaptive, attention, spatial or spatial_v2.",
-        c => c.Pool, (c, v) => c with { Pool = v });
+    public static readonly Flag<ClassifierConfig> Pool = Table.Add<ClassifierPool, string>("classifier_pool", "Classifier output head: adaptive, attention, spatial or spatial_v2.",
+        c => c.Pool, (c, v) => c with { Pool = v }, text => ClassifierPools.Parse(text), pool => pool.ToFlag());
     public static readonly Flag<ClassifierConfig> ChannelMult = Table.Add<string?, string>("channel_mult", "Classifier channel multiplier per level, comma separated (default: the original's for the image size).",
         c => c.ChannelMult, (c, v) => c with { ChannelMult = v }, text => string.IsNullOrWhiteSpace(text) ? null : text, v => v ?? "");
     public static readonly Flag<ClassifierConfig> NumHeadChannels = Table.Add("num_head_channels", "Classifier channels per attention head (the original: 64).",

@@ -1,3 +1,5 @@
+using GuidedDiffusion.Data.Sources;
+using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
@@ -27,10 +29,10 @@ internal static class TrainingFlags
         t => t.AnnealLr, (t, v) => t with { AnnealLr = v });
     public static readonly Flag<TrainingConfig> BatchSize = Table.Add("batch_size", "Images per step and per process.",
         t => t.BatchSize, (t, v) => t with { BatchSize = v });
-    public static readonly Flag<TrainingConfig> Microbatch = Table.Add("microbatch", "Split batches into chunks of this size (-1: no split); gradients are unchanged.",
-        t => t.Microbatch, (t, v) => t with { Microbatch = v });
-    public static readonly Flag<TrainingConfig> ScheduleSampler = Table.Add("schedule_sampler", "Timestep sampler: uniform or loss-second-moment.",
-        t => t.ScheduleSampler, (t, v) => t with { ScheduleSampler = v });
+    public static readonly Flag<TrainingConfig> Microbatch = Table.Add<int?, int>("microbatch", "Split batches into chunks of this size (-1: no split); gradients are unchanged.",
+        t => t.Microbatch, (t, v) => t with { Microbatch = v }, size => size == -1 ? null : size, size => size ?? -1);
+    public static readonly Flag<TrainingConfig> ScheduleSampler = Table.Add<TimestepSamplerKind, string>("schedule_sampler", "Timestep sampler: uniform or loss-second-moment.",
+        t => t.ScheduleSampler, (t, v) => t with { ScheduleSampler = v }, TimestepSampler.Parse, kind => kind.Spelling());
     public static readonly Flag<TrainingConfig> ResumeCheckpoint = Table.Add("resume_checkpoint", "modelNNNNNN.pt to resume from, or 'auto' for the newest in --log_dir.",
         t => t.ResumeCheckpoint, (t, v) => t with { ResumeCheckpoint = v });
     public static readonly Flag<TrainingConfig> LogInterval = Table.Add("log_interval", "Steps between metric dumps.",
@@ -48,12 +50,12 @@ internal static class TrainingFlags
         t => t.Overwrite, (t, v) => t with { Overwrite = v }).DemoOnlyWithout(LogDir, ResumeCheckpoint);
     public static readonly Flag<TrainingConfig> Seed = Table.Add("seed", "Seed for weights, data order, timesteps and noise.",
         t => t.Seed, (t, v) => t with { Seed = v });
-    public static readonly Flag<TrainingConfig> LabelFrom = Table.Add("label_from", "Class of an image: prefix (file name before '_', the original) or folder.",
-        t => t.LabelFrom, (t, v) => t with { LabelFrom = v });
+    public static readonly Flag<TrainingConfig> LabelFrom = Table.Add<LabelRule, string>("label_from", "Class of an image: prefix (file name before '_', the original) or folder.",
+        t => t.LabelFrom, (t, v) => t with { LabelFrom = v }, LabelRules.Parse, rule => rule.Spelling());
     public static readonly Flag<TrainingConfig> NumWorkers = Table.Add("num_workers", "Image decoding threads (0: on the training thread).",
         t => t.NumWorkers, (t, v) => t with { NumWorkers = v });
-    public static readonly Flag<TrainingConfig> Precision = Table.Add("precision", "fp32, fp16 (GPU; loss scaling; also --use_fp16 / --classifier_use_fp16 True), bf16 (trunk in bfloat16; needs AVX512-BF16/AMX) or auto (bf16 where native).",
-        t => t.Precision, (t, v) => t with { Precision = v });
+    public static readonly Flag<TrainingConfig> Precision = Table.Add<TrainingPrecision, string>("precision", "fp32, fp16 (GPU; loss scaling; also --use_fp16 / --classifier_use_fp16 True), bf16 (trunk in bfloat16; needs AVX512-BF16/AMX) or auto (bf16 where native).",
+        t => t.Precision, (t, v) => t with { Precision = v }, TrainingPrecisions.Parse, precision => precision.Spelling());
     public static readonly Flag<TrainingConfig> AllowSlowBf16 = Table.Add("allow_slow_bf16", "Train in bf16 even on a CPU without AVX512-BF16/AMX (10–200× slower; refused otherwise).",
         t => t.AllowSlowBf16, (t, v) => t with { AllowSlowBf16 = v });
     public static readonly Flag<TrainingConfig> EmaRate = Table.Add("ema_rate", "EMA decay rates, comma separated (e.g. 0.9999); each writes ema_RATE_NNNNNN.pt; empty: none.",

@@ -58,7 +58,7 @@ public sealed class TrainedClassifier : IDisposable
             else
             {
                 // A .pt state dict comes back unordered: find the output layer by name, not position.
-                var biasKey = ClassifierHead.OutputBiasKey(ClassifierPools.Parse(flags.Pool));
+                var biasKey = ClassifierHead.OutputBiasKey(flags.Pool);
                 int outputs = weights.TryGetValue(biasKey, out var bias) ? (int)bias.shape[0] : (int)weights.Last().Value.shape[0];
                 config = flags with { NumClasses = flags.NumClasses > 0 ? flags.NumClasses : outputs, UseFp16 = false };
             }

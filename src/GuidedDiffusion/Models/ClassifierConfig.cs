@@ -31,7 +31,7 @@ public sealed record ClassifierConfig
     public bool ResblockUpdown { get; init; } = true;
 
     /// <summary><c>classifier_pool</c>: adaptive, attention, spatial or spatial_v2. Default "attention".</summary>
-    public string Pool { get; init; } = "attention";
+    public ClassifierPool Pool { get; init; } = ClassifierPool.Attention;
 
     /// <summary><c>classifier_use_fp16</c>: train with a float16 trunk. The model is always built in float32;
     /// the trainer converts it (<see cref="EncoderUNet.ConvertToFp16"/>) as the original's trainer does. Default false.</summary>
@@ -116,7 +116,7 @@ public sealed record ClassifierConfig
         Positive(NumHeadChannels, "num_head_channels");
         if (!(Dropout >= 0 && Dropout < 1))
             throw new ConfigurationException("dropout", $"--dropout must be in [0, 1), got {Dropout}.");
-        var pool = ClassifierPools.Parse(Pool);
+        var pool = Pool;
         var mult = ResolveChannelMult();
         var factors = ResolveAttentionDownsampleFactors();
 

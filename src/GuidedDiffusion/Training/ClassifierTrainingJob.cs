@@ -66,14 +66,14 @@ public sealed class ClassifierTrainingJob
         if (classifier.NumClasses < trainSource.Classes.Count)
             throw new ConfigurationException("num_classes", $"{classifier.NumClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
         classifier.Validate();
-        var precision = classifier.UseFp16 ? "fp16" : PrecisionPolicy.Resolve(_training.Precision, _training.AllowSlowBf16, Runtime.CpuFeatures.Current);
+        var precision = classifier.UseFp16 ? TrainingPrecision.Fp16 : PrecisionPolicy.Resolve(_training.Precision, _training.AllowSlowBf16, Runtime.CpuFeatures.Current);
         var training = _training with { Precision = precision };
 
         string logDir = ResolveLogDirectory(training.LogDir);
         // Every rank reads the checkpoint itself (the original reads it on rank 0 only and then hangs).
         var (resume, append, notes) = RunFolder.Open(training, logDir, _comm.IsMain,
             () => ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch));
-        var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16");
+        var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == TrainingPrecision.Fp16);
         if (training.Adversarial is not null) columns = AdversarialMetrics.AddTo(columns, classifier.NumClasses, valSource is not null);
         // Only rank 0 writes logs and checkpoints.
         using var logger = _comm.IsMain ? new RunLogger(logDir, columns, append, _console) : null;
@@ -90,14 +90,14 @@ public sealed class ClassifierTrainingJob
         if (resume?.Manifest is { } resumed && TrainingConfig.RecordedIn(resumed)?.Adversarial is var recorded && recorded != training.Adversarial)
             Log($"note: {resume.ModelPath} was trained {GuidedDiffusion.Adversarial.L2PgdOptions.Training(recorded)}; "
                 + $"this run continues {GuidedDiffusion.Adversarial.L2PgdOptions.Training(training.Adversarial)}.");
-        if (training.ScheduleSampler == "loss-second-moment")
+        if (training.ScheduleSampler == TimestepSamplerKind.LossSecondMoment)
             Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
 
         Log("creating model and diffusion...");
         manual_seed(StepSeeds.For(training.Seed, 0, 0, StepSeeds.Purpose.Init));
         using var model = new EncoderUNet(classifier);
         _comm.BroadcastParameters(model);
-        if (precision != "fp32") model.ConvertTrunkTo(precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
+        if (precision.TrunkType() is { } trunkType) model.ConvertTrunkTo(trunkType);
         using var reducer = _comm.WorldSize > 1 ? new GradientAllReducer(_comm, model.parameters()) : null;
         using var trainer = new ClassifierTrainer(model, diffusion, training, classifier.NumClasses, _comm.Rank, _comm.WorldSize,
             reducer is null ? null : _ => reducer.AllReduceMean());

@@ -34,7 +34,7 @@ public static class DemoPreset
         LogInterval = 50,
         EvalInterval = 10,
         SaveInterval = 200,
-        Precision = "fp32",
+        Precision = TrainingPrecision.Fp32,
         LogDir = ClassifierRunFolder,
         Overwrite = true,
     };
@@ -55,7 +55,7 @@ public static class DemoPreset
         $"9,000 images at {model.ImageSize}x{model.ImageSize}, a UNet with num_channels {model.NumChannels}, channel_mult {model.ChannelMult}, "
         + $"{model.NumResBlocks} res block(s), batch {training.BatchSize}"
         + (training.Iterations < int.MaxValue ? $", {training.Iterations} steps" : "")
-        + $", the {diffusion.DiffusionSteps}-step {diffusion.NoiseSchedule} process";
+        + $", the {diffusion.DiffusionSteps}-step {diffusion.NoiseSchedule.Spelling()} process";
 
     /// <summary>The image-train demo's loop (batch 16, one EMA at 0.999, into runs/image-demo, replaced on a re-run like the classifier demo's).</summary>
     public static TrainingConfig ImageTraining(TrainingConfig training) => training with

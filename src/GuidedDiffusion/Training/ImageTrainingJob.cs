@@ -53,13 +53,13 @@ public sealed class ImageTrainingJob
         IImageSource source = TrainingLoop.OpenFolder(_training.DataDir, _training.LabelFrom, skipBadImages: _training.SkipBadImages) ?? FashionMnistDemo.Load().Train;
         if (_model.ClassCond && _model.NumClasses < source.Classes.Count)
             throw new ConfigurationException("num_classes", $"{_model.NumClasses} is fewer than the {source.Classes.Count} classes in the data ({source.Classes.Describe()}).");
-        var precision = _model.UseFp16 ? "fp16" : PrecisionPolicy.Resolve(_training.Precision, _training.AllowSlowBf16, Runtime.CpuFeatures.Current);
+        var precision = _model.UseFp16 ? TrainingPrecision.Fp16 : PrecisionPolicy.Resolve(_training.Precision, _training.AllowSlowBf16, Runtime.CpuFeatures.Current);
         var training = _training with { Precision = precision };
 
         string logDir = ClassifierTrainingJob.ResolveLogDirectory(training.LogDir);
         var (resume, append, notes) = RunFolder.Open(training, logDir, _comm.IsMain,
             () => ResumePoint.Find(training.ResumeCheckpoint, logDir, _model, training.AllowConfigMismatch));
-        var columns = MetricKeys.ForDiffusion(loss.TermNames, precision == "fp16");
+        var columns = MetricKeys.ForDiffusion(loss.TermNames, precision == TrainingPrecision.Fp16);
         using var logger = _comm.IsMain ? new RunLogger(logDir, columns, append, _console) : null;
         void Log(string line) => logger?.Log(line);
         Log($"Logging to {Path.GetFullPath(logDir)}");
@@ -68,14 +68,14 @@ public sealed class ImageTrainingJob
         if (_comm.WorldSize > 1) Log($"data-parallel over {_comm.WorldSize} processes; --batch_size {training.BatchSize} per process");
         Log($"loss: {loss.LossType}" + (loss.Process.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
             + (_model.ClassCond ? $"; class-conditional on {source.Classes.Count} classes" : ""));
-        if (training.ScheduleSampler == "loss-second-moment")
+        if (training.ScheduleSampler == TimestepSamplerKind.LossSecondMoment)
             Log("note: loss-second-moment importance-samples t from the history of per-step losses.");
 
         Log("creating model and diffusion...");
         manual_seed(StepSeeds.For(training.Seed, 0, 0, StepSeeds.Purpose.Init));
         using var model = new UNetModel(_model);
         _comm.BroadcastParameters(model);
-        if (precision != "fp32") model.ConvertTrunkTo(precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
+        if (precision.TrunkType() is { } trunkType) model.ConvertTrunkTo(trunkType);
         using var reducer = _comm.WorldSize > 1 ? new GradientAllReducer(_comm, model.parameters()) : null;
         using var trainer = new DiffusionTrainer(model, loss, training, _model.ClassCond, _comm.Rank, _comm.WorldSize,
             reducer is null ? null : _ => reducer.AllReduceMean());

@@ -43,9 +43,9 @@ public class NoiseScheduleTests
     public void Schedule_MatchesReference(string schedule, int steps)
     {
         var tensors = Reference.Tensors($"diffusion/schedule_{schedule}_{steps}.safetensors");
-        Reference.AssertClose(BetaSchedule.Named(schedule, steps), tensors["raw_betas"].Float64(), TableRtol, 0, "raw_betas");
+        Reference.AssertClose(BetaSchedule.Named(BetaSchedule.Parse(schedule), steps), tensors["raw_betas"].Float64(), TableRtol, 0, "raw_betas");
 
-        var diffusion = new DiffusionConfig { DiffusionSteps = steps, NoiseSchedule = schedule }.Build();
+        var diffusion = new DiffusionConfig { DiffusionSteps = steps, NoiseSchedule = BetaSchedule.Parse(schedule) }.Build();
         Assert.Equal(steps, diffusion.NumTimesteps);
         Assert.Equal(Enumerable.Range(0, steps).Select(i => (long)i), tensors["timestep_map"].Int64());
         foreach (var name in Tables)
@@ -63,7 +63,7 @@ public class NoiseScheduleTests
     public void Respacing_MatchesReference(string schedule, string spec)
     {
         var tensors = Reference.Tensors($"diffusion/respace_{schedule}_1000_{spec.Replace(',', '-')}.safetensors");
-        var diffusion = new DiffusionConfig { NoiseSchedule = schedule, TimestepRespacing = spec }.Build();
+        var diffusion = new DiffusionConfig { NoiseSchedule = BetaSchedule.Parse(schedule), TimestepRespacing = spec }.Build();
         Assert.Equal(tensors["timestep_map"].Int64(), diffusion.TimestepMap.Select(i => (long)i));
         Assert.Equal(1000, diffusion.OriginalNumSteps);
         foreach (var name in Tables)
@@ -98,7 +98,7 @@ public class NoiseScheduleTests
     [Fact]
     public void UnknownSchedule_ListsAllowedNames()
     {
-        var e = Assert.Throws<ConfigurationException>(() => new DiffusionConfig { NoiseSchedule = "quadratic" }.Build());
+        var e = Assert.Throws<ConfigurationException>(() => BetaSchedule.Parse("quadratic"));
         Assert.Contains("linear, cosine", e.Message);
     }
 
@@ -113,7 +113,7 @@ public class NoiseScheduleTests
         var tensors = Reference.Tensors($"diffusion/q_sample_{schedule}_1000_{respacing}.safetensors");
         var diffusion = new DiffusionConfig
         {
-            NoiseSchedule = schedule,
+            NoiseSchedule = BetaSchedule.Parse(schedule),
             TimestepRespacing = respacing == "none" ? "" : respacing,
         }.Build();
         var xt = diffusion.QSample(tensors["x_start"], tensors["t"], tensors["noise"]);

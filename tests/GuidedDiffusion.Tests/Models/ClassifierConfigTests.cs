@@ -19,7 +19,7 @@ public class ClassifierConfigTests
         Assert.Equal("32,16,8", config.AttentionResolutions);
         Assert.True(config.UseScaleShiftNorm);
         Assert.True(config.ResblockUpdown);
-        Assert.Equal("attention", config.Pool);
+        Assert.Equal("attention", config.Pool.ToFlag());
         Assert.False(config.UseFp16);
         Assert.Equal(1000, config.NumClasses);
         Assert.Equal(64, config.NumHeadChannels);
@@ -98,7 +98,7 @@ public class ClassifierConfigTests
     [Fact]
     public void UnknownPool_ListsTheAllowedValues()
     {
-        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Pool = "max" }.ToOptions());
+        var error = Assert.Throws<ConfigurationException>(() => ClassifierPools.Parse("max"));
         Assert.Equal("classifier_pool", error.Flag);
         Assert.Contains("'max'", error.Message);
         Assert.Contains("adaptive, attention, spatial, spatial_v2", error.Message);
