@@ -38,7 +38,7 @@ public sealed class TrainedClassifier : IDisposable
     public static TrainedClassifier Load(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven)
     {
         if (!File.Exists(modelPath))
-            throw new CheckpointException(modelPath, $"--model_path '{modelPath}' does not exist.");
+            throw new CheckpointException(modelPath, $"{SettingText.Ref("model_path")} '{modelPath}' does not exist.");
         var sidecar = CheckpointManifest.PathFor(modelPath);
         var manifest = File.Exists(sidecar) ? CheckpointManifest.Read(sidecar) : null;
         var weights = StateDictIO.Read(modelPath);

@@ -20,7 +20,7 @@ public sealed record ImageTrainLength
         if (LrAnnealSteps < 0) throw new ConfigurationException("lr_anneal_steps", $"must be ≥ 0 (0: no annealing), got {LrAnnealSteps}.");
         if (Iterations < 0) throw new ConfigurationException("iterations", $"must be ≥ 0 (0: no limit of its own), got {Iterations}.");
         if (LrAnnealSteps > 0 && Iterations > 0)
-            throw new ConfigurationException("iterations", "give either --lr_anneal_steps (anneal and stop there) or --iterations (constant lr), not both.");
+            throw new ConfigurationException("iterations", $"give either {SettingText.Ref("lr_anneal_steps")} (anneal and stop there) or {SettingText.Ref("iterations")} (constant lr), not both.");
         return training with
         {
             AnnealLr = LrAnnealSteps > 0,

@@ -75,7 +75,7 @@ public abstract class PrecisionPolicy : IDisposable
             TrainingPrecision.Bf16 when !cpu.HasNativeBf16 && !allowSlowBf16 => throw new ConfigurationException("precision",
                 $"bf16 on this CPU ({cpu.Model}: {cpu.Summary}) would be 10–200× slower than fp32, not faster: without "
                 + "AVX512-BF16 or AMX libtorch has no bf16 kernels and runs reference loops (a 2048² matmul at 0.3 GFLOP/s "
-                + "instead of ~100). Use --precision fp32 (or auto), or --allow_slow_bf16 True to run bf16 anyway."),
+                + $"instead of ~100). Use {SettingText.Ref("precision")} fp32 (or auto), or {SettingText.Ref("allow_slow_bf16")} True to run bf16 anyway."),
             _ => requested,
         };
     }

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Tests.Support;
 using static TorchSharp.torch;
@@ -79,7 +80,7 @@ public class NoiseScheduleTests
             int steps = c.GetProperty("diffusion_steps").GetInt32();
             string spec = c.GetProperty("timestep_respacing").GetString()!;
             var e = Assert.Throws<ConfigurationException>(() => TimestepRespacing.Parse(spec, steps));
-            Assert.Equal("timestep_respacing", e.Flag);
+            Assert.Equal("timestep_respacing", e.Setting);
             Assert.EndsWith(c.GetProperty("message").GetString()!, e.Message);
         }
     }
@@ -91,7 +92,7 @@ public class NoiseScheduleTests
     public void Respacing_RejectsMalformedSpecs_NamingTheFlag(string spec)
     {
         var e = Assert.Throws<ConfigurationException>(() => TimestepRespacing.Parse(spec, 1000));
-        Assert.Contains("--timestep_respacing", e.Message);
+        Assert.Contains("--timestep_respacing", CliErrors.Describe(e));
         Assert.Contains(spec, e.Message);
     }
 

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Runtime;
 using GuidedDiffusion.Training;
 
@@ -24,10 +25,10 @@ public class PrecisionResolveTests
     public void Bf16_WithoutNativeKernels_IsRefusedNamingTheFlagAndTheCost()
     {
         var e = Assert.Throws<ConfigurationException>(() => PrecisionPolicy.Resolve(TrainingPrecision.Bf16, allowSlowBf16: false, CpuFeatures.Parse(Avx2Only)));
-        Assert.Equal("precision", e.Flag);
+        Assert.Equal("precision", e.Setting);
         Assert.Contains("AMD EPYC 7B12", e.Message, StringComparison.Ordinal);
         Assert.Contains("10–200× slower", e.Message, StringComparison.Ordinal);
-        Assert.Contains("--allow_slow_bf16 True", e.Message, StringComparison.Ordinal);
+        Assert.Contains("--allow_slow_bf16 True", CliErrors.Describe(e), StringComparison.Ordinal);
     }
 
     [Theory]

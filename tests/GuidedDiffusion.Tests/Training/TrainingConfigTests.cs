@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Tests.Support;
 using GuidedDiffusion.Training;
 
@@ -35,9 +36,9 @@ public class TrainingConfigTests
             _ => new TrainingConfig { Iterations = 0 }.Validate,
         };
         var e = Assert.Throws<ConfigurationException>(bad);
-        Assert.Equal(flag, e.Flag);
+        Assert.Equal(flag, e.Setting);
         Assert.Contains(expected, e.Message);
-        Assert.StartsWith($"--{flag}:", e.Message);
+        Assert.StartsWith($"--{flag}:", CliErrors.Describe(e));
     }
 
     [Fact]
