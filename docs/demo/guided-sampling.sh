@@ -1,56 +1,155 @@
 #!/usr/bin/env bash
 # The classifier-guidance demo of the README, end to end on the bundled Fashion-MNIST sample (CPU only):
-#   1. a small diffusion model (image-train),
-#   2. the demo noise-aware classifier (classifier-train, no flags: 400 steps) and a longer-trained one (1,200
-#      steps), both on the same 1000-step process,
-#   3. an independent clean classifier, the judge (classifier-train --noised False),
-#   4. 100 guided samples (a random mix of the 10 classes, the same classes and noise for every scale) at
-#      classifier scales 0, 1, 3, 10, 30 and 100,
-#   5. sample-eval: how often the judge labels a sample as the requested class, per scale.
-# Wall-clock seconds of each stage go to $OUT/times.txt. About 100 minutes on 2 CPU cores.
+#   diffusion/     a small diffusion model (image-train, 6,000 steps),
+#   noisy1200/     a noise-aware classifier on the same 1000-step process (classifier-train, 1,200 steps),
+#   robust1200/    the same trained adversarially (L2 PGD on x_t, issue 13),
+#   clean/         an independent clean classifier, the judge (classifier-train --noised False, $JUDGE_FLAGS),
+#   *-scale*/      300 samples per classifier scale, ancestral (100 respaced steps) and DDIM (50 steps), the same
+#                  requested classes and noise at every scale; scale 0 (no guidance) is sampled once and shared,
+#   agreement-*    sample-eval: how often the judge labels a sample as the requested class (with 95 % Wilson
+#                  intervals), agree@5, the diversity of the judge's features, and the judge on real images,
+#   eps-eval/      the diffusion model's per-channel noise-prediction error against t (the colour-cast diagnostic).
+#
+# Resumable: a stage whose output exists is skipped, so the script can be rerun after an interruption (a training
+# stage that was cut short resumes from its newest checkpoint). Each stage that runs appends a line to
+# $OUT/times.tsv: stage, wall seconds, user and system CPU seconds (of the stage's processes), CPU = user + sys.
 #
 # Usage: docs/demo/guided-sampling.sh            (from the repository root)
 #        GD=/path/to/guided-diffusion OUT=runs/x docs/demo/guided-sampling.sh
+# GD may be any command taking guided-diffusion's arguments (docs/demo/check-guided-sampling.sh passes a stub
+# to test the skip logic).
 set -euo pipefail
 
 OUT=${OUT:-runs/guided-demo}
+# The judge's flags: the demo's classifier architecture (width 64, depth 1, batch 32), clean, trained 3,000 steps
+# instead of the 1,000 that gave 81.4 % (issue 14 asks for >= 88 % on the real validation images; the run's
+# end-of-training table and sample-eval's reference row report it). Its last checkpoint is model<iterations - 1>.pt.
+JUDGE_FLAGS=${JUDGE_FLAGS:-"--iterations 3000 --eval_interval 100 --save_interval 1000 --seed 1"}
+SAMPLES=300
+ANCESTRAL_SCALES=(10 30 100)
+DDIM_SCALES=(10 30)
+GUIDES=(noisy1200 robust1200)
+
 if [[ -z "${GD:-}" ]]; then
   dotnet build src/GuidedDiffusion.Cli -c Release -v quiet -nologo
   GD=$(ls src/GuidedDiffusion.Cli/bin/Release/net*/linux-x64/guided-diffusion | head -n 1)
 fi
 mkdir -p "$OUT"
+[[ -f "$OUT/times.tsv" ]] || printf 'stage\twall_s\tuser_s\tsys_s\tcpu_s\n' > "$OUT/times.tsv"
 
-stage() {  # stage NAME COMMAND...: runs the command, logs to $OUT/NAME.out, records its wall time
-  local name=$1 start
-  shift
-  start=$(date +%s)
+# stage NAME OUTPUT COMMAND...: skips when OUTPUT exists; otherwise runs the command (log: $OUT/NAME.out) and
+# appends its wall and CPU times to $OUT/times.tsv. Bash's `time` counts the CPU of the command's children.
+stage() {
+  local name=$1 output=$2 timing
+  shift 2
+  if [[ -e "$output" ]]; then
+    echo "== $name: done ($output exists), skipped"
+    return
+  fi
   echo "== $name"
-  "$@" > "$OUT/$name.out" 2>&1 || { echo "$name failed; see $OUT/$name.out" >&2; exit 1; }
-  echo "$name: $(( $(date +%s) - start )) s" | tee -a "$OUT/times.txt"
+  timing=$(mktemp)
+  if ! { TIMEFORMAT='%R %U %S'; time "$@" > "$OUT/$name.out" 2>&1; } 2> "$timing"; then
+    rm -f "$timing"
+    echo "$name failed; see $OUT/$name.out" >&2
+    exit 1
+  fi
+  if [[ ! -e "$output" ]]; then
+    rm -f "$timing"
+    echo "$name finished without writing $output; see $OUT/$name.out" >&2
+    exit 1
+  fi
+  read -r wall user sys < "$timing"
+  rm -f "$timing"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$wall" "$user" "$sys" "$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')" \
+    | tee -a "$OUT/times.tsv"
 }
 
-# The README's model was trained in two legs: 3000 steps annealed to lr 0, then resumed (`auto`) for 3000 more
-# with --lr_anneal_steps 6000 (lr restarts at 1.5e-4 and anneals to 0). A single --lr_anneal_steps 6000 run is the
-# simpler equivalent.
-UNET=(--diffusion_steps 1000 --num_channels 32 --channel_mult 1,2,2 --num_res_blocks 2 --attention_resolutions 8
-      --batch_size 32 --lr 3e-4 --ema_rate 0.999 --log_interval 100 --save_interval 500 --seed 0 --log_dir "$OUT/diffusion")
-stage diffusion "$GD" image-train "${UNET[@]}" --lr_anneal_steps 3000
-stage diffusion-resumed "$GD" image-train "${UNET[@]}" --lr_anneal_steps 6000 --resume_checkpoint auto
-STEPS=6000
-stage noisy "$GD" classifier-train --seed 0 --log_dir "$OUT/noisy"
-stage noisy1200 "$GD" classifier-train --iterations 1200 --save_interval 600 --seed 0 --log_dir "$OUT/noisy1200"
-stage clean "$GD" classifier-train --noised False --iterations 1000 --eval_interval 100 --save_interval 500 --seed 1 \
-  --log_dir "$OUT/clean"
+# resume_flags DIR: how a training stage continues in DIR: from its newest checkpoint when it has one, else
+# afresh (--overwrite moves an aborted start's files aside); nothing for a new folder.
+resume_flags() {
+  if compgen -G "$1/model*.pt" > /dev/null; then echo "--resume_checkpoint auto"
+  elif [[ -d "$1" && -n "$(ls -A "$1")" ]]; then echo "--overwrite"
+  fi
+}
 
-MODEL=$(printf "%s/diffusion/ema_0.999_%06d.pt" "$OUT" $((STEPS - 1)))
-CLEAN=$OUT/clean/model000999.pt
-for guide in noisy/model000399.pt noisy1200/model001199.pt; do
-  name=$(dirname "$guide")
-  for scale in 0 1 3 10 30 100; do
-    stage "sample-$name-scale$scale" "$GD" classifier-sample --model_path "$MODEL" --classifier_path "$OUT/$guide" \
-      --classifier_scale $scale --num_samples 100 --batch_size 100 --timestep_respacing 100 --seed 0 \
-      --out_dir "$OUT/$name-scale$scale"
+last_checkpoint() {  # last_checkpoint ITERATIONS: the file name of a run's final save
+  printf "model%06d.pt" $(($1 - 1))
+}
+
+# 1. The diffusion model: 6,000 steps of batch 32 annealed to lr 0 (ema_0.999_005999.pt).
+STEPS=6000
+MODEL=$OUT/diffusion/$(printf "ema_0.999_%06d.pt" $((STEPS - 1)))
+# shellcheck disable=SC2046  # resume_flags is word-split on purpose
+stage diffusion "$MODEL" "$GD" image-train --diffusion_steps 1000 --num_channels 32 --channel_mult 1,2,2 --num_res_blocks 2 \
+  --attention_resolutions 8 --batch_size 32 --lr 3e-4 --ema_rate 0.999 --log_interval 100 --save_interval 1000 --seed 0 \
+  --lr_anneal_steps $STEPS --log_dir "$OUT/diffusion" $(resume_flags "$OUT/diffusion")
+
+# 2. The guiding classifiers: plain and adversarially trained, 1,200 steps each (the demo's other settings).
+# shellcheck disable=SC2046
+stage noisy1200 "$OUT/noisy1200/$(last_checkpoint 1200)" "$GD" classifier-train --iterations 1200 --save_interval 600 --seed 0 \
+  --log_dir "$OUT/noisy1200" $(resume_flags "$OUT/noisy1200")
+# shellcheck disable=SC2046
+stage robust1200 "$OUT/robust1200/$(last_checkpoint 1200)" "$GD" classifier-train --adversarial True --iterations 1200 \
+  --save_interval 600 --seed 0 --log_dir "$OUT/robust1200" $(resume_flags "$OUT/robust1200")
+
+# 3. The judge: a clean classifier.
+JUDGE_ITERATIONS=$(sed -n 's/.*--iterations[ =]\([0-9]*\).*/\1/p' <<< "$JUDGE_FLAGS")
+[[ -n "$JUDGE_ITERATIONS" ]] || { echo "JUDGE_FLAGS must give --iterations (its last checkpoint marks the stage done)" >&2; exit 1; }
+JUDGE=$OUT/clean/$(last_checkpoint "$JUDGE_ITERATIONS")
+# shellcheck disable=SC2086,SC2046  # JUDGE_FLAGS is a list of flags
+stage clean "$JUDGE" "$GD" classifier-train --noised False $JUDGE_FLAGS --log_dir "$OUT/clean" $(resume_flags "$OUT/clean")
+
+# 4. Samples: seed 0 gives the same requested classes and noise at every scale and for both samplers' first draw.
+NPZ=$(printf "samples_%dx32x32x3.npz" $SAMPLES)
+sample() {  # sample DIR CLASSIFIER SCALE SAMPLER-FLAGS...
+  local dir=$1 classifier=$2 scale=$3
+  shift 3
+  stage "sample-$dir" "$OUT/$dir/$NPZ" "$GD" classifier-sample --model_path "$MODEL" --classifier_path "$classifier" \
+    --classifier_scale "$scale" --num_samples $SAMPLES --batch_size 100 --seed 0 --out_dir "$OUT/$dir" "$@"
+}
+ANCESTRAL=(--timestep_respacing 100)
+DDIM=(--use_ddim True --timestep_respacing ddim50)
+# Scale 0 ignores the classifier's gradient (it only supplies the class count), so one unguided run serves both guides.
+sample unguided-ancestral-scale0 "$OUT/noisy1200/$(last_checkpoint 1200)" 0 "${ANCESTRAL[@]}"
+sample unguided-ddim50-scale0 "$OUT/noisy1200/$(last_checkpoint 1200)" 0 "${DDIM[@]}"
+for guide in "${GUIDES[@]}"; do
+  for scale in "${ANCESTRAL_SCALES[@]}"; do
+    sample "$guide-ancestral-scale$scale" "$OUT/$guide/$(last_checkpoint 1200)" "$scale" "${ANCESTRAL[@]}"
   done
-  "$GD" sample-eval --model_path "$CLEAN" --grid True --json "$OUT/agreement-$name.json" \
-    "$OUT/$name"-scale{0,1,3,10,30,100}/samples_100x32x32x3.npz | tee "$OUT/agreement-$name.txt"
+  for scale in "${DDIM_SCALES[@]}"; do
+    sample "$guide-ddim50-scale$scale" "$OUT/$guide/$(last_checkpoint 1200)" "$scale" "${DDIM[@]}"
+  done
 done
+
+# 5. The judge's verdict per guide: ancestral rows, then DDIM rows, then the real validation images as reference.
+for guide in "${GUIDES[@]}"; do
+  files=("$OUT/unguided-ancestral-scale0/$NPZ")
+  for scale in "${ANCESTRAL_SCALES[@]}"; do files+=("$OUT/$guide-ancestral-scale$scale/$NPZ"); done
+  files+=("$OUT/unguided-ddim50-scale0/$NPZ")
+  for scale in "${DDIM_SCALES[@]}"; do files+=("$OUT/$guide-ddim50-scale$scale/$NPZ"); done
+  stage "agreement-$guide" "$OUT/agreement-$guide.json" \
+    "$GD" sample-eval --model_path "$JUDGE" --grid True --json "$OUT/agreement-$guide.json" "${files[@]}"
+  if [[ -f "$OUT/agreement-$guide.out" ]]; then cp "$OUT/agreement-$guide.out" "$OUT/agreement-$guide.txt"; fi
+done
+
+# 6. The colour-cast diagnostic of the diffusion model on 200 grey validation images.
+stage eps-eval "$OUT/eps-eval/eps_eval.json" "$GD" eps-eval --model_path "$MODEL" --num_samples 200 --batch_size 50 \
+  --seed 0 --log_dir "$OUT/eps-eval"
+
+# 7. The summary for README.md and BENCHMARKS.md.
+show() { if [[ -f "$1" ]]; then cat "$1"; else echo "($1 missing: that stage ran outside this script)"; fi; }
+{
+  echo "# Guided demo: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "## Stage times (times.tsv: seconds; CPU = user + sys)"
+  show "$OUT/times.tsv"
+  for guide in "${GUIDES[@]}"; do
+    echo
+    echo "## Agreement with the judge, guided by $guide (agreement-$guide.json)"
+    show "$OUT/agreement-$guide.txt"
+  done
+  echo
+  echo "## Noise-prediction error per channel (eps-eval/eps_eval.csv)"
+  show "$OUT/eps-eval.out"
+} > "$OUT/summary.md"
+cat "$OUT/summary.md"

@@ -18,6 +18,7 @@ public static class Program
         root.Subcommands.Add(PlotCommand.Create());
         root.Subcommands.Add(ImageTrainCommand.Create());
         root.Subcommands.Add(ImageNllCommand.Create());
+        root.Subcommands.Add(EpsEvalCommand.Create());
         return root;
     }
 

@@ -21,6 +21,9 @@ internal static class SampleEvalCommand
         Table.Add("grid", "Also write, per sample file, FILE_by_class.png: one row per requested class (up to --grid_columns samples each).", o => o.Grid, (o, v) => o with { Grid = v });
         Table.Add("grid_columns", "Samples per class row in the --grid images.", o => o.GridColumns, (o, v) => o with { GridColumns = v });
         Table.Add("json", "Also write the results (overall, per class, per sample) to this JSON file.", o => o.JsonPath, (o, v) => o with { JsonPath = v });
+        Table.Add("reference", "Also judge real images against their true classes (the judge's accuracy, and the diversity of real images of one class), printed once as the reference row.", o => o.Reference, (o, v) => o with { Reference = v });
+        Table.Add("reference_dir", "Folder of real images for --reference, labelled by file-name prefix with the judge's class names (empty: the bundled Fashion-MNIST validation split, for a 10-class judge).", o => o.ReferenceDir, (o, v) => o with { ReferenceDir = v });
+        Table.Add("reference_samples", "At most this many real images (the first ones) for --reference.", o => o.ReferenceSamples, (o, v) => o with { ReferenceSamples = v });
     }
 
     public static Command Create()
@@ -34,13 +37,16 @@ internal static class SampleEvalCommand
         command.SetAction(parse => CliErrors.Guard(() =>
         {
             var report = new SampleAgreementJob(judging.Bind(parse) with { Judge = judge.Bind(parse), Files = parse.GetValue(files)! }, Console.Out).Run();
-            Console.Write(SampleAgreement.FormatTable(report.Agreements));
-            Console.WriteLine($"(judge: {report.Judge}, t = {report.Timestep}; agree@1 = fraction labelled as the requested class)");
+            Console.Write(SampleAgreement.FormatTable(report.Agreements, report.ReferenceAgreement));
+            Console.WriteLine($"(judge: {report.Judge}, t = {report.Timestep}; agree@1 = fraction labelled as the requested class, with its 95% Wilson interval; "
+                + "diversity = mean pairwise distance of the judge's penultimate features within a requested class, averaged over classes)");
+            if (report.ReferenceNote.Length > 0) Console.WriteLine(report.ReferenceNote);
             if (report.Results.Count == 1)
             {
-                Console.WriteLine("per requested class (samples, agree@1):");
+                Console.WriteLine("per requested class (samples, agree@1, diversity):");
                 foreach (var c in report.Results[0].PerClass.Where(c => c.Samples > 0))
-                    Console.WriteLine($"  {c.Class,4}  {c.Name,-16} {c.Samples,5}  {c.AgreeTop1!.Value.ToString("0.000", CultureInfo.InvariantCulture)}");
+                    Console.WriteLine($"  {c.Class,4}  {c.Name,-16} {c.Samples,5}  {c.AgreeTop1!.Value.ToString("0.000", CultureInfo.InvariantCulture)}  "
+                        + (c.Diversity is { } d ? d.ToString("0.000", CultureInfo.InvariantCulture) : "-"));
             }
             return 0;
         }));

@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using GuidedDiffusion.Checkpoints;
+using GuidedDiffusion.Data;
+using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Formats;
 
 namespace GuidedDiffusion.Evaluation;
@@ -22,6 +24,20 @@ public sealed record SampleAgreementOptions
     public string JsonPath { get; init; } = "";
     /// <summary><c>samples_NxHxWx3.npz</c> files written by guided sampling (arr_0 images, arr_1 requested classes).</summary>
     public IReadOnlyList<string> Files { get; init; } = [];
+    /// <summary>
+    /// Also judge real images, grouped by their true class, as the reference row: the judge's accuracy on them and
+    /// the diversity of real images of one class. Default true.
+    /// </summary>
+    public bool Reference { get; init; } = true;
+    /// <summary>
+    /// The real images' folder (labels from the file names, like the training data); empty: the bundled
+    /// Fashion-MNIST demo's validation split, used only when the judge has its 10 classes.
+    /// </summary>
+    public string ReferenceDir { get; init; } = "";
+    /// <summary>At most this many real images (the first ones). Default 1000, the demo's validation split.</summary>
+    public int ReferenceSamples { get; init; } = FashionMnistDemo.ValidationCount;
+    /// <summary>Image-decoding threads for the real images (0: on the caller's thread). Default: one per processor.</summary>
+    public int NumWorkers { get; init; } = Environment.ProcessorCount;
 }
 
 /// <summary>One requested class of a sample file (the JSON schema of the report).</summary>
@@ -33,7 +49,12 @@ public sealed record ClassAgreement(
     [property: JsonPropertyName("class")] int Class,
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("samples")] int Samples,
-    [property: JsonPropertyName("agree_top1")] double? AgreeTop1);
+    [property: JsonPropertyName("agree_top1")] double? AgreeTop1)
+{
+    /// <summary>Mean pairwise distance of the judge's penultimate features among its samples (null below two).</summary>
+    [JsonPropertyName("diversity")]
+    public double? Diversity { get; init; }
+}
 
 /// <summary>The judge's verdict on one sample file (the JSON schema of the report).</summary>
 /// <param name="File">The sample file.</param>
@@ -49,8 +70,39 @@ public sealed record FileAgreement(
     [property: JsonPropertyName("agree_top1")] double AgreeTop1,
     [property: JsonPropertyName("agree_top5")] double? AgreeTop5,
     [property: JsonPropertyName("mean_probability")] double MeanProbability,
-    [property: JsonPropertyName("per_class")] IReadOnlyList<ClassAgreement> PerClass,
-    [property: JsonPropertyName("predicted")] IReadOnlyList<int> Predicted);
+    // The long lists go after the summary figures declared in the body.
+    [property: JsonPropertyName("per_class"), JsonPropertyOrder(1)] IReadOnlyList<ClassAgreement> PerClass,
+    [property: JsonPropertyName("predicted"), JsonPropertyOrder(1)] IReadOnlyList<int> Predicted)
+{
+    /// <summary>The 95 % Wilson score interval of <see cref="AgreeTop1"/>: [lower, upper].</summary>
+    [JsonPropertyName("agree_top1_ci95")]
+    public IReadOnlyList<double> AgreeTop1Ci95 { get; init; } = [];
+
+    /// <summary>The 95 % Wilson score interval of <see cref="AgreeTop5"/> (null when that is).</summary>
+    [JsonPropertyName("agree_top5_ci95")]
+    public IReadOnlyList<double>? AgreeTop5Ci95 { get; init; }
+
+    /// <summary>Mean over requested classes of the mean pairwise distance of the judge's penultimate features
+    /// among their samples (null when no class has two samples).</summary>
+    [JsonPropertyName("diversity")]
+    public double? Diversity { get; init; }
+
+    /// <summary>The record of one measurement; <paramref name="classes"/> names the judge's labels.</summary>
+    public static FileAgreement From(string file, SampleAgreement a, IReadOnlyList<string> classes) =>
+        new(file, a.Samples, a.Top1, a.Top5, a.MeanProbability,
+            a.PerClass.Select((p, c) => new ClassAgreement(c, classes[c], p.Count, p.Count > 0 ? p.Top1 : null)
+            {
+                Diversity = c < a.PerClassDiversity.Count ? NullIfNaN(a.PerClassDiversity[c]) : null,
+            }).ToArray(),
+            a.Predicted)
+        {
+            AgreeTop1Ci95 = [a.Top1Interval.Lower, a.Top1Interval.Upper],
+            AgreeTop5Ci95 = a.Top5Interval is { } i5 ? [i5.Lower, i5.Upper] : null,
+            Diversity = NullIfNaN(a.Diversity),
+        };
+
+    private static double? NullIfNaN(double value) => double.IsNaN(value) ? null : value;
+}
 
 /// <summary>What <see cref="SampleAgreementJob"/> measured (the JSON file's schema).</summary>
 /// <param name="Judge">The judging checkpoint.</param>
@@ -61,6 +113,21 @@ public sealed record SampleAgreementReport(
     [property: JsonPropertyName("timestep")] int Timestep,
     [property: JsonPropertyName("results")] IReadOnlyList<FileAgreement> Results)
 {
+    /// <summary>
+    /// The real images judged against their true classes (<see cref="FileAgreement.File"/> describes them):
+    /// agree@1 is the judge's accuracy, the diversity that of real images of one class. Null when not measured.
+    /// </summary>
+    [JsonPropertyName("reference")]
+    public FileAgreement? Reference { get; init; }
+
+    /// <summary>The measurement behind <see cref="Reference"/>, as <see cref="SampleAgreement.FormatTable"/> takes it.</summary>
+    [JsonIgnore]
+    public (string Name, SampleAgreement Agreement)? ReferenceAgreement { get; init; }
+
+    /// <summary>Why no reference was measured although one was asked for (empty otherwise).</summary>
+    [JsonIgnore]
+    public string ReferenceNote { get; init; } = "";
+
     /// <summary>The measurements per file, as <see cref="SampleAgreement.FormatTable"/> takes them.</summary>
     [JsonIgnore]
     public IReadOnlyList<(string Name, SampleAgreement Agreement)> Agreements { get; init; } = [];
@@ -109,13 +176,46 @@ public sealed class SampleAgreementJob
             measured.Add((file, SampleAgreement.Measure(judge.Model, images, labels, t, o.BatchSize)));
             if (o.Grid) WriteGrid(file, images, labels, size, judge.Config.NumClasses);
         }
-        var results = measured.Select(r => new FileAgreement(r.Name, r.Agreement.Samples, r.Agreement.Top1, r.Agreement.Top5, r.Agreement.MeanProbability,
-            r.Agreement.PerClass.Select((p, c) => new ClassAgreement(c, judge.Classes[c], p.Count, p.Count > 0 ? p.Top1 : null)).ToArray(),
-            r.Agreement.Predicted)).ToArray();
-        var report = new SampleAgreementReport(o.Judge.Path, t, results) { Agreements = measured, Classes = judge.Classes };
+        var results = measured.Select(r => FileAgreement.From(r.Name, r.Agreement, judge.Classes)).ToArray();
+        var (reference, note) = o.Reference ? MeasureReference(judge, t) : (null, "");
+        var report = new SampleAgreementReport(o.Judge.Path, t, results)
+        {
+            Agreements = measured,
+            Classes = judge.Classes,
+            Reference = reference is { } r ? FileAgreement.From(r.Name, r.Agreement, judge.Classes) : null,
+            ReferenceAgreement = reference,
+            ReferenceNote = note,
+        };
         if (o.JsonPath.Length > 0)
             AtomicFile.Write(o.JsonPath, stream => JsonSerializer.Serialize(stream, report, new JsonSerializerOptions { WriteIndented = true }));
         return report;
+    }
+
+    /// <summary>The judge on real images (<see cref="SampleAgreementOptions.ReferenceDir"/> or the bundled split), or
+    /// null and the reason it was skipped.</summary>
+    private ((string Name, SampleAgreement Agreement)? Measured, string Note) MeasureReference(TrainedClassifier judge, int t)
+    {
+        var o = _options;
+        if (o.ReferenceSamples <= 0) throw new ConfigurationException("reference_samples", $"must be positive, got {o.ReferenceSamples}.");
+        int classes = judge.Config.NumClasses;
+        IImageSource source;
+        string name;
+        if (o.ReferenceDir.Length == 0)
+        {
+            // The bundled split's labels mean Fashion-MNIST's classes only to a judge trained on them.
+            if (classes != FashionMnistDemo.Classes.Count)
+                return (null, $"no reference: the judge has {classes} classes, not the bundled Fashion-MNIST's {FashionMnistDemo.Classes.Count}; give reference_dir.");
+            source = FashionMnistDemo.Load().Validation;
+            name = "real: Fashion-MNIST validation";
+        }
+        else
+        {
+            if (!Directory.Exists(o.ReferenceDir)) throw new ConfigurationException("reference_dir", $"'{o.ReferenceDir}' is not a folder of images.");
+            // Labelled by the judge's own class names, so that label numbers mean the same classes.
+            source = new ImageFolderSource(o.ReferenceDir, classes: new ClassMap(judge.Classes));
+            name = $"real: {o.ReferenceDir}";
+        }
+        return ((name, SampleAgreement.MeasureSource(judge.Model, source, o.ReferenceSamples, t, o.BatchSize, o.NumWorkers)), "");
     }
 
     private void WriteGrid(string file, byte[] images, long[] labels, int size, int numClasses)

@@ -49,7 +49,16 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
     public Parameter PositionalEmbedding => (Parameter)get_parameter("positional_embedding")!;
 
     /// <summary>Pools x [B, C, S, S] to [B, outputDim].</summary>
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, observe: null);
+
+    /// <summary>
+    /// <see cref="forward"/> that also reports, as <see cref="EncoderUNet.FeaturesActivation"/>, the mean token's
+    /// attention output [B, C]: the input of <c>c_proj</c>, the last linear map (1×1 convolutions act on each
+    /// token alone, so the logits are c_proj of exactly these features).
+    /// </summary>
+    /// <param name="x">Features [B, C, S, S].</param>
+    /// <param name="observe">Called with (name, activation), or null.</param>
+    public Tensor Forward(Tensor x, Action<string, Tensor>? observe)
     {
         long b = x.shape[0], c = x.shape[1];
         if (x.shape[2] * x.shape[3] != SpatialDim * SpatialDim)
@@ -59,8 +68,10 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
         x = x.reshape(b, c, -1);
         x = cat(new[] { x.mean(new long[] { -1 }, keepdim: true), x }, dim: -1);
         x = x + PositionalEmbedding.unsqueeze(0).to_type(x.dtype);
-        x = cProj.call(attention.call(qkvProj.call(x)));
-        return x[.., .., 0];
+        x = attention.call(qkvProj.call(x));
+        observe?.Invoke(EncoderUNet.FeaturesActivation, x[.., .., 0]);
+        // c_proj on every token, then the mean token, as the original does: the logits stay bit-identical.
+        return cProj.call(x)[.., .., 0];
     }
 
     /// <summary>Children are registered explicitly, in the original's order.</summary>

@@ -19,26 +19,37 @@ internal static class ClassifierHead
         _ => throw new ConfigurationException("pool", $"unknown pool {pool}."),
     };
 
-    /// <summary>Creates the head.</summary>
+    /// <summary>
+    /// The head's layers, in the order of the <c>out</c> Sequential (its state-dict indices), and the index of the
+    /// layer whose output is the penultimate features: the input of the last linear map (the 1×1 conv of
+    /// <c>adaptive</c>, the second Linear of the spatial heads). −1 for <c>attention</c>, whose last linear map
+    /// (<c>c_proj</c>) sits inside <see cref="AttentionPool2d"/>, which reports the features itself.
+    /// </summary>
     /// <param name="options">Model arguments (pool, classes, heads).</param>
     /// <param name="channels">Channels of the middle block's output.</param>
     /// <param name="featureSize">Concatenated width of all spatial means (spatial heads).</param>
     /// <param name="spatialDim">Side of the final feature map (attention pool).</param>
-    public static nn.Module<Tensor, Tensor> Create(EncoderUNetOptions options, int channels, int featureSize, int spatialDim) =>
+    public static (nn.Module<Tensor, Tensor>[] Layers, int FeatureLayer) Create(EncoderUNetOptions options, int channels, int featureSize, int spatialDim) =>
         options.Pool switch
         {
             // out.0 norm, out.3 conv: the pool and flatten carry no parameters but keep the indices.
-            ClassifierPool.Adaptive => nn.Sequential(
+            ClassifierPool.Adaptive => ([
                 new GroupNorm32(channels), nn.SiLU(), nn.AdaptiveAvgPool2d(1),
-                ZeroInit.Apply(nn.Conv2d(channels, options.OutChannels, kernel_size: 1)), nn.Flatten()),
-            ClassifierPool.Attention => nn.Sequential(
+                ZeroInit.Apply(nn.Conv2d(channels, options.OutChannels, kernel_size: 1)), nn.Flatten()], 2),
+            ClassifierPool.Attention => ([
                 new GroupNorm32(channels), nn.SiLU(),
-                new AttentionPool2d(spatialDim, channels, options.NumHeadChannels, options.OutChannels)),
-            ClassifierPool.Spatial => nn.Sequential(
-                nn.Linear(featureSize, SpatialHidden), nn.ReLU(), nn.Linear(SpatialHidden, options.OutChannels)),
-            ClassifierPool.SpatialV2 => nn.Sequential(
+                new AttentionPool2d(spatialDim, channels, options.NumHeadChannels, options.OutChannels)], -1),
+            ClassifierPool.Spatial => ([
+                nn.Linear(featureSize, SpatialHidden), nn.ReLU(), nn.Linear(SpatialHidden, options.OutChannels)], 1),
+            ClassifierPool.SpatialV2 => ([
                 nn.Linear(featureSize, SpatialHidden), new GroupNorm32(SpatialHidden), nn.SiLU(),
-                nn.Linear(SpatialHidden, options.OutChannels)),
+                nn.Linear(SpatialHidden, options.OutChannels)], 2),
             _ => throw new ConfigurationException("pool", $"unknown pool {options.Pool}."),
         };
+
+    /// <summary>Width of the penultimate features of <paramref name="pool"/>'s head.</summary>
+    /// <param name="pool">The head.</param>
+    /// <param name="channels">Channels of the middle block's output (adaptive and attention heads pool them).</param>
+    public static int FeatureWidth(ClassifierPool pool, int channels) =>
+        pool is ClassifierPool.Spatial or ClassifierPool.SpatialV2 ? SpatialHidden : channels;
 }

@@ -16,6 +16,8 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
     private readonly TimestepEmbedSequential[] inputBlockArray;
     private readonly TimestepEmbedSequential middleBlock;
     private readonly nn.Module<Tensor, Tensor> outHead;
+    private readonly nn.Module<Tensor, Tensor>[] headLayers;
+    private readonly int featureLayer;
 
     /// <summary>Builds the classifier the flags describe (like <c>create_classifier</c>).</summary>
     /// <param name="config">The architecture flags; validated first.</param>
@@ -72,7 +74,9 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
         featureSize += ch;
         FeatureSize = featureSize;
 
-        outHead = ClassifierHead.Create(options, ch, featureSize, options.ImageSize / ds);
+        (headLayers, featureLayer) = ClassifierHead.Create(options, ch, featureSize, options.ImageSize / ds);
+        outHead = nn.Sequential(headLayers);
+        HeadFeatureWidth = ClassifierHead.FeatureWidth(options.Pool, ch);
 
         register_module("time_embed", timeEmbed);
         register_module("input_blocks", inputBlocks);
@@ -85,6 +89,13 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
 
     /// <summary>Width of the concatenated spatial means the spatial heads see (the original's <c>_feature_size</c>).</summary>
     public int FeatureSize { get; }
+
+    /// <summary>The name under which <see cref="ForwardWithActivations"/> reports the penultimate features.</summary>
+    public const string FeaturesActivation = "features";
+
+    /// <summary>Width of the penultimate features (<see cref="ForwardWithFeatures"/>): the middle block's channels
+    /// for the adaptive and attention heads, 2048 for the spatial ones.</summary>
+    public int HeadFeatureWidth { get; }
 
     /// <summary>The dtype of the trunk (input_blocks and middle_block convolutions): float32 unless converted by
     /// <see cref="ConvertTrunkTo"/>. The input is cast to it, and the features back to float32 before the head.</summary>
@@ -101,8 +112,10 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
 
     /// <summary>
     /// <see cref="forward"/> that also reports intermediate activations to <paramref name="observe"/>:
-    /// <c>time_embed</c> [B, 4·width], <c>input_blocks.N</c> (each trunk block's output) and <c>middle_block</c>.
-    /// Useful for debugging parity; the tensors belong to the caller's dispose scope.
+    /// <c>time_embed</c> [B, 4·width], <c>input_blocks.N</c> (each trunk block's output), <c>middle_block</c> and
+    /// <see cref="FeaturesActivation"/>, the penultimate features [B, <see cref="HeadFeatureWidth"/>] that the
+    /// head's last linear map turns into the logits. Useful for debugging parity; the tensors belong to the
+    /// caller's dispose scope.
     /// </summary>
     /// <param name="x">Images [B, C, H, W] (float32; cast to <see cref="TrunkDtype"/> for the trunk).</param>
     /// <param name="timesteps">Timesteps [B] (integer or float).</param>
@@ -130,9 +143,33 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
         if (spatial)
         {
             means.Add(h.to_type(x.dtype).mean(new long[] { 2, 3 }));
-            return outHead.call(cat(means, dim: -1));
+            return Head(cat(means, dim: -1), observe);
         }
-        return outHead.call(h.to_type(x.dtype));
+        return Head(h.to_type(x.dtype), observe);
+    }
+
+    /// <summary>
+    /// Logits [B, classes] and the penultimate features [B, <see cref="HeadFeatureWidth"/>] of one forward pass:
+    /// the representation the classifier separates classes in (what a diversity figure of samples measures).
+    /// </summary>
+    /// <param name="x">Images [B, C, H, W].</param>
+    /// <param name="timesteps">Timesteps [B].</param>
+    public (Tensor Logits, Tensor Features) ForwardWithFeatures(Tensor x, Tensor timesteps)
+    {
+        Tensor? features = null;
+        var logits = ForwardWithActivations(x, timesteps, (name, value) => { if (name == FeaturesActivation) features = value; });
+        return (logits, features!);
+    }
+
+    /// <summary>The <c>out</c> Sequential, run layer by layer so that its penultimate output can be reported.</summary>
+    private Tensor Head(Tensor h, Action<string, Tensor>? observe)
+    {
+        for (int i = 0; i < headLayers.Length; i++)
+        {
+            h = observe is not null && headLayers[i] is AttentionPool2d pool ? pool.Forward(h, observe) : headLayers[i].call(h);
+            if (i == featureLayer) observe?.Invoke(FeaturesActivation, h.flatten(1));
+        }
+        return h;
     }
 
     /// <summary>The original's <c>convert_to_fp16</c>: trunk convolutions to float16 (GPU only; fp16 is very slow

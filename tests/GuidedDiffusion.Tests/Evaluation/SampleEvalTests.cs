@@ -29,6 +29,10 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
         return (decoded.SelectMany(image => image.Pixels).ToArray(), labels, decoded);
     }
 
+    /// <summary>A sample file as classifier-sample writes it: 32-pixel uint8 NHWC images and their requested classes.</summary>
+    private static void WriteSamples(string path, byte[] images, long[] labels) =>
+        NpzWriter.Write(path, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels, labels.Length));
+
     [Fact]
     public void Measure_AgreesWithTrueLabels_AndNotWithShiftedOnes_AndScalesPixelsLikeTheLoader()
     {
@@ -70,8 +74,8 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
         var (images, labels, _) = ValidationSamples();
         var dir = fixture.NewTempDir("sample-eval");
         string truthful = Path.Combine(dir, "truthful.npz"), shifted = Path.Combine(dir, "shifted.npz"), json = Path.Combine(dir, "result.json");
-        NpzWriter.Write(truthful, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels, labels.Length));
-        NpzWriter.Write(shifted, NpzWriter.UInt8(images, labels.Length, 32, 32, 3), NpzWriter.Int64(labels.Select(y => (y + 1) % 4).ToArray(), labels.Length));
+        WriteSamples(truthful, images, labels);
+        WriteSamples(shifted, images, labels.Select(y => (y + 1) % 4).ToArray());
 
         var report = new SampleAgreementJob(new SampleAgreementOptions
         {
@@ -99,6 +103,62 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
     }
 
     [Fact]
+    public void SampleEval_ReportsWilsonIntervalsAndDiversity_AndRealImagesAsTheReference()
+    {
+        var (images, labels, _) = ValidationSamples();
+        var dir = fixture.NewTempDir("sample-eval-reference");
+        string truthful = Path.Combine(dir, "truthful.npz"), copies = Path.Combine(dir, "copies.npz"), json = Path.Combine(dir, "result.json");
+        WriteSamples(truthful, images, labels);
+        // Every sample of a class is the same image (the class's first): a collapsed sampler, diversity 0.
+        int imageBytes = 32 * 32 * 3;
+        var first = labels.Select(y => Array.IndexOf(labels, y)).ToArray();
+        var copied = first.SelectMany(i => images.AsSpan(i * imageBytes, imageBytes).ToArray()).ToArray();
+        WriteSamples(copies, copied, labels);
+
+        var options = new SampleAgreementOptions
+        {
+            Judge = new ClassifierSource { Path = fixture.ModelPath },
+            JsonPath = json,
+            Files = [truthful, copies],
+            ReferenceDir = fixture.ValDir,
+            NumWorkers = 0,
+        };
+        var report = new SampleAgreementJob(options).Run();
+        var (_, measured) = report.Agreements[0];
+        int hits = (int)Math.Round(measured.Top1 * measured.Samples);
+        Assert.Equal(WilsonInterval.Of(hits, measured.Samples), measured.Top1Interval);
+        Assert.True(measured.Diversity > 0, $"distinct images of a class have distinct features, diversity = {measured.Diversity}");
+        Assert.InRange(report.Agreements[1].Agreement.Diversity, 0.0, 1e-5);
+
+        // The reference row judges the same validation images, read by the loader from the folder, against their true
+        // classes: the same accuracy and the same diversity as the truthful sample file.
+        var (referenceName, reference) = report.ReferenceAgreement!.Value;
+        Assert.Contains(fixture.ValDir, referenceName);
+        Assert.Equal(labels.Length, reference.Samples);
+        Assert.Equal(measured.Top1, reference.Top1, 12);
+        Assert.Equal(measured.Diversity, reference.Diversity, 1e-4 * measured.Diversity);
+        var table = SampleAgreement.FormatTable(report.Agreements, report.ReferenceAgreement);
+        Assert.Contains("95% CI", table);
+        Assert.Contains("diversity", table);
+        Assert.Contains(referenceName, table.Split('\n')[^2]); // last row, below the rule
+
+        using var document = JsonDocument.Parse(File.ReadAllText(json));
+        var row = document.RootElement.GetProperty("results")[0];
+        var ci = row.GetProperty("agree_top1_ci95").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+        Assert.Equal(new[] { measured.Top1Interval.Lower, measured.Top1Interval.Upper }, ci);
+        Assert.Equal(JsonValueKind.Null, row.GetProperty("agree_top5_ci95").ValueKind); // four classes: no top-5
+        Assert.Equal(measured.Diversity, row.GetProperty("diversity").GetDouble());
+        Assert.True(row.GetProperty("per_class")[0].GetProperty("diversity").GetDouble() > 0);
+        Assert.Equal(reference.Top1, document.RootElement.GetProperty("reference").GetProperty("agree_top1").GetDouble());
+
+        // Without a folder the bundled Fashion-MNIST split is the default, which means nothing to a 4-class judge.
+        var noFolder = new SampleAgreementJob(options with { ReferenceDir = "", JsonPath = "" }).Run();
+        Assert.Null(noFolder.ReferenceAgreement);
+        Assert.Contains("4 classes", noFolder.ReferenceNote);
+        Assert.Null(new SampleAgreementJob(options with { Reference = false, JsonPath = "" }).Run().ReferenceAgreement);
+    }
+
+    [Fact]
     public void Pipeline_ImageTrain_ClassifierSample_SampleEval_NeedsNoArchitectureFlags()
     {
         // The demo's chain in miniature: the sidecars carry every architecture and process setting.
@@ -119,6 +179,7 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
         Assert.True(judged.ExitCode == 0, judged.Error);
         Assert.Contains("samples_3x32x32x3.npz", judged.Output);
         Assert.Contains("per requested class", judged.Output);
+        Assert.Contains("95% CI", judged.Output);
     }
 
     [Fact]

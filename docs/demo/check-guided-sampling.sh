@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Checks docs/demo/guided-sampling.sh without training anything: a stub stands in for guided-diffusion (it writes
+# the file each command would write, named from its flags, and logs its arguments), and the chain runs into a
+# temporary OUT three times:
+#   1. from nothing: every stage runs once and gets a times.tsv row; a half-trained robust classifier resumes;
+#   2. again: every stage is skipped, nothing is called;
+#   3. after deleting one sample file: only that sampling stage runs.
+# Usage: docs/demo/check-guided-sampling.sh   (from the repository root; a few seconds)
+set -euo pipefail
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+stub=$work/guided-diffusion
+cat > "$stub" <<'STUB'
+#!/usr/bin/env bash
+# The guided-diffusion stand-in: logs its arguments, writes the output file the real command would.
+set -euo pipefail
+echo "$*" >> "$STUB_LOG"
+command=$1
+shift
+declare -A flag
+while (($#)); do
+  case $1 in
+    --*) if (($# > 1)) && [[ $2 != --* ]]; then flag[${1#--}]=$2; shift 2; else flag[${1#--}]=True; shift; fi ;;
+    *) shift ;;
+  esac
+done
+case $command in
+  image-train) mkdir -p "${flag[log_dir]}"
+    touch "${flag[log_dir]}/$(printf "ema_%s_%06d.pt" "${flag[ema_rate]}" $((flag[lr_anneal_steps] - 1)))" ;;
+  classifier-train) mkdir -p "${flag[log_dir]}"; touch "${flag[log_dir]}/$(printf "model%06d.pt" $((flag[iterations] - 1)))" ;;
+  classifier-sample) [[ -f ${flag[model_path]} && -f ${flag[classifier_path]} ]] || { echo "missing input" >&2; exit 1; }
+    mkdir -p "${flag[out_dir]}"; touch "${flag[out_dir]}/samples_${flag[num_samples]}x32x32x3.npz" ;;
+  sample-eval) echo "agreement table"; echo "{}" > "${flag[json]}" ;;
+  eps-eval) mkdir -p "${flag[log_dir]}"; echo "{}" > "${flag[log_dir]}/eps_eval.json" ;;
+  *) echo "unknown command $command" >&2; exit 1 ;;
+esac
+STUB
+chmod +x "$stub"
+
+export STUB_LOG=$work/calls.log OUT=$work/out GD=$stub
+fail() { echo "FAIL: $*" >&2; exit 1; }
+calls() { if [[ -f $STUB_LOG ]]; then wc -l < "$STUB_LOG"; else echo 0; fi; }
+
+# A robust classifier cut short at its first save: the chain must resume it, not start it again.
+mkdir -p "$OUT/robust1200" && touch "$OUT/robust1200/model000600.pt"
+docs/demo/guided-sampling.sh > "$work/run1.txt"
+# 4 trainings, 2 unguided + 2 guides × (3 ancestral + 2 DDIM) samplings, 2 sample-evals, 1 eps-eval.
+stages=$((4 + 2 + 10 + 2 + 1))
+[[ $(calls) -eq $stages ]] || fail "first run made $(calls) calls, expected $stages"
+[[ $(($(wc -l < "$OUT/times.tsv") - 1)) -eq $stages ]] || fail "times.tsv has $(($(wc -l < "$OUT/times.tsv") - 1)) rows, expected $stages"
+awk -F'\t' 'NR > 1 && (NF != 5 || $5 != sprintf("%.2f", $3 + $4)) { exit 1 }' "$OUT/times.tsv" || fail "a times.tsv row is not stage, wall, user, sys, user+sys"
+grep -q -- "classifier-train --adversarial True .*--resume_checkpoint auto" "$STUB_LOG" || fail "the half-trained robust classifier did not resume"
+grep -q -- "classifier-train --iterations 1200 .*--log_dir $OUT/noisy1200\$" "$STUB_LOG" || fail "a fresh training got resume flags"
+grep -q -- "--use_ddim True --timestep_respacing ddim50" "$STUB_LOG" || fail "no DDIM sampling"
+[[ $(grep -c -- "--classifier_scale 0 " "$STUB_LOG") -eq 2 ]] || fail "scale 0 should be sampled once per sampler"
+grep -q -- "sample-eval .*unguided-ancestral-scale0/samples_300x32x32x3.npz .*robust1200-ddim50-scale30/samples_300x32x32x3.npz" "$STUB_LOG" \
+  || fail "sample-eval of robust1200 lacks its files"
+[[ -f $OUT/summary.md ]] || fail "no summary.md"
+
+before=$(calls)
+docs/demo/guided-sampling.sh > "$work/run2.txt"
+[[ $(calls) -eq $before ]] || fail "second run made $(($(calls) - before)) calls, expected none"
+[[ $(grep -c "skipped" "$work/run2.txt") -eq $stages ]] || fail "second run did not skip every stage"
+
+rm "$OUT/noisy1200-ddim50-scale10/samples_300x32x32x3.npz"
+docs/demo/guided-sampling.sh > "$work/run3.txt"
+[[ $(calls) -eq $((before + 1)) ]] || fail "third run made $(($(calls) - before)) calls, expected 1"
+tail -n 1 "$STUB_LOG" | grep -q -- "--out_dir $OUT/noisy1200-ddim50-scale10 " || fail "third run did not resample noisy1200-ddim50-scale10"
+echo "guided-sampling.sh: $stages stages run once, all skipped on rerun, one deleted output redone: OK"

@@ -1,0 +1,282 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using GuidedDiffusion.Data.Loading;
+using GuidedDiffusion.Data.Sources;
+using GuidedDiffusion.Diffusion;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace GuidedDiffusion.Evaluation;
+
+/// <summary>Options of <see cref="EpsilonErrorJob"/> (<c>eps-eval</c>), with their defaults.</summary>
+public sealed record EpsilonErrorOptions
+{
+    /// <summary>Timesteps of the process to measure at; empty: <see cref="DefaultTimesteps"/>.</summary>
+    public IReadOnlyList<int> Timesteps { get; init; } = [];
+
+    /// <summary>Images measured (the first ones of the data). Default 200.</summary>
+    public int NumSamples { get; init; } = 200;
+
+    /// <summary>Images per forward pass. Default 50.</summary>
+    public int BatchSize { get; init; } = 50;
+
+    /// <summary>Seed of the noise ε; each image gets one draw, used at every timestep (so the rows differ by t
+    /// alone). Default 0.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Clip the x₀ estimate to [−1, 1] before its channel spread is taken, as sampling does. Default true.</summary>
+    public bool ClipDenoised { get; init; } = true;
+
+    /// <summary>Image-decoding threads (0: on the caller's thread). Default: one per processor.</summary>
+    public int NumWorkers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// The default grid for a T-step process: 0, T/20, T/10, 2T/10, …, 9T/10 and T − 1 (for T = 1000: 0, 50, 100,
+    /// 200, …, 900, 999): dense at low noise, where the sampler's last steps decide the details.
+    /// </summary>
+    /// <param name="steps">T.</param>
+    public static IReadOnlyList<int> DefaultTimesteps(int steps) =>
+        new[] { 0, steps / 20 }.Concat(Enumerable.Range(1, 9).Select(i => i * steps / 10)).Append(steps - 1)
+            .Where(t => t >= 0 && t < steps).Distinct().Order().ToArray();
+
+    /// <summary>Throws <see cref="ConfigurationException"/> naming the setting when an option is out of range.</summary>
+    /// <param name="steps">T of the process measured.</param>
+    public void Validate(int steps)
+    {
+        if (NumSamples < 1) throw new ConfigurationException("num_samples", $"must be at least 1, got {NumSamples}.");
+        if (BatchSize < 1) throw new ConfigurationException("batch_size", $"must be at least 1, got {BatchSize}.");
+        if (NumWorkers < 0) throw new ConfigurationException("num_workers", $"must be 0 or more, got {NumWorkers}.");
+        foreach (var t in Timesteps)
+            if (t < 0 || t >= steps)
+                throw new ConfigurationException("timesteps", $"must lie in [0, {steps}) for the model's {steps}-step process, got {t}.");
+    }
+}
+
+/// <summary>
+/// What the model's noise prediction gets wrong at one timestep, per channel c (averages over images and pixels).
+/// </summary>
+/// <param name="Timestep">t.</param>
+/// <param name="MeanError">Mean of ε̂ − ε: a non-zero value is a colour bias in ε̂, which x̂₀ = (x_t − sqrt(1 − ᾱ_t)·ε̂)/sqrt(ᾱ_t) turns into a colour cast.</param>
+/// <param name="MeanEps">Mean of ε itself (≈ 0; the scale a mean error is read against).</param>
+/// <param name="Mse">Mean of (ε̂ − ε)²: the training loss, per channel.</param>
+/// <param name="ImageMeanErrorRms">Root mean square over images of each image's mean of ε̂ − ε over its pixels:
+/// how far off ε̂'s per-image, per-channel mean is (errors of opposite sign in different images do not cancel).</param>
+/// <param name="ImageMeanEpsRms">The same of ε (≈ 1/sqrt(H·W)): the per-image mean noise the model must infer.</param>
+/// <param name="XstartChannelSpread">Mean over images and pixels of the standard deviation across channels of x̂₀
+/// (population, clipped when asked): 0 for a grey estimate.</param>
+public sealed record EpsilonErrorRow(
+    [property: JsonPropertyName("t")] int Timestep,
+    [property: JsonPropertyName("mean_error")] IReadOnlyList<double> MeanError,
+    [property: JsonPropertyName("mean_eps")] IReadOnlyList<double> MeanEps,
+    [property: JsonPropertyName("mse")] IReadOnlyList<double> Mse,
+    [property: JsonPropertyName("image_mean_error_rms")] IReadOnlyList<double> ImageMeanErrorRms,
+    [property: JsonPropertyName("image_mean_eps_rms")] IReadOnlyList<double> ImageMeanEpsRms,
+    [property: JsonPropertyName("xstart_channel_spread")] double XstartChannelSpread);
+
+/// <summary>What <see cref="EpsilonErrorJob"/> measured (the schema of <c>eps_eval.json</c>).</summary>
+/// <param name="Samples">Images measured.</param>
+/// <param name="NumTimesteps">T of the process.</param>
+/// <param name="Seed">The noise seed.</param>
+/// <param name="InputChannelSpread">The channel spread of the clean images themselves (0 for grey images): what a
+/// perfect model's x̂₀ spread is.</param>
+/// <param name="Rows">One row per timestep, in the order asked.</param>
+public sealed record EpsilonErrorResult(
+    [property: JsonPropertyName("samples")] int Samples,
+    [property: JsonPropertyName("num_timesteps")] int NumTimesteps,
+    [property: JsonPropertyName("seed")] long Seed,
+    [property: JsonPropertyName("input_channel_spread")] double InputChannelSpread,
+    [property: JsonPropertyName("rows")] IReadOnlyList<EpsilonErrorRow> Rows)
+{
+    /// <summary>The CSV header: t, then per quantity one column per channel (suffix r, g, b for 3 channels), then the spread.</summary>
+    public string CsvHeader()
+    {
+        var suffixes = ChannelNames();
+        var columns = new List<string> { "t" };
+        foreach (var quantity in new[] { "mean_error", "mean_eps", "mse", "image_mean_error_rms", "image_mean_eps_rms" })
+            columns.AddRange(suffixes.Select(c => $"{quantity}_{c.ToLowerInvariant()}"));
+        columns.Add("xstart_channel_spread");
+        return string.Join(',', columns);
+    }
+
+    /// <summary>The rows as CSV (<see cref="CsvHeader"/> first), invariant culture, round-trip precision.</summary>
+    public string ToCsv()
+    {
+        var sb = new StringBuilder(CsvHeader()).Append('\n');
+        foreach (var row in Rows)
+        {
+            var values = new[] { row.MeanError, row.MeanEps, row.Mse, row.ImageMeanErrorRms, row.ImageMeanEpsRms }
+                .SelectMany(v => v).Append(row.XstartChannelSpread).Select(v => v.ToString("R", CultureInfo.InvariantCulture));
+            sb.Append(row.Timestep.ToString(CultureInfo.InvariantCulture)).Append(',').AppendJoin(',', values).Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>A fixed-width table: per t the mean error, the per-image mean error (RMS), the MSE per channel, the x̂₀ spread.</summary>
+    public string FormatTable()
+    {
+        var names = ChannelNames();
+        string Group(string title) => title.PadRight(names.Length * 8 - 1);
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture,
+            $"{"",5}  {Group("mean(eps_hat - eps)")}  {Group("rms of image mean err")}  {Group("rms of image mean eps")}  {Group("MSE")}  {"x0_hat",8}\n");
+        string Channels() => string.Join(' ', names.Select(n => n.PadLeft(7)));
+        sb.Append(CultureInfo.InvariantCulture, $"{"t",5}  {Channels()}  {Channels()}  {Channels()}  {Channels()}  {"spread",8}\n");
+        static string V(IEnumerable<double> values) => string.Join(' ', values.Select(v => v.ToString("0.0000", CultureInfo.InvariantCulture).PadLeft(7)));
+        foreach (var r in Rows)
+            sb.Append(CultureInfo.InvariantCulture,
+                $"{r.Timestep,5}  {V(r.MeanError)}  {V(r.ImageMeanErrorRms)}  {V(r.ImageMeanEpsRms)}  {V(r.Mse)}  {r.XstartChannelSpread.ToString("0.0000", CultureInfo.InvariantCulture),8}\n");
+        sb.Append(CultureInfo.InvariantCulture,
+            $"({Samples} images, noise seed {Seed}; channel spread of the clean images {InputChannelSpread.ToString("0.0000", CultureInfo.InvariantCulture)})\n");
+        return sb.ToString();
+    }
+
+    private string[] ChannelNames()
+    {
+        int channels = Rows.Count == 0 ? 3 : Rows[0].MeanError.Count;
+        return channels == 3 ? ["R", "G", "B"] : Enumerable.Range(0, channels).Select(c => $"c{c}").ToArray();
+    }
+}
+
+/// <summary>
+/// <c>eps-eval</c>: a colour-cast diagnostic of a diffusion model. Real images x₀ are noised to x_t = q_sample(x₀,
+/// t, ε) with seeded ε, and the model's ε̂ (its first C output channels, or ε derived from its x₀ prediction) is
+/// compared with ε per channel: a per-channel bias of ε̂ on grey images is what colours their x̂₀ estimates, and
+/// the channel spread of x̂₀ shows it directly (0 for a grey-preserving model on grey images).
+/// </summary>
+public static class EpsilonErrorJob
+{
+    /// <summary>Measures <paramref name="model"/> on the first <see cref="EpsilonErrorOptions.NumSamples"/> images of <paramref name="source"/>.</summary>
+    /// <param name="model">The denoiser, called with x_t, the model's timesteps and the labels (null when <paramref name="classConditional"/> is false), without gradients.</param>
+    /// <param name="classConditional">Pass the images' labels to the model.</param>
+    /// <param name="process">The process and parameterisation the model was trained with (its t are the rows' t).</param>
+    /// <param name="imageSize">The model's image side; images are centre-cropped to it like validation data.</param>
+    /// <param name="source">Labelled images.</param>
+    /// <param name="options">Timesteps, sample count, batching, seed, clipping.</param>
+    /// <param name="log">Receives a line per batch.</param>
+    /// <exception cref="ConfigurationException">An option is out of range.</exception>
+    public static EpsilonErrorResult Run(DenoiserFn model, bool classConditional, ReverseProcess process, int imageSize, IImageSource source,
+        EpsilonErrorOptions options, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(process);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(options);
+        int steps = process.Diffusion.NumTimesteps;
+        options.Validate(steps);
+        var timesteps = options.Timesteps.Count > 0 ? options.Timesteps : EpsilonErrorOptions.DefaultTimesteps(steps);
+        var sums = timesteps.Select(_ => new Sums()).ToArray();
+        var noise = Noise.From(new Generator((ulong)options.Seed));
+        var data = new DataOptions { ImageSize = imageSize, BatchSize = options.BatchSize, NumWorkers = options.NumWorkers };
+        double inputSpread = 0;
+        int done = 0;
+        long pixels = 0;
+        using (no_grad())
+        {
+            foreach (var batch in DataLoader.EnumerateOnce(source, data))
+            {
+                using (batch)
+                using (var scope = NewDisposeScope())
+                {
+                    int count = Math.Min(batch.Count, options.NumSamples - done);
+                    var x0 = batch.Images.narrow(0, 0, count);
+                    var y = classConditional ? batch.Labels.narrow(0, 0, count).to_type(ScalarType.Int64) : null;
+                    // One draw per image, reused at every t: the rows then differ by the noise level alone.
+                    var eps = noise(x0);
+                    pixels = x0.shape[2] * x0.shape[3];
+                    inputSpread += ChannelSpreadSum(x0);
+                    for (int i = 0; i < timesteps.Count; i++)
+                    {
+                        using var step = NewDisposeScope();
+                        var t = full(new long[] { count }, timesteps[i], dtype: ScalarType.Int64);
+                        var (epsHat, xstart) = Predict(model, process, process.Diffusion.QSample(x0, t, eps), t, y, options.ClipDenoised);
+                        sums[i].Add(epsHat.to_type(ScalarType.Float64) - eps.to_type(ScalarType.Float64), eps.to_type(ScalarType.Float64), ChannelSpreadSum(xstart));
+                    }
+                    done += count;
+                    log?.Invoke($"done {done} images");
+                }
+                if (done >= options.NumSamples) break;
+            }
+        }
+        if (done == 0) throw new ConfigurationException("data_dir", "holds no images to measure.");
+        var rows = timesteps.Select((t, i) => sums[i].Row(t, done, pixels)).ToArray();
+        return new EpsilonErrorResult(done, steps, options.Seed, inputSpread / (done * pixels), rows);
+    }
+
+    /// <summary>
+    /// Writes <c>eps_eval.json</c> (the <see cref="EpsilonErrorResult"/>) and <c>eps_eval.csv</c> into
+    /// <paramref name="directory"/>, each whole (temporary name, then renamed). Returns the paths.
+    /// </summary>
+    public static IReadOnlyList<string> WriteFiles(EpsilonErrorResult result, string directory)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        Directory.CreateDirectory(directory);
+        string json = Path.Combine(directory, "eps_eval.json"), csv = Path.Combine(directory, "eps_eval.csv");
+        AtomicFile.Write(json, s => JsonSerializer.Serialize(s, result, new JsonSerializerOptions { WriteIndented = true }));
+        var text = Encoding.UTF8.GetBytes(result.ToCsv());
+        AtomicFile.Write(csv, s => s.Write(text));
+        return [json, csv];
+    }
+
+    /// <summary>ε̂ and the x̂₀ estimate from one model call, for either parameterisation.</summary>
+    private static (Tensor EpsHat, Tensor Xstart) Predict(DenoiserFn model, ReverseProcess process, Tensor xt, Tensor t, Tensor? y, bool clip)
+    {
+        var output = model(xt, process.Diffusion.ModelTimesteps(t), y);
+        long channels = xt.shape[1];
+        long expected = process.ModelLearnsVariance ? 2 * channels : channels;
+        if (output.dim() != 4 || output.shape[1] != expected)
+            throw new ConfigurationException("model_path",
+                $"the model outputs [{string.Join(", ", output.shape)}] but its process needs {expected} channels for {channels}-channel images.");
+        // With a learned variance the first C channels are the prediction, as in p_mean_variance.
+        var prediction = process.ModelLearnsVariance ? output.narrow(1, 0, channels) : output;
+        Tensor epsHat, xstart;
+        if (process.MeanType == ModelMeanType.StartX)
+        {
+            xstart = prediction;
+            epsHat = process.PredictEpsFromXstart(xt, t, prediction);
+        }
+        else
+        {
+            epsHat = prediction;
+            xstart = process.PredictXstartFromEps(xt, t, prediction);
+        }
+        return (epsHat, clip ? xstart.clamp(-1, 1) : xstart);
+    }
+
+    /// <summary>Σ over images and pixels of the population std across channels of x [B, C, H, W], in float64.</summary>
+    private static double ChannelSpreadSum(Tensor x) =>
+        x.to_type(ScalarType.Float64).std(1, unbiased: false).sum().item<double>();
+
+    /// <summary>Float64 running sums of one timestep's row.</summary>
+    private sealed class Sums
+    {
+        private double[] _error = [], _eps = [], _square = [], _imageError = [], _imageEps = [];
+        private double _spread;
+
+        public void Add(Tensor error, Tensor eps, double spreadSum)
+        {
+            Accumulate(ref _error, error.sum(new long[] { 0, 2, 3 }));
+            Accumulate(ref _eps, eps.sum(new long[] { 0, 2, 3 }));
+            Accumulate(ref _square, error.square().sum(new long[] { 0, 2, 3 }));
+            Accumulate(ref _imageError, error.mean(new long[] { 2, 3 }).square().sum(new long[] { 0 }));
+            Accumulate(ref _imageEps, eps.mean(new long[] { 2, 3 }).square().sum(new long[] { 0 }));
+            _spread += spreadSum;
+        }
+
+        public EpsilonErrorRow Row(int t, int images, long pixels)
+        {
+            double values = (double)images * pixels;
+            double[] Mean(double[] s) => s.Select(v => v / values).ToArray();
+            double[] Rms(double[] s) => s.Select(v => Math.Sqrt(v / images)).ToArray();
+            return new EpsilonErrorRow(t, Mean(_error), Mean(_eps), Mean(_square), Rms(_imageError), Rms(_imageEps), _spread / values);
+        }
+
+        private static void Accumulate(ref double[] sums, Tensor perChannel)
+        {
+            var values = perChannel.data<double>().ToArray();
+            if (sums.Length == 0) sums = new double[values.Length];
+            for (int c = 0; c < values.Length; c++) sums[c] += values[c];
+        }
+    }
+}
