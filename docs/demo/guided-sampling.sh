@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The classifier-guidance demo of the README, end to end on the bundled Fashion-MNIST sample (CPU only):
-#   diffusion/     a small diffusion model (image-train, 6,000 steps),
+#   diffusion/     a small diffusion model (image-train, 64 channels, 6,000 steps),
 #   noisy1200/     a noise-aware classifier on the same 1000-step process (classifier-train, 1,200 steps),
 #   robust1200/    the same trained adversarially (L2 PGD on x_t, issue 13),
 #   clean/         an independent clean classifier, the judge (classifier-train --noised False, $JUDGE_FLAGS),
@@ -76,11 +76,13 @@ last_checkpoint() {  # last_checkpoint ITERATIONS: the file name of a run's fina
   printf "model%06d.pt" $(($1 - 1))
 }
 
-# 1. The diffusion model: 6,000 steps of batch 32 annealed to lr 0 (ema_0.999_005999.pt).
+# 1. The diffusion model: 6,000 steps of batch 32 annealed to lr 0 (ema_0.999_005999.pt). 64 channels, not 32: with
+# 32, every GroupNorm(32) group holds one channel, which removes each channel's mean and leaves ε̂ blind to the
+# per-image colour of the noise, so samples come out tinted (README, "Colour casts"; eps-eval's offset gain).
 STEPS=6000
 MODEL=$OUT/diffusion/$(printf "ema_0.999_%06d.pt" $((STEPS - 1)))
 # shellcheck disable=SC2046  # resume_flags is word-split on purpose
-stage diffusion "$MODEL" "$GD" image-train --diffusion_steps 1000 --num_channels 32 --channel_mult 1,2,2 --num_res_blocks 2 \
+stage diffusion "$MODEL" "$GD" image-train --diffusion_steps 1000 --num_channels 64 --channel_mult 1,2,2 --num_res_blocks 2 \
   --attention_resolutions 8 --batch_size 32 --lr 3e-4 --ema_rate 0.999 --log_interval 100 --save_interval 1000 --seed 0 \
   --lr_anneal_steps $STEPS --log_dir "$OUT/diffusion" $(resume_flags "$OUT/diffusion")
 

@@ -66,6 +66,11 @@ public sealed record EpsilonErrorOptions
 /// <param name="ImageMeanEpsRms">The same of ε (≈ 1/sqrt(H·W)): the per-image mean noise the model must infer.</param>
 /// <param name="XstartChannelSpread">Mean over images and pixels of the standard deviation across channels of x̂₀
 /// (population, clipped when asked): 0 for a grey estimate.</param>
+/// <param name="OffsetGain">How ε̂'s per-image mean of each channel moves when x_t is shifted by a constant
+/// <see cref="EpsilonErrorJob.OffsetProbe"/> in every pixel, divided by the shift (mean over images). A model that reads the
+/// shift as noise answers 1/sqrt(1 − ᾱ_t) (≈ 1 near t = T, where x_t is almost all noise, so the per-image mean
+/// of ε is in plain view); 0 means ε̂ is blind to the per-channel mean of its input, so the mean noise of each
+/// channel is never removed and stays in the samples as a colour cast.</param>
 public sealed record EpsilonErrorRow(
     [property: JsonPropertyName("t")] int Timestep,
     [property: JsonPropertyName("mean_error")] IReadOnlyList<double> MeanError,
@@ -73,7 +78,8 @@ public sealed record EpsilonErrorRow(
     [property: JsonPropertyName("mse")] IReadOnlyList<double> Mse,
     [property: JsonPropertyName("image_mean_error_rms")] IReadOnlyList<double> ImageMeanErrorRms,
     [property: JsonPropertyName("image_mean_eps_rms")] IReadOnlyList<double> ImageMeanEpsRms,
-    [property: JsonPropertyName("xstart_channel_spread")] double XstartChannelSpread);
+    [property: JsonPropertyName("xstart_channel_spread")] double XstartChannelSpread,
+    [property: JsonPropertyName("offset_gain")] IReadOnlyList<double> OffsetGain);
 
 /// <summary>What <see cref="EpsilonErrorJob"/> measured (the schema of <c>eps_eval.json</c>).</summary>
 /// <param name="Samples">Images measured.</param>
@@ -97,6 +103,7 @@ public sealed record EpsilonErrorResult(
         foreach (var quantity in new[] { "mean_error", "mean_eps", "mse", "image_mean_error_rms", "image_mean_eps_rms" })
             columns.AddRange(suffixes.Select(c => $"{quantity}_{c.ToLowerInvariant()}"));
         columns.Add("xstart_channel_spread");
+        columns.AddRange(suffixes.Select(c => $"offset_gain_{c.ToLowerInvariant()}"));
         return string.Join(',', columns);
     }
 
@@ -107,26 +114,26 @@ public sealed record EpsilonErrorResult(
         foreach (var row in Rows)
         {
             var values = new[] { row.MeanError, row.MeanEps, row.Mse, row.ImageMeanErrorRms, row.ImageMeanEpsRms }
-                .SelectMany(v => v).Append(row.XstartChannelSpread).Select(v => v.ToString("R", CultureInfo.InvariantCulture));
+                .SelectMany(v => v).Append(row.XstartChannelSpread).Concat(row.OffsetGain).Select(v => v.ToString("R", CultureInfo.InvariantCulture));
             sb.Append(row.Timestep.ToString(CultureInfo.InvariantCulture)).Append(',').AppendJoin(',', values).Append('\n');
         }
         return sb.ToString();
     }
 
-    /// <summary>A fixed-width table: per t the mean error, the per-image mean error (RMS), the MSE per channel, the x̂₀ spread.</summary>
+    /// <summary>A fixed-width table: per t the mean error, the per-image mean error (RMS), the MSE per channel, the x̂₀ spread, the offset gain.</summary>
     public string FormatTable()
     {
         var names = ChannelNames();
         string Group(string title) => title.PadRight(names.Length * 8 - 1);
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture,
-            $"{"",5}  {Group("mean(eps_hat - eps)")}  {Group("rms of image mean err")}  {Group("rms of image mean eps")}  {Group("MSE")}  {"x0_hat",8}\n");
+            $"{"",5}  {Group("mean(eps_hat - eps)")}  {Group("rms of image mean err")}  {Group("rms of image mean eps")}  {Group("MSE")}  {"x0_hat",8}  {Group("offset gain")}\n");
         string Channels() => string.Join(' ', names.Select(n => n.PadLeft(7)));
-        sb.Append(CultureInfo.InvariantCulture, $"{"t",5}  {Channels()}  {Channels()}  {Channels()}  {Channels()}  {"spread",8}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"{"t",5}  {Channels()}  {Channels()}  {Channels()}  {Channels()}  {"spread",8}  {Channels()}\n");
         static string V(IEnumerable<double> values) => string.Join(' ', values.Select(v => v.ToString("0.0000", CultureInfo.InvariantCulture).PadLeft(7)));
         foreach (var r in Rows)
             sb.Append(CultureInfo.InvariantCulture,
-                $"{r.Timestep,5}  {V(r.MeanError)}  {V(r.ImageMeanErrorRms)}  {V(r.ImageMeanEpsRms)}  {V(r.Mse)}  {r.XstartChannelSpread.ToString("0.0000", CultureInfo.InvariantCulture),8}\n");
+                $"{r.Timestep,5}  {V(r.MeanError)}  {V(r.ImageMeanErrorRms)}  {V(r.ImageMeanEpsRms)}  {V(r.Mse)}  {r.XstartChannelSpread.ToString("0.0000", CultureInfo.InvariantCulture),8}  {V(r.OffsetGain)}\n");
         sb.Append(CultureInfo.InvariantCulture,
             $"({Samples} images, noise seed {Seed}; channel spread of the clean images {InputChannelSpread.ToString("0.0000", CultureInfo.InvariantCulture)})\n");
         return sb.ToString();
@@ -147,6 +154,10 @@ public sealed record EpsilonErrorResult(
 /// </summary>
 public static class EpsilonErrorJob
 {
+    /// <summary>The constant added to every pixel and channel of x_t to measure <see cref="EpsilonErrorRow.OffsetGain"/>:
+    /// small against x_t's unit scale, large against float32 rounding.</summary>
+    public const double OffsetProbe = 0.1;
+
     /// <summary>Measures <paramref name="model"/> on the first <see cref="EpsilonErrorOptions.NumSamples"/> images of <paramref name="source"/>.</summary>
     /// <param name="model">The denoiser, called with x_t, the model's timesteps and the labels (null when <paramref name="classConditional"/> is false), without gradients.</param>
     /// <param name="classConditional">Pass the images' labels to the model.</param>
@@ -190,8 +201,11 @@ public static class EpsilonErrorJob
                     {
                         using var step = NewDisposeScope();
                         var t = full(new long[] { count }, timesteps[i], dtype: ScalarType.Int64);
-                        var (epsHat, xstart) = Predict(model, process, process.Diffusion.QSample(x0, t, eps), t, y, options.ClipDenoised);
-                        sums[i].Add(epsHat.to_type(ScalarType.Float64) - eps.to_type(ScalarType.Float64), eps.to_type(ScalarType.Float64), ChannelSpreadSum(xstart));
+                        var xt = process.Diffusion.QSample(x0, t, eps);
+                        var (epsHat, xstart) = Predict(model, process, xt, t, y, options.ClipDenoised);
+                        var (shifted, _) = Predict(model, process, xt + OffsetProbe, t, y, options.ClipDenoised);
+                        var gain = (shifted.to_type(ScalarType.Float64) - epsHat.to_type(ScalarType.Float64)) / OffsetProbe;
+                        sums[i].Add(epsHat.to_type(ScalarType.Float64) - eps.to_type(ScalarType.Float64), eps.to_type(ScalarType.Float64), ChannelSpreadSum(xstart), gain);
                     }
                     done += count;
                     log?.Invoke($"done {done} images");
@@ -251,11 +265,12 @@ public static class EpsilonErrorJob
     /// <summary>Float64 running sums of one timestep's row.</summary>
     private sealed class Sums
     {
-        private double[] _error = [], _eps = [], _square = [], _imageError = [], _imageEps = [];
+        private double[] _error = [], _eps = [], _square = [], _imageError = [], _imageEps = [], _gain = [];
         private double _spread;
 
-        public void Add(Tensor error, Tensor eps, double spreadSum)
+        public void Add(Tensor error, Tensor eps, double spreadSum, Tensor gain)
         {
+            Accumulate(ref _gain, gain.sum(new long[] { 0, 2, 3 }));
             Accumulate(ref _error, error.sum(new long[] { 0, 2, 3 }));
             Accumulate(ref _eps, eps.sum(new long[] { 0, 2, 3 }));
             Accumulate(ref _square, error.square().sum(new long[] { 0, 2, 3 }));
@@ -269,7 +284,7 @@ public static class EpsilonErrorJob
             double values = (double)images * pixels;
             double[] Mean(double[] s) => s.Select(v => v / values).ToArray();
             double[] Rms(double[] s) => s.Select(v => Math.Sqrt(v / images)).ToArray();
-            return new EpsilonErrorRow(t, Mean(_error), Mean(_eps), Mean(_square), Rms(_imageError), Rms(_imageEps), _spread / values);
+            return new EpsilonErrorRow(t, Mean(_error), Mean(_eps), Mean(_square), Rms(_imageError), Rms(_imageEps), _spread / values, Mean(_gain));
         }
 
         private static void Accumulate(ref double[] sums, Tensor perChannel)

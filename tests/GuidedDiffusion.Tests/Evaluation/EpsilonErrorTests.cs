@@ -95,6 +95,22 @@ public sealed class EpsilonErrorTests
     }
 
     [Fact]
+    public void OffsetGain_IsOneOverSigmaForAModelThatSeesTheMean_AndZeroForAMeanBlindOne()
+    {
+        var options = new EpsilonErrorOptions { Timesteps = [0, 50, 99], NumSamples = 4, BatchSize = 4, NumWorkers = 0 };
+        // The oracle computes ε = (x_t − sqrt(ᾱ_t)·x₀)/sqrt(1 − ᾱ_t): a shift δ of x_t moves it by δ/sqrt(1 − ᾱ_t).
+        foreach (var row in Run(Oracle([0.05f, 0, 0]), Process, options).Rows)
+            Assert.All(row.OffsetGain, g => Assert.Equal(1 / Process.Diffusion.SqrtOneMinusAlphasCumprod[row.Timestep], g, 3));
+
+        // Removing each image's per-channel mean from ε̂ (what a GroupNorm with one channel per group before the
+        // output convolution does to a constant offset) makes ε̂ blind to the shift: the gain is 0 (float32 rounding).
+        var oracle = Oracle([0, 0, 0]);
+        DenoiserFn blind = (xt, t, y) => { var e = oracle(xt, t, y); return e - e.mean(new long[] { 2, 3 }, keepdim: true); };
+        foreach (var row in Run(blind, Process, options).Rows)
+            Assert.All(row.OffsetGain, g => Assert.InRange(Math.Abs(g), 0, 1e-3));
+    }
+
+    [Fact]
     public void Options_DefaultGridAndValidation()
     {
         Assert.Equal(new[] { 0, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999 }, EpsilonErrorOptions.DefaultTimesteps(1000));
@@ -118,8 +134,9 @@ public sealed class EpsilonErrorTests
             var csv = File.ReadAllLines(files[1]);
             Assert.Equal(3, csv.Length);
             Assert.StartsWith("t,mean_error_r,mean_error_g,mean_error_b,mean_eps_r", csv[0]);
-            Assert.EndsWith("xstart_channel_spread", csv[0]);
-            Assert.Equal(17, csv[1].Split(',').Length);
+            Assert.EndsWith("xstart_channel_spread,offset_gain_r,offset_gain_g,offset_gain_b", csv[0]);
+            Assert.Equal(20, csv[1].Split(',').Length);
+            Assert.Equal(result.Rows[0].OffsetGain[2], rows[0].GetProperty("offset_gain")[2].GetDouble());
             Assert.Contains("mean(eps_hat - eps)", result.FormatTable());
         }
         finally
