@@ -23,9 +23,9 @@ internal static class AdversarialStepBenchmark
     {
         var a = Args.Parse(args);
         // The Fashion-MNIST demo classifier, exactly as classifier-train's demo builds it.
-        var (_, classifier) = DemoPreset.Apply(new TrainingConfig(), new ClassifierConfig { NumClasses = 10 }, given: _ => false);
+        var classifier = DemoPreset.Classifier(new ClassifierConfig { NumClasses = 10 });
         var attack = new L2PgdOptions { Steps = a.Int("attack_steps", 7) };
-        string precision = a.Str("precision", "fp32");
+        var precision = TrainingPrecisions.Parse(a.Str("precision", "fp32"));
         int batch = a.Int("batch_size", 32), warmup = a.Int("warmup", 1), pairs = a.Int("pairs", 6), threads = a.Int("threads", 2);
         torch.set_num_threads(threads);
         double loadBefore = LoadAverage();
@@ -36,7 +36,7 @@ internal static class AdversarialStepBenchmark
         {
             manual_seed(0);
             var model = new EncoderUNet(classifier);
-            if (precision != "fp32") model.ConvertTrunkTo(precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
+            if (precision.TrunkType() is { } trunkType) model.ConvertTrunkTo(trunkType);
             return new ClassifierTrainer(model, diffusion, training with { Adversarial = adversarial }, classifier.NumClasses);
         }
         using var plain = Trainer(null);
@@ -80,7 +80,7 @@ internal static class AdversarialStepBenchmark
             ["threads"] = threads,
             ["image_size"] = classifier.ImageSize,
             ["classifier_width"] = classifier.Width,
-            ["precision"] = precision,
+            ["precision"] = precision.Spelling(),
             ["batch_size"] = batch,
             ["attack"] = attack.Describe(),
             ["pairs"] = pairs,

@@ -31,13 +31,13 @@ internal static class TrainStepBenchmark
             AttentionResolutions = a.Str("classifier_attention_resolutions", "32,16,8"),
             UseScaleShiftNorm = a.Bool("classifier_use_scale_shift_norm", true),
             ResblockUpdown = a.Bool("classifier_resblock_updown", true),
-            Pool = a.Str("classifier_pool", "attention"),
+            Pool = ClassifierPools.Parse(a.Str("classifier_pool", "attention")),
             ChannelMult = a.Str("channel_mult", "") is { Length: > 0 } m ? m : null,
             NumHeadChannels = a.Int("num_head_channels", 64),
             NumClasses = a.Int("num_classes", 1000),
         };
         var cpu = CpuFeatures.Current;
-        string precision = PrecisionPolicy.Resolve(a.Str("precision", "fp32"), a.Bool("allow_slow_bf16", false), cpu);
+        var precision = PrecisionPolicy.Resolve(TrainingPrecisions.Parse(a.Str("precision", "fp32")), a.Bool("allow_slow_bf16", false), cpu);
         int batch = a.Int("batch_size", 16), warmup = a.Int("warmup", 3), steps = a.Int("steps", 10), threads = a.Int("threads", 2);
         int breakdownSteps = Math.Max(2, a.Int("breakdown_steps", 3));
         torch.set_num_threads(threads);
@@ -49,7 +49,7 @@ internal static class TrainStepBenchmark
         using var model = new EncoderUNet(classifier);
         long parameters = model.parameters().Sum(p => p.numel());
         var forwardFlops = CountForwardFlops(model, classifier, batch);
-        if (precision != "fp32") model.ConvertTrunkTo(precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
+        if (precision.TrunkType() is { } trunkType) model.ConvertTrunkTo(trunkType);
         // Experiment (issue 16, "Convolutions"): every 3×3 convolution fed channels-last (NHWC) tensors, which
         // oneDNN then keeps through its output; element-wise ops and GroupNorm follow the layout.
         if (a.Bool("channels_last", false)) ChannelsLast.Apply(model);
@@ -96,7 +96,7 @@ internal static class TrainStepBenchmark
             ["cpu_features"] = cpu.Summary,
             ["image_size"] = classifier.ImageSize,
             ["classifier_width"] = classifier.Width,
-            ["precision"] = precision,
+            ["precision"] = precision.Spelling(),
             ["channels_last"] = a.Bool("channels_last", false),
             ["batch_size"] = batch,
             ["threads"] = threads,

@@ -6,7 +6,8 @@ namespace GuidedDiffusion.Cli;
 
 /// <summary>
 /// Options spelled like the original's argparse flags (<c>--classifier_width</c>) with a kebab-case alias
-/// (<c>--classifier-width</c>); defaults come from the config records, so they live in one place.
+/// (<c>--classifier-width</c>). Commands make them through a <see cref="FlagTable{TRecord}"/>, which reads the
+/// defaults from the options records, so they live in one place.
 /// Booleans take the original's <c>--anneal_lr True</c> / <c>False</c> (any case); a bare flag means true.
 /// A flag given twice takes its last value, as argparse does (shell scripts override a flag set that way).
 /// </summary>
@@ -82,9 +83,4 @@ internal static class Flags
 
     /// <summary>Whether the user typed the option (rather than getting its default).</summary>
     public static bool WasGiven(this ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
-
-    /// <summary>Whether the user typed <c>--<paramref name="name"/></c> (snake_case) on <paramref name="command"/>.</summary>
-    public static bool WasGiven(this ParseResult parse, Command command, string name) =>
-        command.Options.Any(o => o.Name == "--" + name && parse.WasGiven(o));
-
 }

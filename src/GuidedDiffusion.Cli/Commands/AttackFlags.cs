@@ -9,60 +9,57 @@ namespace GuidedDiffusion.Cli.Commands;
 /// classifier-train the attack is switched on by <c>--adversarial True</c>; for classifier-eval by an
 /// <c>--attack_eps</c> above 0 (its default there is 0: no attack).
 /// </summary>
-internal sealed class AttackFlags
+internal static class AttackFlags
 {
-    private static readonly L2PgdOptions D = new();
-    private readonly Option<bool>? _adversarial;
-    private readonly Option<double> _eps;
-    private readonly Option<int> _steps;
-    private readonly Option<double?> _stepSize;
-    private readonly Option<string> _schedule;
-
-    /// <summary>The flags of classifier-train (<paramref name="forTraining"/>) or of classifier-eval.</summary>
-    public AttackFlags(bool forTraining)
+    /// <summary>The attack flags as typed: the switch (classifier-train) and the attack's settings.</summary>
+    public sealed record Request
     {
-        if (forTraining)
-            _adversarial = Flags.Create("adversarial", false, "Train on untargeted L2 PGD attacks of x_t (robust classifier guidance, Kawar et al. 2023); see --attack_*.");
-        _eps = forTraining
-            ? Flags.Create("attack_eps", D.Eps, "With --adversarial: L2 radius of the attack around x_t (pixels in [-1, 1]).")
-            : Flags.Create("attack_eps", 0.0, "L2 radius of a PGD attack on x_t; above 0 adds robust acc@1 per noise level (0: no attack).");
-        _steps = Flags.Create("attack_steps", D.Steps, "PGD steps along the normalised input gradient (0: no attack steps).");
-        _stepSize = Flags.Create<double?>("attack_step_size", null, "Length of each attack step (default: attack_eps·0.5/3, the reference's).");
-        _schedule = Flags.Create("attack_eps_schedule", "constant", "Attack radius per noise level: constant, or sqrt_alpha (radius and step × sqrt(ᾱ_t)).");
+        public bool Adversarial { get; init; }
+        public L2PgdOptions Attack { get; init; } = new();
     }
 
-    private IEnumerable<Option> Tuning => new Option[] { _eps, _steps, _stepSize, _schedule };
+    public static readonly FlagTable<Request> Table = new();
 
-    /// <summary>Adds the flags to <paramref name="command"/>.</summary>
-    public void AddTo(Command command)
-    {
-        if (_adversarial is not null) command.Options.Add(_adversarial);
-        foreach (var option in Tuning) command.Options.Add(option);
-    }
+    public static readonly Flag<Request> Adversarial = Table.Add("adversarial", "Train on untargeted L2 PGD attacks of x_t (robust classifier guidance, Kawar et al. 2023); see --attack_*.",
+        r => r.Adversarial, (r, v) => r with { Adversarial = v });
+    public static readonly Flag<Request> Eps = Table.Add("attack_eps", "L2 radius of the PGD attack around x_t (pixels in [-1, 1]); classifier-train uses it with --adversarial, classifier-eval attacks when it is above 0 (0: no attack) and adds robust acc@1 per noise level.",
+        r => r.Attack.Eps, (r, v) => r with { Attack = r.Attack with { Eps = v } });
+    public static readonly Flag<Request> Steps = Table.Add("attack_steps", "PGD steps along the normalised input gradient (0: no attack steps).",
+        r => r.Attack.Steps, (r, v) => r with { Attack = r.Attack with { Steps = v } });
+    public static readonly Flag<Request> StepSize = Table.Add("attack_step_size", "Length of each attack step (default: attack_eps·0.5/3, the reference's).",
+        r => r.Attack.StepSize, (r, v) => r with { Attack = r.Attack with { StepSize = v } });
+    public static readonly Flag<Request> Schedule = Table.Add<AttackEpsSchedule, string>("attack_eps_schedule", "Attack radius per noise level: constant, or sqrt_alpha (radius and step × sqrt(ᾱ_t)).",
+        r => r.Attack.EpsSchedule, (r, v) => r with { Attack = r.Attack with { EpsSchedule = v } },
+        L2PgdOptions.ParseSchedule, s => s.Spelling());
 
-    /// <summary>The attack the flags ask for (validated), or null for none.</summary>
-    /// <exception cref="ConfigurationException">Attack flags given without switching the attack on, or a value out of range.</exception>
-    public L2PgdOptions? Options(ParseResult parse)
+    /// <summary>The flags on one command, and the attack they ask for.</summary>
+    public sealed record Bound(FlagSet<Request> Flags, bool ForTraining)
     {
-        bool on = _adversarial is not null ? parse.GetValue(_adversarial) : parse.GetValue(_eps) != 0;
-        if (!on)
+        /// <summary>The attack the flags ask for (validated), or null for none.</summary>
+        /// <exception cref="ConfigurationException">Attack flags given without switching the attack on, or a value out of range.</exception>
+        public L2PgdOptions? Options(ParseResult parse)
         {
-            // In classifier-eval, --attack_eps 0 is itself the way to say "no attack".
-            var typed = Tuning.FirstOrDefault(o => parse.WasGiven(o) && (_adversarial is not null || o != _eps));
-            if (typed is not null)
-                throw _adversarial is not null
-                    ? new ConfigurationException("adversarial", $"{typed.Name} only takes effect with --adversarial True.")
-                    : new ConfigurationException("attack_eps", $"{typed.Name} needs an attack: give --attack_eps above 0.");
-            return null;
+            var request = Flags.Bind(parse);
+            bool on = ForTraining ? request.Adversarial : request.Attack.Eps != 0;
+            if (!on)
+            {
+                // In classifier-eval, --attack_eps 0 is itself the way to say "no attack".
+                var typed = Flags.Options.FirstOrDefault(o => parse.WasGiven(o) && FlagOwners.Of(o) != Adversarial && (ForTraining || FlagOwners.Of(o) != Eps));
+                if (typed is not null)
+                    throw ForTraining
+                        ? new ConfigurationException("adversarial", $"{typed.Name} only takes effect with --adversarial True.")
+                        : new ConfigurationException("attack_eps", $"{typed.Name} needs an attack: give --attack_eps above 0.");
+                return null;
+            }
+            request.Attack.Validate();
+            return request.Attack;
         }
-        var options = new L2PgdOptions
-        {
-            Eps = parse.GetValue(_eps),
-            Steps = parse.GetValue(_steps),
-            StepSize = parse.GetValue(_stepSize),
-            EpsSchedule = L2PgdOptions.ParseSchedule(parse.GetValue(_schedule) ?? ""),
-        };
-        options.Validate();
-        return options;
     }
+
+    /// <summary>classifier-train's attack flags: <c>--adversarial</c> and the attack's, with the reference's defaults.</summary>
+    public static Bound AddForTraining(Command command) => new(Table.AddTo(command, new Request()), ForTraining: true);
+
+    /// <summary>classifier-eval's: the attack's flags, with no attack (radius 0) by default.</summary>
+    public static Bound AddForEvaluation(Command command) =>
+        new(Table.AddTo(command, new Request { Attack = new L2PgdOptions { Eps = 0 } }, include: f => f != Adversarial), ForTraining: false);
 }

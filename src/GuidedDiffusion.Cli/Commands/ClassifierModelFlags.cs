@@ -6,95 +6,84 @@ using GuidedDiffusion.Models;
 namespace GuidedDiffusion.Cli.Commands;
 
 /// <summary>
-/// The classifier and diffusion flags of the original's <c>classifier_and_diffusion_defaults()</c>, plus ours
-/// (channel_mult, num_head_channels, num_classes), bound to <see cref="ClassifierConfig"/> and <see cref="DiffusionConfig"/>.
+/// The classifier flags of the original's <c>classifier_defaults()</c>, plus ours (channel_mult,
+/// num_head_channels, num_classes), bound to <see cref="ClassifierConfig"/>.
 /// </summary>
-internal sealed class ClassifierModelFlags
+internal static class ClassifierModelFlags
 {
-    private static readonly ClassifierConfig C = new();
+    public static readonly FlagTable<ClassifierConfig> Table = new();
 
-    /// <summary>The classifier flags of a command that trains or loads a classifier on its own.</summary>
-    public ClassifierModelFlags() : this(besideDiffusionModel: false) { }
+    public static readonly Flag<ClassifierConfig> ImageSize = Table.Add("image_size", "Image side in pixels (64/128/256/512 have the original's channel_mult; others need --channel_mult).",
+        c => c.ImageSize, (c, v) => c with { ImageSize = v });
+    public static readonly Flag<ClassifierConfig> UseFp16 = Table.Add("classifier_use_fp16", "Classifier trunk in float16 (GPU only): training keeps float32 masters with dynamic loss scaling (= --precision fp16); sampling ignores it on CPU with a warning.",
+        c => c.UseFp16, (c, v) => c with { UseFp16 = v });
+    public static readonly Flag<ClassifierConfig> Width = Table.Add("classifier_width", "Classifier base channel count.",
+        c => c.Width, (c, v) => c with { Width = v });
+    public static readonly Flag<ClassifierConfig> Depth = Table.Add("classifier_depth", "Classifier ResBlocks per resolution level.",
+        c => c.Depth, (c, v) => c with { Depth = v });
+    public static readonly Flag<ClassifierConfig> AttentionResolutions = Table.Add("classifier_attention_resolutions", "Classifier resolutions with attention blocks, comma separated.",
+        c => c.AttentionResolutions, (c, v) => c with { AttentionResolutions = v });
+    public static readonly Flag<ClassifierConfig> ScaleShift = Table.Add("classifier_use_scale_shift_norm", "Classifier timestep embedding as GroupNorm scale and shift (FiLM).",
+        c => c.UseScaleShiftNorm, (c, v) => c with { UseScaleShiftNorm = v });
+    public static readonly Flag<ClassifierConfig> ResblockUpdown = Table.Add("classifier_resblock_updown", "Classifier down-samples with ResBlocks instead of strided convolutions.",
+        c => c.ResblockUpdown, (c, v) => c with { ResblockUpdown = v });
+    public static readonly Flag<ClassifierConfig> Pool = Table.Add<ClassifierPool, string>("classifier_pool", "Classifier output head: adaptive, attention, spatial or spatial_v2.",
+        c => c.Pool, (c, v) => c with { Pool = v }, text => ClassifierPools.Parse(text), pool => pool.ToFlag());
+    public static readonly Flag<ClassifierConfig> ChannelMult = Table.Add<string?, string>("channel_mult", "Classifier channel multiplier per level, comma separated (default: the original's for the image size).",
+        c => c.ChannelMult, (c, v) => c with { ChannelMult = v }, text => string.IsNullOrWhiteSpace(text) ? null : text, v => v ?? "");
+    public static readonly Flag<ClassifierConfig> NumHeadChannels = Table.Add("num_head_channels", "Classifier channels per attention head (the original: 64).",
+        c => c.NumHeadChannels, (c, v) => c with { NumHeadChannels = v });
+    public static readonly Flag<ClassifierConfig> NumClasses = Table.Add("num_classes", "Classifier outputs (0: the number of classes in the data, or the checkpoint's; the released ImageNet classifiers have 1000).",
+        c => c.NumClasses, (c, v) => c with { NumClasses = v });
+    public static readonly Flag<ClassifierConfig> Dropout = Table.Add("dropout", "Dropout rate in the ResBlocks.",
+        c => c.Dropout, (c, v) => c with { Dropout = v });
+
+    /// <summary>The command line's classifier defaults: the original's, with the class count left to the data or checkpoint (0).</summary>
+    public static ClassifierConfig Defaults { get; } = new() { NumClasses = 0 };
+
+    /// <summary>The classifier flags and the noise-process flags of a command that trains or loads a classifier on its own.</summary>
+    public sealed record Bound(FlagSet<ClassifierConfig> Classifier, FlagSet<DiffusionConfig> Diffusion)
+    {
+        /// <summary>Whether an architecture flag was typed (a sidecar then does not silently override it).</summary>
+        public bool ArchitectureGiven(ParseResult parse) => ClassifierModelFlags.ArchitectureGiven(Classifier, parse);
+    }
+
+    /// <summary>Whether an architecture flag of <paramref name="flags"/> was typed (precision and dropout describe training, not the weights).</summary>
+    public static bool ArchitectureGiven(FlagSet<ClassifierConfig> flags, ParseResult parse) => flags.AnyGiven(parse, UseFp16, Dropout);
+
+    /// <summary>Adds the classifier and diffusion flags to a command that trains or loads a classifier on its own.</summary>
+    public static Bound AddTo(Command command) =>
+        new(Table.AddTo(command, Defaults), DiffusionFlags.Table.AddTo(command, new DiffusionConfig()));
 
     /// <summary>
-    /// With <paramref name="besideDiffusionModel"/> (classifier-sample), the flags whose names the diffusion model's
-    /// flags already use (channel_mult, num_head_channels, num_classes) get a <c>classifier_</c> prefix, and
-    /// image_size, dropout and the noise-process flags are left to the diffusion model's flags.
+    /// The classifier flags of classifier-sample, beside a diffusion model's: the names the model's flags already
+    /// use (channel_mult, num_head_channels, num_classes) get a <c>classifier_</c> prefix, and image_size, dropout and
+    /// the noise process are the model's.
     /// </summary>
-    public ClassifierModelFlags(bool besideDiffusionModel)
+    public static FlagSet<ClassifierConfig> AddBesideDiffusionModel(Command command) =>
+        Table.AddTo(command, Defaults, include: f => f != ImageSize && f != Dropout,
+            rename: f => f == ChannelMult || f == NumHeadChannels || f == NumClasses ? "classifier_" + f.Name : null);
+}
+
+/// <summary>The <c>model_path</c> of a command that loads a classifier checkpoint, bound to <see cref="ClassifierSource"/>.</summary>
+internal static class ClassifierSourceFlags
+{
+    public static readonly FlagTable<ClassifierSource> Table = new();
+
+    public static readonly Flag<ClassifierSource> ModelPath = Table.Add("model_path", "Classifier checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture and diffusion.",
+        s => s.Path, (s, v) => s with { Path = v });
+
+    /// <summary>The checkpoint flag with the architecture flags that describe a checkpoint without a sidecar.</summary>
+    public sealed record Bound(FlagSet<ClassifierSource> Source, ClassifierModelFlags.Bound Model)
     {
-        _besideDiffusionModel = besideDiffusionModel;
-        string prefix = besideDiffusionModel ? "classifier_" : "";
-        UseFp16 = Flags.Create("classifier_use_fp16", C.UseFp16, besideDiffusionModel
-            ? "Classifier trunk in float16 (GPU only; ignored with a warning on CPU)."
-            : "Trunk in float16 with float32 masters and dynamic loss scaling (GPU only; = --precision fp16).");
-        ChannelMult = Flags.Create(prefix + "channel_mult", C.ChannelMult ?? "", "Classifier channel multiplier per level, comma separated (default: the original's for the image size).");
-        NumHeadChannels = Flags.Create(prefix + "num_head_channels", C.NumHeadChannels, "Classifier channels per attention head (the original: 64).");
-        NumClasses = Flags.Create(prefix + "num_classes", 0, besideDiffusionModel
-            ? "Classifier outputs (0: read from the checkpoint)."
-            : "Classifier outputs (0: the number of classes in the data; the released ImageNet classifiers have 1000).");
+        public ClassifierSource Bind(ParseResult parse) => Source.Bind(parse) with
+        {
+            Architecture = Model.Classifier.Bind(parse),
+            ArchitectureGiven = Model.ArchitectureGiven(parse),
+            Diffusion = Model.Diffusion.Bind(parse),
+        };
     }
 
-    private readonly bool _besideDiffusionModel;
-
-    /// <summary>The noise-process flags (shared with the other commands).</summary>
-    public DiffusionFlags DiffusionOptions { get; } = new();
-
-    public Option<int> ImageSize { get; } = Flags.Create("image_size", C.ImageSize, "Image side in pixels (64/128/256/512 have the original's channel_mult; others need --channel_mult).");
-    public Option<bool> UseFp16 { get; }
-    public Option<int> Width { get; } = Flags.Create("classifier_width", C.Width, "Classifier base channel count.");
-    public Option<int> Depth { get; } = Flags.Create("classifier_depth", C.Depth, "Classifier ResBlocks per resolution level.");
-    public Option<string> AttentionResolutions { get; } = Flags.Create("classifier_attention_resolutions", C.AttentionResolutions, "Classifier resolutions with attention blocks, comma separated.");
-    public Option<bool> ScaleShift { get; } = Flags.Create("classifier_use_scale_shift_norm", C.UseScaleShiftNorm, "Classifier timestep embedding as GroupNorm scale and shift (FiLM).");
-    public Option<bool> ResblockUpdown { get; } = Flags.Create("classifier_resblock_updown", C.ResblockUpdown, "Classifier down-samples with ResBlocks instead of strided convolutions.");
-    public Option<string> Pool { get; } = Flags.Create("classifier_pool", C.Pool, "Classifier output head: adaptive, attention, spatial or spatial_v2.");
-    public Option<string> ChannelMult { get; }
-    public Option<int> NumHeadChannels { get; }
-    public Option<int> NumClasses { get; }
-    public Option<double> Dropout { get; } = Flags.Create("dropout", C.Dropout, "Dropout rate in the ResBlocks.");
-
-    public IEnumerable<Option> All => new Option[]
-    {
-        ImageSize, UseFp16, Width, Depth, AttentionResolutions, ScaleShift, ResblockUpdown, Pool, ChannelMult,
-        NumHeadChannels, NumClasses, Dropout,
-    };
-
-    public void AddTo(Command command)
-    {
-        var options = _besideDiffusionModel ? All.Except([ImageSize, Dropout]) : All.Concat(DiffusionOptions.All);
-        foreach (var option in options) command.Options.Add(option);
-    }
-
-    /// <summary>The architecture flags as given; NumClasses 0 means "from the data".</summary>
-    public ClassifierConfig Classifier(ParseResult p) => new()
-    {
-        ImageSize = p.GetValue(ImageSize),
-        UseFp16 = p.GetValue(UseFp16),
-        Width = p.GetValue(Width),
-        Depth = p.GetValue(Depth),
-        AttentionResolutions = p.GetValue(AttentionResolutions) ?? "",
-        UseScaleShiftNorm = p.GetValue(ScaleShift),
-        ResblockUpdown = p.GetValue(ResblockUpdown),
-        Pool = p.GetValue(Pool) ?? "",
-        ChannelMult = string.IsNullOrWhiteSpace(p.GetValue(ChannelMult)) ? null : p.GetValue(ChannelMult),
-        NumHeadChannels = p.GetValue(NumHeadChannels),
-        NumClasses = p.GetValue(NumClasses),
-        Dropout = p.GetValue(Dropout),
-    };
-
-    public DiffusionConfig Diffusion(ParseResult p) => DiffusionOptions.Diffusion(p);
-
-    /// <summary>The checkpoint at <paramref name="path"/> with these flags describing it when it has no sidecar.</summary>
-    public ClassifierSource Source(ParseResult p, Option<string> path) => new()
-    {
-        Path = p.GetValue(path) ?? "",
-        Architecture = Classifier(p),
-        ArchitectureGiven = AnyArchitectureFlagGiven(p),
-        Diffusion = Diffusion(p),
-    };
-
-    /// <summary>Whether any architecture flag was typed (a sidecar then does not silently override it).</summary>
-    public bool AnyArchitectureFlagGiven(ParseResult p) =>
-        new Option[] { ImageSize, Width, Depth, AttentionResolutions, ScaleShift, ResblockUpdown, Pool, ChannelMult, NumHeadChannels, NumClasses }
-            .Any(p.WasGiven);
+    /// <summary>Adds model_path and the classifier and diffusion flags.</summary>
+    public static Bound AddTo(Command command) => new(Table.AddTo(command, new ClassifierSource()), ClassifierModelFlags.AddTo(command));
 }

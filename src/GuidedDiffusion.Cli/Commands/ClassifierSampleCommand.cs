@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using GuidedDiffusion.Guidance;
-using GuidedDiffusion.Models;
 
 namespace GuidedDiffusion.Cli.Commands;
 
@@ -12,48 +11,40 @@ namespace GuidedDiffusion.Cli.Commands;
 /// </summary>
 internal static class ClassifierSampleCommand
 {
+    /// <summary>The sampling flags of classifier_sample.py, bound to <see cref="GuidedSamplingOptions"/>.</summary>
+    public static readonly FlagTable<GuidedSamplingOptions> Table = new();
+
+    static ClassifierSampleCommand()
+    {
+        Table.Add("model_path", "Diffusion model checkpoint (.pt or .safetensors), e.g. 64x64_diffusion.pt.", o => o.ModelPath, (o, v) => o with { ModelPath = v });
+        Table.Add("classifier_path", "Classifier checkpoint; its JSON sidecar, if any, supplies the classifier architecture.", o => o.ClassifierPath, (o, v) => o with { ClassifierPath = v });
+        Table.Add("classifier_scale", "Guidance scale: the classifier gradient is multiplied by it (0 disables guidance).", o => o.ClassifierScale, (o, v) => o with { ClassifierScale = v });
+        Table.Add("num_samples", "Number of images to generate.", o => o.NumSamples, (o, v) => o with { NumSamples = v });
+        Table.Add("batch_size", "Images per sampling batch.", o => o.BatchSize, (o, v) => o with { BatchSize = v });
+        Table.Add("use_ddim", "DDIM steps (eta 0) instead of ancestral sampling; pair with --timestep_respacing ddimN.", o => o.UseDdim, (o, v) => o with { UseDdim = v });
+        Table.Add("clip_denoised", "Clip the x0 predictions to [-1, 1].", o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v });
+        Table.Add<int?, int>("class_id", "Class to generate (-1: a random class per image, like the original).", o => o.ClassId, (o, v) => o with { ClassId = v },
+            id => id >= 0 ? id : null, id => id ?? -1);
+        Table.Add("seed", "Seed for the classes and every noise draw; the same seed gives the same samples.", o => o.Seed, (o, v) => o with { Seed = v });
+        Table.Add("out_dir", "Folder for samples_NxHxWx3.npz and the PNG grid (created if missing).", o => o.OutDir, (o, v) => o with { OutDir = v });
+    }
+
     public static Command Create()
     {
-        var model = new DiffusionModelFlags();
-        var modelPath = Flags.Create("model_path", "", "Diffusion model checkpoint (.pt or .safetensors), e.g. 64x64_diffusion.pt.");
-        var classifierPath = Flags.Create("classifier_path", "", "Classifier checkpoint; its JSON sidecar, if any, supplies the classifier architecture.");
-        var classifierScale = Flags.Create("classifier_scale", 1.0, "Guidance scale: the classifier gradient is multiplied by it (0 disables guidance).");
-        var numSamples = Flags.Create("num_samples", 10000, "Number of images to generate.");
-        var batchSize = Flags.Create("batch_size", 16, "Images per sampling batch.");
-        var useDdim = Flags.Create("use_ddim", false, "DDIM steps (eta 0) instead of ancestral sampling; pair with --timestep_respacing ddimN.");
-        var clipDenoised = Flags.Create("clip_denoised", true, "Clip the x0 predictions to [-1, 1].");
-        var classId = Flags.Create("class_id", -1, "Class to generate (-1: a random class per image, like the original).");
-        var seed = Flags.Create("seed", 0, "Seed for the classes and every noise draw; the same seed gives the same samples.");
-        var outDir = Flags.Create("out_dir", "samples", "Folder for samples_NxHxWx3.npz and the PNG grid (created if missing).");
-
-        var classifierFlags = new ClassifierModelFlags(besideDiffusionModel: true);
-
         var command = new Command("classifier-sample", "Sample images from a diffusion model guided by a noise-aware classifier (classifier_sample.py).");
-        foreach (var option in new Option[] { modelPath, classifierPath, classifierScale, numSamples, batchSize, useDdim, clipDenoised, classId, seed, outDir })
-            command.Options.Add(option);
-        classifierFlags.AddTo(command);
-        model.AddTo(command);
+        var sampling = Table.AddTo(command, new GuidedSamplingOptions());
+        var classifier = ClassifierModelFlags.AddBesideDiffusionModel(command);
+        var model = DiffusionModelFlags.AddTo(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var options = new GuidedSamplingOptions
+            var options = sampling.Bind(parse) with
             {
-                ModelPath = parse.GetValue(modelPath) ?? "",
-                ClassifierPath = parse.GetValue(classifierPath) ?? "",
-                Model = model.Model(parse),
-                Diffusion = model.Diffusion(parse),
-                // The respacing applies to any checkpoint; only the other model flags compete with a sidecar.
-                ModelSettingsGiven = model.All.Concat(model.DiffusionOptions.All).Where(o => o != model.DiffusionOptions.TimestepRespacing).Any(parse.WasGiven),
-                Classifier = classifierFlags.Classifier(parse),
-                ClassifierSettingsGiven = classifierFlags.AnyArchitectureFlagGiven(parse),
-                ClassifierScale = parse.GetValue(classifierScale),
-                NumSamples = parse.GetValue(numSamples),
-                BatchSize = parse.GetValue(batchSize),
-                UseDdim = parse.GetValue(useDdim),
-                ClipDenoised = parse.GetValue(clipDenoised),
-                ClassId = parse.GetValue(classId) is var id and >= 0 ? id : null,
-                Seed = parse.GetValue(seed),
-                OutDir = parse.GetValue(outDir) ?? "samples",
+                Model = model.BindModel(parse),
+                Diffusion = model.Diffusion.Bind(parse),
+                ModelSettingsGiven = model.SettingsGiven(parse),
+                Classifier = classifier.Bind(parse),
+                ClassifierSettingsGiven = ClassifierModelFlags.ArchitectureGiven(classifier, parse),
             };
             bool interactive = !Console.IsErrorRedirected;
             var clock = Stopwatch.StartNew();

@@ -11,33 +11,39 @@ namespace GuidedDiffusion.Cli.Commands;
 /// </summary>
 internal static class ClassifyCommand
 {
+    /// <summary>What classify prints.</summary>
+    public sealed record Output
+    {
+        public bool Json { get; init; }
+    }
+
+    /// <summary>The noise flags, bound to <see cref="ClassificationOptions"/>.</summary>
+    public static readonly FlagTable<ClassificationOptions> Table = new();
+
+    /// <summary>The output flag.</summary>
+    public static readonly FlagTable<Output> OutputTable = new();
+
+    static ClassifyCommand()
+    {
+        Table.Add("timestep", "Timestep t given to the classifier (spaced index of the training diffusion).", o => o.Timestep, (o, v) => o with { Timestep = v });
+        Table.Add<long?, int>("noise_seed", "Noise the image to step t with q_sample and seeded noise (-1: give the clean image with timestep t).",
+            o => o.NoiseSeed, (o, v) => o with { NoiseSeed = v }, seed => seed >= 0 ? seed : null, seed => (int)(seed ?? -1));
+        OutputTable.Add("json", "Print a JSON array: path, logits and top classes per image.", o => o.Json, (o, v) => o with { Json = v });
+    }
+
     public static Command Create()
     {
-        var model = new ClassifierModelFlags();
-        var modelPath = Flags.Create("model_path", "", "Classifier checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture.");
-        var timestep = Flags.Create("timestep", 0, "Timestep t given to the classifier (spaced index of the training diffusion).");
-        var noiseSeed = Flags.Create("noise_seed", -1, "Noise the image to step t with q_sample and seeded noise (-1: give the clean image with timestep t).");
-        var json = Flags.Create("json", false, "Print a JSON array: path, logits and top classes per image.");
-        var images = new Argument<string[]>("IMAGE") { Description = "Image files (jpg, png, gif).", Arity = ArgumentArity.OneOrMore };
-
         var command = new Command("classify", "Classify images (optionally noised to step t) with a classifier checkpoint.");
-        command.Options.Add(modelPath);
-        command.Options.Add(timestep);
-        command.Options.Add(noiseSeed);
-        command.Options.Add(json);
-        model.AddTo(command);
+        var source = ClassifierSourceFlags.AddTo(command);
+        var noise = Table.AddTo(command, new ClassificationOptions());
+        var output = OutputTable.AddTo(command, new Output());
+        var images = new Argument<string[]>("IMAGE") { Description = "Image files (jpg, png, gif).", Arity = ArgumentArity.OneOrMore };
         command.Arguments.Add(images);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var results = ClassificationJob.Run(new ClassificationOptions
-            {
-                Classifier = model.Source(parse, modelPath),
-                Timestep = parse.GetValue(timestep),
-                NoiseSeed = parse.GetValue(noiseSeed) is var seed and >= 0 ? seed : null,
-                Images = parse.GetValue(images)!,
-            });
-            if (parse.GetValue(json))
+            var results = ClassificationJob.Run(noise.Bind(parse) with { Classifier = source.Bind(parse), Images = parse.GetValue(images)! });
+            if (output.Bind(parse).Json)
             {
                 Console.WriteLine(JsonSerializer.Serialize(results));
                 return 0;

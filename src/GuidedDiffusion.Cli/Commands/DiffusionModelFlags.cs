@@ -5,65 +5,57 @@ using GuidedDiffusion.Models;
 namespace GuidedDiffusion.Cli.Commands;
 
 /// <summary>
-/// The diffusion model and diffusion flags of the original's <c>model_and_diffusion_defaults()</c> (plus
-/// num_classes), bound to <see cref="DiffusionModelConfig"/> and <see cref="DiffusionConfig"/>; defaults come
-/// from those records.
+/// The diffusion model flags of the original's <c>model_and_diffusion_defaults()</c> (plus num_classes), bound to
+/// <see cref="DiffusionModelConfig"/>; with the <see cref="DiffusionFlags"/> they describe a model and its process.
 /// </summary>
-internal sealed class DiffusionModelFlags
+internal static class DiffusionModelFlags
 {
-    private static readonly DiffusionModelConfig M = new();
-    /// <summary>The noise-process flags (shared with the other commands).</summary>
-    public DiffusionFlags DiffusionOptions { get; } = new();
+    public static readonly FlagTable<DiffusionModelConfig> Table = new();
 
-    public Option<int> ImageSize { get; } = Flags.Create("image_size", M.ImageSize, "Image side in pixels (64/128/256/512 have the original's channel_mult; others need --channel_mult).");
-    public Option<int> NumChannels { get; } = Flags.Create("num_channels", M.NumChannels, "Base channel count of the diffusion model.");
-    public Option<int> NumResBlocks { get; } = Flags.Create("num_res_blocks", M.NumResBlocks, "ResBlocks per resolution level.");
-    public Option<int> NumHeads { get; } = Flags.Create("num_heads", M.NumHeads, "Attention heads (when --num_head_channels is -1).");
-    public Option<int> NumHeadsUpsample { get; } = Flags.Create("num_heads_upsample", M.NumHeadsUpsample, "Decoder attention heads (-1: --num_heads).");
-    public Option<int> NumHeadChannels { get; } = Flags.Create("num_head_channels", M.NumHeadChannels, "Channels per attention head (-1: use the head counts).");
-    public Option<string> AttentionResolutions { get; } = Flags.Create("attention_resolutions", M.AttentionResolutions, "Resolutions with attention blocks, comma separated.");
-    public Option<string> ChannelMult { get; } = Flags.Create("channel_mult", M.ChannelMult, "Channel multiplier per level (default: the original's for the image size).");
-    public Option<double> Dropout { get; } = Flags.Create("dropout", M.Dropout, "Dropout in the ResBlocks (inactive while sampling).");
-    public Option<bool> ClassCond { get; } = Flags.Create("class_cond", M.ClassCond, "The model is class-conditional (has label_emb).");
-    public Option<bool> UseCheckpoint { get; } = Flags.Create("use_checkpoint", M.UseCheckpoint, "Gradient checkpointing (accepted; no effect on sampling).");
-    public Option<bool> UseScaleShiftNorm { get; } = Flags.Create("use_scale_shift_norm", M.UseScaleShiftNorm, "Timestep embedding as GroupNorm scale and shift.");
-    public Option<bool> ResblockUpdown { get; } = Flags.Create("resblock_updown", M.ResblockUpdown, "Resample with ResBlocks.");
-    public Option<bool> UseFp16 { get; } = Flags.Create("use_fp16", M.UseFp16, "Float16 trunk (GPU only): sampling converts after loading; image-train uses --precision fp16.");
-    public Option<bool> UseNewAttentionOrder { get; } = Flags.Create("use_new_attention_order", M.UseNewAttentionOrder, "Split q, k, v before heads.");
-    public Option<int> NumClasses { get; } = Flags.Create("num_classes", M.NumClasses, "Size of the model's label embedding (the original: 1000).");
+    public static readonly Flag<DiffusionModelConfig> ImageSize = Table.Add("image_size", "Image side in pixels (64/128/256/512 have the original's channel_mult; others need --channel_mult).",
+        m => m.ImageSize, (m, v) => m with { ImageSize = v });
+    public static readonly Flag<DiffusionModelConfig> NumChannels = Table.Add("num_channels", "Base channel count of the diffusion model.",
+        m => m.NumChannels, (m, v) => m with { NumChannels = v });
+    public static readonly Flag<DiffusionModelConfig> NumResBlocks = Table.Add("num_res_blocks", "ResBlocks per resolution level.",
+        m => m.NumResBlocks, (m, v) => m with { NumResBlocks = v });
+    public static readonly Flag<DiffusionModelConfig> NumHeads = Table.Add("num_heads", "Attention heads (when --num_head_channels is -1).",
+        m => m.NumHeads, (m, v) => m with { NumHeads = v });
+    public static readonly Flag<DiffusionModelConfig> NumHeadsUpsample = Table.Add("num_heads_upsample", "Decoder attention heads (-1: --num_heads).",
+        m => m.NumHeadsUpsample, (m, v) => m with { NumHeadsUpsample = v });
+    public static readonly Flag<DiffusionModelConfig> NumHeadChannels = Table.Add("num_head_channels", "Channels per attention head (-1: use the head counts).",
+        m => m.NumHeadChannels, (m, v) => m with { NumHeadChannels = v });
+    public static readonly Flag<DiffusionModelConfig> AttentionResolutions = Table.Add("attention_resolutions", "Resolutions with attention blocks, comma separated.",
+        m => m.AttentionResolutions, (m, v) => m with { AttentionResolutions = v ?? "" });
+    public static readonly Flag<DiffusionModelConfig> ChannelMult = Table.Add("channel_mult", "Channel multiplier per level (default: the original's for the image size).",
+        m => m.ChannelMult, (m, v) => m with { ChannelMult = v ?? "" });
+    public static readonly Flag<DiffusionModelConfig> Dropout = Table.Add("dropout", "Dropout in the ResBlocks (inactive while sampling).",
+        m => m.Dropout, (m, v) => m with { Dropout = v });
+    public static readonly Flag<DiffusionModelConfig> ClassCond = Table.Add("class_cond", "The model is class-conditional (has label_emb).",
+        m => m.ClassCond, (m, v) => m with { ClassCond = v });
+    public static readonly Flag<DiffusionModelConfig> UseCheckpoint = Table.Add("use_checkpoint", "Gradient checkpointing (accepted; no effect on sampling).",
+        m => m.UseCheckpoint, (m, v) => m with { UseCheckpoint = v });
+    public static readonly Flag<DiffusionModelConfig> UseScaleShiftNorm = Table.Add("use_scale_shift_norm", "Timestep embedding as GroupNorm scale and shift.",
+        m => m.UseScaleShiftNorm, (m, v) => m with { UseScaleShiftNorm = v });
+    public static readonly Flag<DiffusionModelConfig> ResblockUpdown = Table.Add("resblock_updown", "Resample with ResBlocks.",
+        m => m.ResblockUpdown, (m, v) => m with { ResblockUpdown = v });
+    public static readonly Flag<DiffusionModelConfig> UseFp16 = Table.Add("use_fp16", "Float16 trunk (GPU only): sampling converts after loading; image-train uses --precision fp16.",
+        m => m.UseFp16, (m, v) => m with { UseFp16 = v });
+    public static readonly Flag<DiffusionModelConfig> UseNewAttentionOrder = Table.Add("use_new_attention_order", "Split q, k, v before heads.",
+        m => m.UseNewAttentionOrder, (m, v) => m with { UseNewAttentionOrder = v });
+    public static readonly Flag<DiffusionModelConfig> NumClasses = Table.Add("num_classes", "Size of the model's label embedding (the original: 1000).",
+        m => m.NumClasses, (m, v) => m with { NumClasses = v });
 
-
-    public IEnumerable<Option> All => new Option[]
+    /// <summary>A diffusion model's and its noise process's flags on one command.</summary>
+    public sealed record Bound(FlagSet<DiffusionModelConfig> Model, FlagSet<DiffusionConfig> Diffusion)
     {
-        ImageSize, NumChannels, NumResBlocks, NumHeads, NumHeadsUpsample, NumHeadChannels, AttentionResolutions, ChannelMult,
-        Dropout, ClassCond, UseCheckpoint, UseScaleShiftNorm, ResblockUpdown, UseFp16, UseNewAttentionOrder, NumClasses,
-    };
+        /// <summary>The model as typed; learn_sigma is a diffusion flag that also shapes the model's output.</summary>
+        public DiffusionModelConfig BindModel(ParseResult parse) => Model.Bind(parse) with { LearnSigma = Diffusion.Bind(parse).LearnSigma };
 
-    public void AddTo(Command command)
-    {
-        foreach (var option in All.Concat(DiffusionOptions.All)) command.Options.Add(option);
+        /// <summary>Whether a model or process flag was typed (the respacing applies to any checkpoint, so it does not compete with a sidecar).</summary>
+        public bool SettingsGiven(ParseResult parse) => Model.AnyGiven(parse) || Diffusion.AnyGiven(parse, DiffusionFlags.TimestepRespacing);
     }
 
-    public DiffusionModelConfig Model(ParseResult p) => new()
-    {
-        ImageSize = p.GetValue(ImageSize),
-        NumChannels = p.GetValue(NumChannels),
-        NumResBlocks = p.GetValue(NumResBlocks),
-        NumHeads = p.GetValue(NumHeads),
-        NumHeadsUpsample = p.GetValue(NumHeadsUpsample),
-        NumHeadChannels = p.GetValue(NumHeadChannels),
-        AttentionResolutions = p.GetValue(AttentionResolutions) ?? "",
-        ChannelMult = p.GetValue(ChannelMult) ?? "",
-        Dropout = p.GetValue(Dropout),
-        ClassCond = p.GetValue(ClassCond),
-        UseCheckpoint = p.GetValue(UseCheckpoint),
-        UseScaleShiftNorm = p.GetValue(UseScaleShiftNorm),
-        ResblockUpdown = p.GetValue(ResblockUpdown),
-        UseFp16 = p.GetValue(UseFp16),
-        UseNewAttentionOrder = p.GetValue(UseNewAttentionOrder),
-        LearnSigma = p.GetValue(DiffusionOptions.LearnSigma),
-        NumClasses = p.GetValue(NumClasses),
-    };
-
-    public DiffusionConfig Diffusion(ParseResult p) => DiffusionOptions.Diffusion(p);
+    /// <summary>Adds the model and diffusion flags, with the records' defaults (or <paramref name="model"/>'s).</summary>
+    public static Bound AddTo(Command command, DiffusionModelConfig? model = null) =>
+        new(Table.AddTo(command, model ?? new DiffusionModelConfig()), DiffusionFlags.Table.AddTo(command, new DiffusionConfig()));
 }

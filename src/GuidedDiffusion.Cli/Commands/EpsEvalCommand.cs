@@ -15,54 +15,57 @@ namespace GuidedDiffusion.Cli.Commands;
 /// </summary>
 internal static class EpsEvalCommand
 {
-    private static readonly EpsilonErrorOptions O = new();
+    /// <summary>What eps-eval reads and where it writes, with the measurement's settings.</summary>
+    public sealed record Request
+    {
+        public string ModelPath { get; init; } = "";
+        public string DataDir { get; init; } = "";
+        public string LogDir { get; init; } = "";
+        public EpsilonErrorOptions Options { get; init; } = new();
+    }
+
+    /// <summary>eps-eval's flags, bound to <see cref="Request"/>.</summary>
+    public static readonly FlagTable<Request> Table = new();
+
+    static EpsEvalCommand()
+    {
+        Table.Add("model_path", "Diffusion model checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture and noise process.", r => r.ModelPath, (r, v) => r with { ModelPath = v });
+        Table.Add("data_dir", "Image folder (empty: the Fashion-MNIST demo's 1,000-image validation split, grey images).", r => r.DataDir, (r, v) => r with { DataDir = v });
+        Table.Add<IReadOnlyList<int>, string>("timesteps", "Comma-separated timesteps of the model's process (empty: 0, T/20, T/10, 2T/10, ..., 9T/10, T-1).",
+            r => r.Options.Timesteps, (r, v) => r with { Options = r.Options with { Timesteps = v } }, ParseTimesteps, v => string.Join(",", v));
+        Table.Add("num_samples", "Images measured (the first ones of the data).", r => r.Options.NumSamples, (r, v) => r with { Options = r.Options with { NumSamples = v } });
+        Table.Add("batch_size", "Images per forward pass.", r => r.Options.BatchSize, (r, v) => r with { Options = r.Options with { BatchSize = v } });
+        Table.Add("seed", "Noise seed; one draw per image, reused at every timestep.", r => r.Options.Seed, (r, v) => r with { Options = r.Options with { Seed = v } });
+        Table.Add("clip_denoised", "Clip the x0 estimate to [-1, 1] before its channel spread is taken (as sampling does).", r => r.Options.ClipDenoised, (r, v) => r with { Options = r.Options with { ClipDenoised = v } });
+        Table.Add("log_dir", "Where eps_eval.json and eps_eval.csv go (default: the checkpoint's folder).", r => r.LogDir, (r, v) => r with { LogDir = v });
+        Table.Add("num_workers", "Image decoding threads (0: on the main thread).", r => r.Options.NumWorkers, (r, v) => r with { Options = r.Options with { NumWorkers = v } });
+    }
 
     public static Command Create()
     {
-        var model = new DiffusionModelFlags();
-        var modelPath = Flags.Create("model_path", "", "Diffusion model checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture and noise process.");
-        var dataDir = Flags.Create("data_dir", "", "Image folder (empty: the Fashion-MNIST demo's 1,000-image validation split, grey images).");
-        var timesteps = Flags.Create("timesteps", "", "Comma-separated timesteps of the model's process (empty: 0, T/20, T/10, 2T/10, ..., 9T/10, T-1).");
-        var numSamples = Flags.Create("num_samples", O.NumSamples, "Images measured (the first ones of the data).");
-        var batchSize = Flags.Create("batch_size", O.BatchSize, "Images per forward pass.");
-        var seed = Flags.Create("seed", (int)O.Seed, "Noise seed; one draw per image, reused at every timestep.");
-        var clipDenoised = Flags.Create("clip_denoised", O.ClipDenoised, "Clip the x0 estimate to [-1, 1] before its channel spread is taken (as sampling does).");
-        var logDir = Flags.Create("log_dir", "", "Where eps_eval.json and eps_eval.csv go (default: the checkpoint's folder).");
-        var numWorkers = Flags.Create("num_workers", O.NumWorkers, "Image decoding threads (0: on the main thread).");
-
         var command = new Command("eps-eval", "Per-channel error of a diffusion model's noise prediction on real images against t: the colour-cast diagnostic.");
-        foreach (var option in new Option[] { modelPath, dataDir, timesteps, numSamples, batchSize, seed, clipDenoised, logDir, numWorkers })
-            command.Options.Add(option);
-        model.AddTo(command);
+        var flags = Table.AddTo(command, new Request());
+        var model = DiffusionModelFlags.AddTo(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var path = parse.GetValue(modelPath) ?? "";
-            if (path.Length == 0) throw new ConfigurationException("model_path", "is required: the diffusion model checkpoint.");
-            if ((parse.GetValue(model.DiffusionOptions.TimestepRespacing) ?? "").Length > 0)
+            var request = flags.Bind(parse);
+            if (request.ModelPath.Length == 0) throw new ConfigurationException("model_path", "is required: the diffusion model checkpoint.");
+            var diffusion = model.Diffusion.Bind(parse);
+            if (diffusion.TimestepRespacing.Length > 0)
                 throw new ConfigurationException("timestep_respacing", "does not apply: eps-eval measures the model at the timesteps of the process it was trained on.");
-            var flagsGiven = model.All.Concat(model.DiffusionOptions.All).Any(parse.WasGiven);
-            using var trained = TrainedDiffusionModel.Load(path, model.Model(parse), model.Diffusion(parse), flagsGiven);
+            var flagsGiven = model.Model.AnyGiven(parse) || model.Diffusion.AnyGiven(parse);
+            using var trained = TrainedDiffusionModel.Load(request.ModelPath, model.BindModel(parse), diffusion, flagsGiven);
             if (trained.Sidecar is not null) Console.WriteLine($"architecture and noise process from {trained.Sidecar}");
-            var options = new EpsilonErrorOptions
-            {
-                Timesteps = ParseTimesteps(parse.GetValue(timesteps) ?? ""),
-                NumSamples = parse.GetValue(numSamples),
-                BatchSize = parse.GetValue(batchSize),
-                Seed = parse.GetValue(seed),
-                ClipDenoised = parse.GetValue(clipDenoised),
-                NumWorkers = parse.GetValue(numWorkers),
-            };
 
-            var directory = parse.GetValue(dataDir) ?? "";
-            IImageSource source = directory.Length == 0 ? FashionMnistDemo.Load().Validation : new ImageFolderSource(directory);
-            if (directory.Length == 0) Console.WriteLine($"No --data_dir given: the Fashion-MNIST demo's validation split ({source.Count} grey images).");
+            IImageSource source = request.DataDir.Length == 0 ? FashionMnistDemo.Load().Validation : new ImageFolderSource(request.DataDir);
+            if (request.DataDir.Length == 0) Console.WriteLine($"No --data_dir given: the Fashion-MNIST demo's validation split ({source.Count} grey images).");
 
             var m = trained.Model;
             var result = EpsilonErrorJob.Run((x, t, y) => m.forward(x, t, y), m.IsClassConditional, ReverseProcess.For(trained.Diffusion),
-                trained.Config.ImageSize, source, options, Console.WriteLine);
+                trained.Config.ImageSize, source, request.Options, Console.WriteLine);
             Console.Write(result.FormatTable());
-            var outDir = parse.GetValue(logDir) is { Length: > 0 } given ? given : Path.GetDirectoryName(Path.GetFullPath(path))!;
+            var outDir = request.LogDir is { Length: > 0 } given ? given : Path.GetDirectoryName(Path.GetFullPath(request.ModelPath))!;
             foreach (var file in EpsilonErrorJob.WriteFiles(result, outDir)) Console.WriteLine($"wrote {file}");
             return 0;
         }));
@@ -73,5 +76,5 @@ internal static class EpsEvalCommand
         text.Length == 0 ? [] : text.Split(',').Select(part =>
             int.TryParse(part.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var t)
                 ? t
-                : throw new ConfigurationException("timesteps", $"--timesteps expects comma-separated integers such as 0,100,500; got '{text}'.")).ToArray();
+                : throw new ConfigurationException("timesteps", $"{SettingText.Ref("timesteps")} expects comma-separated integers such as 0,100,500; got '{text}'.")).ToArray();
 }

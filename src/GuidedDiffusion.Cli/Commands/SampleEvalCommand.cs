@@ -11,42 +11,32 @@ namespace GuidedDiffusion.Cli.Commands;
 /// </summary>
 internal static class SampleEvalCommand
 {
-    private static readonly SampleAgreementOptions O = new();
+    /// <summary>The judging flags, bound to <see cref="SampleAgreementOptions"/>.</summary>
+    public static readonly FlagTable<SampleAgreementOptions> Table = new();
+
+    static SampleEvalCommand()
+    {
+        Table.Add("timestep", "Timestep given to the judge (0 for a clean classifier).", o => o.Timestep, (o, v) => o with { Timestep = v });
+        Table.Add("batch_size", "Images per forward pass.", o => o.BatchSize, (o, v) => o with { BatchSize = v });
+        Table.Add("grid", "Also write, per sample file, FILE_by_class.png: one row per requested class (up to --grid_columns samples each).", o => o.Grid, (o, v) => o with { Grid = v });
+        Table.Add("grid_columns", "Samples per class row in the --grid images.", o => o.GridColumns, (o, v) => o with { GridColumns = v });
+        Table.Add("json", "Also write the results (overall, per class, per sample) to this JSON file.", o => o.JsonPath, (o, v) => o with { JsonPath = v });
+        Table.Add("reference", "Also judge real images against their true classes (the judge's accuracy, and the diversity of real images of one class), printed once as the reference row.", o => o.Reference, (o, v) => o with { Reference = v });
+        Table.Add("reference_dir", "Folder of real images for --reference, labelled by file-name prefix with the judge's class names (empty: the bundled Fashion-MNIST validation split, for a 10-class judge).", o => o.ReferenceDir, (o, v) => o with { ReferenceDir = v });
+        Table.Add("reference_samples", "At most this many real images (the first ones) for --reference.", o => o.ReferenceSamples, (o, v) => o with { ReferenceSamples = v });
+    }
 
     public static Command Create()
     {
-        var model = new ClassifierModelFlags();
-        var modelPath = Flags.Create("model_path", "", "The judging classifier checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture.");
-        var timestep = Flags.Create("timestep", 0, "Timestep given to the judge (0 for a clean classifier).");
-        var batchSize = Flags.Create("batch_size", 100, "Images per forward pass.");
-        var grid = Flags.Create("grid", false, "Also write, per sample file, FILE_by_class.png: one row per requested class (up to --grid_columns samples each).");
-        var gridColumns = Flags.Create("grid_columns", 10, "Samples per class row in the --grid images.");
-        var json = Flags.Create("json", "", "Also write the results (overall, per class, per sample) to this JSON file.");
-        var reference = Flags.Create("reference", O.Reference, "Also judge real images against their true classes (the judge's accuracy, and the diversity of real images of one class), printed once as the reference row.");
-        var referenceDir = Flags.Create("reference_dir", O.ReferenceDir, "Folder of real images for --reference, labelled by file-name prefix with the judge's class names (empty: the bundled Fashion-MNIST validation split, for a 10-class judge).");
-        var referenceSamples = Flags.Create("reference_samples", O.ReferenceSamples, "At most this many real images (the first ones) for --reference.");
-        var files = new Argument<string[]>("SAMPLES") { Description = "samples_NxHxWx3.npz files written by classifier-sample (arr_0 images, arr_1 requested classes).", Arity = ArgumentArity.OneOrMore };
-
         var command = new Command("sample-eval", "Measure how often an independent classifier labels guided samples as the requested class.");
-        foreach (var option in new Option[] { modelPath, timestep, batchSize, grid, gridColumns, json, reference, referenceDir, referenceSamples }) command.Options.Add(option);
-        model.AddTo(command);
+        var judge = ClassifierSourceFlags.AddTo(command);
+        var judging = Table.AddTo(command, new SampleAgreementOptions());
+        var files = new Argument<string[]>("SAMPLES") { Description = "samples_NxHxWx3.npz files written by classifier-sample (arr_0 images, arr_1 requested classes).", Arity = ArgumentArity.OneOrMore };
         command.Arguments.Add(files);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var report = new SampleAgreementJob(new SampleAgreementOptions
-            {
-                Judge = model.Source(parse, modelPath),
-                Timestep = parse.GetValue(timestep),
-                BatchSize = parse.GetValue(batchSize),
-                Grid = parse.GetValue(grid),
-                GridColumns = parse.GetValue(gridColumns),
-                JsonPath = parse.GetValue(json) ?? "",
-                Files = parse.GetValue(files)!,
-                Reference = parse.GetValue(reference),
-                ReferenceDir = parse.GetValue(referenceDir) ?? "",
-                ReferenceSamples = parse.GetValue(referenceSamples),
-            }, Console.Out).Run();
+            var report = new SampleAgreementJob(judging.Bind(parse) with { Judge = judge.Bind(parse), Files = parse.GetValue(files)! }, Console.Out).Run();
             Console.Write(SampleAgreement.FormatTable(report.Agreements, report.ReferenceAgreement));
             Console.WriteLine($"(judge: {report.Judge}, t = {report.Timestep}; agree@1 = fraction labelled as the requested class, with its 95% Wilson interval; "
                 + "diversity = mean pairwise distance of the judge's penultimate features within a requested class, averaged over classes)");

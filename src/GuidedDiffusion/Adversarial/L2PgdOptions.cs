@@ -42,16 +42,11 @@ public sealed record L2PgdOptions
     public double ResolvedStepSize() => StepSize ?? Eps * 0.5 / 3;
 
     /// <summary>The names <c>--attack_eps_schedule</c> accepts, in enum order.</summary>
-    public static IReadOnlyList<string> ScheduleNames { get; } = ["constant", "sqrt_alpha"];
+    public static IReadOnlyList<string> ScheduleNames => Spellings.Of<AttackEpsSchedule>();
 
     /// <summary>Parses <c>--attack_eps_schedule</c>.</summary>
     /// <exception cref="ConfigurationException">The name is not one of <see cref="ScheduleNames"/>.</exception>
-    public static AttackEpsSchedule ParseSchedule(string name) => name switch
-    {
-        "constant" => AttackEpsSchedule.Constant,
-        "sqrt_alpha" => AttackEpsSchedule.SqrtAlpha,
-        _ => throw new ConfigurationException("attack_eps_schedule", $"unknown schedule '{name}'; allowed: {string.Join(", ", ScheduleNames)}."),
-    };
+    public static AttackEpsSchedule ParseSchedule(string name) => Spellings.Parse<AttackEpsSchedule>(name, "attack_eps_schedule", "schedule");
 
     /// <summary>Rejects values that cannot work, naming the flag. Call before any work.</summary>
     public void Validate()

@@ -5,11 +5,12 @@ public class CheckpointException : IOException
 {
     /// <summary>Creates the exception for <paramref name="path"/>.</summary>
     /// <param name="path">The checkpoint file.</param>
-    /// <param name="message">What went wrong (should name the file).</param>
+    /// <param name="message">What went wrong (should name the file); settings it names are marked with <see cref="SettingText.Ref"/>.</param>
     /// <param name="inner">The underlying error, if any.</param>
-    public CheckpointException(string path, string message, Exception? inner = null) : base(message, inner)
+    public CheckpointException(string path, string message, Exception? inner = null) : base(SettingText.Plain(message), inner)
     {
         FilePath = path;
+        this.WithMarkedMessage(message);
     }
 
     /// <summary>The checkpoint file concerned.</summary>

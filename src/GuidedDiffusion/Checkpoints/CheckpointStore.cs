@@ -81,7 +81,7 @@ public static partial class CheckpointStore
         var name = Path.GetFileName(modelPath);
         var match = IndexPattern().Match(name);
         if (!match.Success)
-            throw new CheckpointException(modelPath, $"--resume_checkpoint '{modelPath}': expected a file named modelNNNNNN.pt (NNNNNN = update index).");
+            throw new CheckpointException(modelPath, $"{SettingText.Ref("resume_checkpoint")} '{modelPath}': expected a file named modelNNNNNN.pt (NNNNNN = update index).");
         return long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
     }
 

@@ -47,19 +47,19 @@ public sealed class ResumePoint
         string? path = resumeCheckpoint == "auto" ? CheckpointStore.FindLatest(logDir) : resumeCheckpoint;
         if (path is null) return null;
         if (!File.Exists(path))
-            throw new CheckpointException(path, $"--resume_checkpoint '{path}' does not exist.");
+            throw new CheckpointException(path, $"{SettingText.Ref("resume_checkpoint")} '{path}' does not exist.");
         long index = CheckpointStore.ParseIndex(path);
         var optPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, CheckpointStore.OptimizerFile(index));
         if (!File.Exists(optPath))
-            throw new CheckpointException(optPath, $"--resume_checkpoint '{path}': its optimizer state '{optPath}' is missing; resuming needs both files.");
+            throw new CheckpointException(optPath, $"{SettingText.Ref("resume_checkpoint")} '{path}': its optimizer state '{optPath}' is missing; resuming needs both files.");
 
         var sidecar = CheckpointManifest.PathFor(path);
         var manifest = File.Exists(sidecar) ? CheckpointManifest.Read(sidecar) : null;
         if (manifest is not null && differences(manifest) is { } difference)
         {
-            var message = $"--resume_checkpoint '{path}' was trained with a different {what} config: {difference}.";
+            var message = $"{SettingText.Ref("resume_checkpoint")} '{path}' was trained with a different {what} config: {difference}.";
             if (!allowMismatch)
-                throw new ConfigurationException("resume_checkpoint", message + " Pass the same flags, or --allow_config_mismatch True to load it anyway.");
+                throw new ConfigurationException("resume_checkpoint", message + $" Pass the same flags, or {SettingText.Ref("allow_config_mismatch")} True to load it anyway.");
         }
         // The original's file index is the update just made, so the weights hold index + 1 updates.
         return new ResumePoint(path, manifest, manifest?.CompletedSteps ?? index + 1);

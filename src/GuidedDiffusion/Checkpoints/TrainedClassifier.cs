@@ -51,7 +51,7 @@ public sealed class TrainedClassifier : IDisposable
     private static TrainedClassifier LoadOnCpu(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven)
     {
         if (!File.Exists(modelPath))
-            throw new CheckpointException(modelPath, $"--model_path '{modelPath}' does not exist.");
+            throw new CheckpointException(modelPath, $"{SettingText.Ref("model_path")} '{modelPath}' does not exist.");
         var sidecar = CheckpointManifest.PathFor(modelPath);
         var manifest = File.Exists(sidecar) ? CheckpointManifest.Read(sidecar) : null;
         var weights = StateDictIO.Read(modelPath);
@@ -71,7 +71,7 @@ public sealed class TrainedClassifier : IDisposable
             else
             {
                 // A .pt state dict comes back unordered: find the output layer by name, not position.
-                var biasKey = ClassifierHead.OutputBiasKey(ClassifierPools.Parse(flags.Pool));
+                var biasKey = ClassifierHead.OutputBiasKey(flags.Pool);
                 int outputs = weights.TryGetValue(biasKey, out var bias) ? (int)bias.shape[0] : (int)weights.Last().Value.shape[0];
                 config = flags with { NumClasses = flags.NumClasses > 0 ? flags.NumClasses : outputs, UseFp16 = false };
             }

@@ -58,7 +58,7 @@ public sealed partial class TrainedDiffusionModel : IDisposable
         ArgumentNullException.ThrowIfNull(flags);
         ArgumentNullException.ThrowIfNull(diffusionFlags);
         if (!File.Exists(modelPath))
-            throw new CheckpointException(modelPath, $"--model_path '{modelPath}' does not exist.");
+            throw new CheckpointException(modelPath, $"{SettingText.Ref("model_path")} '{modelPath}' does not exist.");
         var sidecar = SidecarFor(modelPath);
         var config = flags;
         var diffusion = diffusionFlags;
@@ -78,7 +78,7 @@ public sealed partial class TrainedDiffusionModel : IDisposable
             if (flagsGiven && (config != flags || diffusion != diffusionFlags))
                 throw new ConfigurationException("model_path",
                     $"'{modelPath}' records its architecture and noise process in '{sidecar}', and the flags given disagree with it "
-                    + "(only --timestep_respacing may differ); drop the flags or fix them.");
+                    + $"(only {SettingText.Ref("timestep_respacing")} may differ); drop the flags or fix them.");
         }
         var model = new UNetModel(config);
         try

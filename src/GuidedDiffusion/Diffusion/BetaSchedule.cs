@@ -1,17 +1,36 @@
+using System.Text.Json.Serialization;
+
 namespace GuidedDiffusion.Diffusion;
+
+/// <summary>The original's named beta schedules (<c>noise_schedule</c>).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<NoiseSchedule>))]
+public enum NoiseSchedule
+{
+    /// <summary>Ho et al.'s linear schedule.</summary>
+    [JsonStringEnumMemberName("linear")]
+    Linear,
+
+    /// <summary>Nichol and Dhariwal's cosine schedule.</summary>
+    [JsonStringEnumMemberName("cosine")]
+    Cosine,
+}
 
 /// <summary>The original's named beta schedules (<c>get_named_beta_schedule</c>), in float64.</summary>
 public static class BetaSchedule
 {
     /// <summary>The schedule names <c>--noise_schedule</c> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = new[] { "linear", "cosine" };
+    public static IReadOnlyList<string> Names => Spellings.Of<NoiseSchedule>();
 
-    /// <summary>Betas of schedule <paramref name="name"/> for <paramref name="steps"/> steps.</summary>
-    public static double[] Named(string name, int steps) => name switch
+    /// <summary>The schedule spelled <paramref name="name"/>.</summary>
+    /// <exception cref="ConfigurationException">An unknown name (the error names <c>noise_schedule</c>).</exception>
+    public static NoiseSchedule Parse(string name) => Spellings.Parse<NoiseSchedule>(name, "noise_schedule", "schedule");
+
+    /// <summary>Betas of <paramref name="schedule"/> for <paramref name="steps"/> steps.</summary>
+    public static double[] Named(NoiseSchedule schedule, int steps) => schedule switch
     {
-        "linear" => Linear(steps),
-        "cosine" => Cosine(steps),
-        _ => throw new ConfigurationException("noise_schedule", $"unknown schedule '{name}'; allowed: {string.Join(", ", Names)}."),
+        NoiseSchedule.Linear => Linear(steps),
+        NoiseSchedule.Cosine => Cosine(steps),
+        _ => throw new ArgumentOutOfRangeException(nameof(schedule), schedule, null),
     };
 
     /// <summary>

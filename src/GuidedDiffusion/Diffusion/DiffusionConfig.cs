@@ -11,7 +11,7 @@ public sealed record DiffusionConfig
     public int DiffusionSteps { get; init; } = 1000;
 
     /// <summary><c>--noise_schedule</c>: <c>linear</c> or <c>cosine</c>. Default linear.</summary>
-    public string NoiseSchedule { get; init; } = "linear";
+    public NoiseSchedule NoiseSchedule { get; init; } = NoiseSchedule.Linear;
 
     /// <summary><c>--timestep_respacing</c>: "" (all steps), "N", "a,b,c" or "ddimN". Default "".</summary>
     public string TimestepRespacing { get; init; } = "";

@@ -1,4 +1,19 @@
+using System.Text.Json.Serialization;
+
 namespace GuidedDiffusion.Diffusion;
+
+/// <summary>Which <see cref="TimestepSampler"/> draws the training t (<c>schedule_sampler</c>), spelled as the original's.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<TimestepSamplerKind>))]
+public enum TimestepSamplerKind
+{
+    /// <summary>Every step equally likely.</summary>
+    [JsonStringEnumMemberName("uniform")]
+    Uniform,
+
+    /// <summary>Steps weighted by the root mean square of their recent losses (the original's importance sampler).</summary>
+    [JsonStringEnumMemberName("loss-second-moment")]
+    LossSecondMoment,
+}
 
 /// <summary>
 /// Draws training timesteps from a distribution over the diffusion's steps, with importance weights that
@@ -10,7 +25,11 @@ public abstract class TimestepSampler
     protected TimestepSampler(int numTimesteps) => NumTimesteps = numTimesteps;
 
     /// <summary>The sampler names <c>--schedule_sampler</c> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = new[] { "uniform", "loss-second-moment" };
+    public static IReadOnlyList<string> Names => Spellings.Of<TimestepSamplerKind>();
+
+    /// <summary>The sampler spelled <paramref name="name"/>.</summary>
+    /// <exception cref="ConfigurationException">An unknown name (the error names <c>schedule_sampler</c>).</exception>
+    public static TimestepSamplerKind Parse(string name) => Spellings.Parse<TimestepSamplerKind>(name, "schedule_sampler", "sampler");
 
     /// <summary>Number of steps t ranges over.</summary>
     public int NumTimesteps { get; }
@@ -51,11 +70,11 @@ public abstract class TimestepSampler
     }
 
     /// <summary>Creates the sampler named by <c>--schedule_sampler</c>.</summary>
-    public static TimestepSampler Create(string name, int numTimesteps) => name switch
+    public static TimestepSampler Create(TimestepSamplerKind kind, int numTimesteps) => kind switch
     {
-        "uniform" => new UniformSampler(numTimesteps),
-        "loss-second-moment" => new LossSecondMomentResampler(numTimesteps),
-        _ => throw new ConfigurationException("schedule_sampler", $"unknown sampler '{name}'; allowed: {string.Join(", ", Names)}."),
+        TimestepSamplerKind.Uniform => new UniformSampler(numTimesteps),
+        TimestepSamplerKind.LossSecondMoment => new LossSecondMomentResampler(numTimesteps),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 }
 

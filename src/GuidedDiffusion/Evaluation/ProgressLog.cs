@@ -39,11 +39,16 @@ public sealed class ProgressLog
     public static ProgressLog Read(string logDir)
     {
         if (!Directory.Exists(logDir))
-            throw new DirectoryNotFoundException($"--log_dir '{logDir}' does not exist.");
+        {
+            var missing = $"{SettingText.Ref("log_dir")} '{logDir}' does not exist.";
+            throw new DirectoryNotFoundException(SettingText.Plain(missing)).WithMarkedMessage(missing);
+        }
         var path = System.IO.Path.Combine(logDir, "progress.csv");
         if (!File.Exists(path))
-            throw new FileNotFoundException(
-                $"'{logDir}' has no progress.csv: point --log_dir at a run folder written by classifier-train.", path);
+        {
+            var noLog = $"'{logDir}' has no progress.csv: point {SettingText.Ref("log_dir")} at a run folder written by classifier-train.";
+            throw new FileNotFoundException(SettingText.Plain(noLog), path).WithMarkedMessage(noLog);
+        }
         var lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToArray();
         if (lines.Length == 0)
             throw new ConfigurationException("log_dir", $"'{path}' is empty: the run has not logged anything yet.");

@@ -23,7 +23,7 @@ public sealed class GuidedSampler
         if (model.Options.OutChannels != expected)
             throw new ConfigurationException("learn_sigma",
                 $"the model has {model.Options.OutChannels} output channels but the diffusion expects {expected} "
-                + $"(learn_sigma {sampler.ModelLearnsVariance}); use the same --learn_sigma for the model and the diffusion.");
+                + $"(learn_sigma {sampler.ModelLearnsVariance}); use the same {SettingText.Ref("learn_sigma")} for the model and the diffusion.");
         Model = model;
         Process = sampler;
         Guidance = guidance;

@@ -124,9 +124,9 @@ public sealed class GuidedSamplingJob
                 $"the classifier '{classifierFile}' takes {classifier.Config.ImageSize}-pixel images but the diffusion model samples {modelConfig.ImageSize}.");
         if (classifier.Diffusion.DiffusionSteps != diffusionConfig.DiffusionSteps || classifier.Diffusion.NoiseSchedule != diffusionConfig.NoiseSchedule)
             throw new ConfigurationException("classifier_path",
-                $"the classifier '{classifierFile}' was trained on a {classifier.Diffusion.DiffusionSteps}-step {classifier.Diffusion.NoiseSchedule} process "
-                + $"but the diffusion model samples a {diffusionConfig.DiffusionSteps}-step {diffusionConfig.NoiseSchedule} one: its timesteps would mean other noise levels. "
-                + "Train the classifier with the model's --diffusion_steps and --noise_schedule.");
+                $"the classifier '{classifierFile}' was trained on a {classifier.Diffusion.DiffusionSteps}-step {classifier.Diffusion.NoiseSchedule.Spelling()} process "
+                + $"but the diffusion model samples a {diffusionConfig.DiffusionSteps}-step {diffusionConfig.NoiseSchedule.Spelling()} one: its timesteps would mean other noise levels. "
+                + $"Train the classifier with the model's {SettingText.Ref("diffusion_steps")} and {SettingText.Ref("noise_schedule")}.");
         if (classifier.Diffusion.TimestepRespacing.Length > 0)
             _warnings.WriteLine($"warning: the classifier was trained with --timestep_respacing '{classifier.Diffusion.TimestepRespacing}', "
                 + "so it saw spaced step indices; while sampling it receives steps of the original process (0..diffusion_steps-1), as in the original.");

@@ -31,7 +31,7 @@ public sealed record ClassifierConfig
     public bool ResblockUpdown { get; init; } = true;
 
     /// <summary><c>classifier_pool</c>: adaptive, attention, spatial or spatial_v2. Default "attention".</summary>
-    public string Pool { get; init; } = "attention";
+    public ClassifierPool Pool { get; init; } = ClassifierPool.Attention;
 
     /// <summary><c>classifier_use_fp16</c>: train with a float16 trunk. The model is always built in float32;
     /// the trainer converts it (<see cref="EncoderUNet.ConvertToFp16"/>) as the original's trainer does. Default false.</summary>
@@ -115,8 +115,8 @@ public sealed record ClassifierConfig
         Positive(NumClasses, "num_classes");
         Positive(NumHeadChannels, "num_head_channels");
         if (!(Dropout >= 0 && Dropout < 1))
-            throw new ConfigurationException("dropout", $"--dropout must be in [0, 1), got {Dropout}.");
-        var pool = ClassifierPools.Parse(Pool);
+            throw new ConfigurationException("dropout", $"{SettingText.Ref("dropout")} must be in [0, 1), got {Dropout}.");
+        var pool = Pool;
         var mult = ResolveChannelMult();
         var factors = ResolveAttentionDownsampleFactors();
 
@@ -129,7 +129,7 @@ public sealed record ClassifierConfig
             int ch = (int)(mult[level] * Width);
             if (ch <= 0 || ch % GroupNorm32.Groups != 0)
                 throw new ConfigurationException("classifier_width",
-                    $"--classifier_width {Width} × channel_mult {mult[level]} = {ch} channels at level {level}; "
+                    $"{SettingText.Ref("classifier_width")} {Width} × channel_mult {mult[level]} = {ch} channels at level {level}; "
                     + $"GroupNorm(32) needs a positive multiple of 32.");
         }
         var attentionLevels = factors.Select(f => (int)Math.Log2(f)).Append(levels - 1)
@@ -139,9 +139,9 @@ public sealed record ClassifierConfig
             int ch = (int)(mult[level] * Width);
             if (ch % NumHeadChannels != 0)
                 throw new ConfigurationException("classifier_width",
-                    $"q,k,v channels {ch} is not divisible by num_head_channels {NumHeadChannels} (--classifier_width "
+                    $"q,k,v channels {ch} is not divisible by num_head_channels {NumHeadChannels} ({SettingText.Ref("classifier_width")} "
                     + $"{Width} × channel_mult {mult[level]} at resolution {ImageSize >> level}); use a width "
-                    + "that makes every attention level a multiple of it, or change --classifier_attention_resolutions.");
+                    + $"that makes every attention level a multiple of it, or change {SettingText.Ref("classifier_attention_resolutions")}.");
         }
 
         var options = new EncoderUNetOptions
@@ -165,6 +165,6 @@ public sealed record ClassifierConfig
 
     private static void Positive(int value, string flag)
     {
-        if (value <= 0) throw new ConfigurationException(flag, $"--{flag} must be positive, got {value}.");
+        if (value <= 0) throw new ConfigurationException(flag, $"{SettingText.Ref(flag)} must be positive, got {value}.");
     }
 }

@@ -96,7 +96,7 @@ public sealed record DiffusionModelConfig
     /// <exception cref="ConfigurationException">Any flag that cannot work, named in the message.</exception>
     public UNetOptions ToOptions()
     {
-        if (NumClasses <= 0) throw new ConfigurationException("num_classes", $"--num_classes must be positive, got {NumClasses}.");
+        if (NumClasses <= 0) throw new ConfigurationException("num_classes", $"{SettingText.Ref("num_classes")} must be positive, got {NumClasses}.");
         var options = new UNetOptions
         {
             ImageSize = ImageSize,

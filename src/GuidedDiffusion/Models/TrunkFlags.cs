@@ -42,7 +42,7 @@ internal static class TrunkFlags
             if (DefaultChannelMult.TryGetValue(imageSize, out var mult)) return mult;
             throw new ConfigurationException("channel_mult",
                 $"unsupported image size: {imageSize} has no default channel_mult (defaults exist for "
-                + $"{string.Join(", ", DefaultChannelMult.Keys)}); pass --channel_mult, e.g. --channel_mult 1,2,2.");
+                + $"{string.Join(", ", DefaultChannelMult.Keys)}); pass {SettingText.Ref("channel_mult")}, e.g. {SettingText.Ref("channel_mult")} 1,2,2.");
         }
         return ParseList(text, "channel_mult", s => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture),
             v => v > 0 && double.IsFinite(v), style);
@@ -73,11 +73,11 @@ internal static class TrunkFlags
             catch (Exception e) when (e is FormatException or OverflowException)
             {
                 throw new ConfigurationException(flag, style == ListErrorStyle.WholeList
-                    ? $"--{flag} '{text}' is not a comma-separated list of numbers."
-                    : $"--{flag} '{text}': '{parts[i]}' is {(e is FormatException ? "not a number" : "out of range")}.");
+                    ? $"{SettingText.Ref(flag)} '{text}' is not a comma-separated list of numbers."
+                    : $"{SettingText.Ref(flag)} '{text}': '{parts[i]}' is {(e is FormatException ? "not a number" : "out of range")}.");
             }
             if (style == ListErrorStyle.PerValue && !valid(values[i]))
-                throw new ConfigurationException(flag, $"--{flag} '{text}': every value must be positive, got '{parts[i]}'.");
+                throw new ConfigurationException(flag, $"{SettingText.Ref(flag)} '{text}': every value must be positive, got '{parts[i]}'.");
         }
         // The whole-list wording checks only once every value has parsed, as that caller always has.
         if (style == ListErrorStyle.WholeList && !values.All(valid))

@@ -73,7 +73,7 @@ public sealed class ClassifierTrainingJob
             (training, logDir) => ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch),
             precision =>
             {
-                var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == "fp16");
+                var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == TrainingPrecision.Fp16);
                 return _training.Adversarial is null ? columns : AdversarialMetrics.AddTo(columns, classifier.NumClasses, valSource is not null);
             },
             logger =>
@@ -93,7 +93,7 @@ public sealed class ClassifierTrainingJob
         if (resume?.Manifest is { } resumed && TrainingConfig.RecordedIn(resumed)?.Adversarial is var recorded && recorded != training.Adversarial)
             Log($"note: {resume.ModelPath} was trained {GuidedDiffusion.Adversarial.L2PgdOptions.Training(recorded)}; "
                 + $"this run continues {GuidedDiffusion.Adversarial.L2PgdOptions.Training(training.Adversarial)}.");
-        if (training.ScheduleSampler == "loss-second-moment")
+        if (training.ScheduleSampler == TimestepSamplerKind.LossSecondMoment)
             Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
 
         var (model, trainer) = session.CreateTrainer(() => new EncoderUNet(classifier), (m, dtype) => m.ConvertTrunkTo(dtype),

@@ -58,13 +58,13 @@ public sealed class ImageTrainingJob
             throw new ConfigurationException("num_classes", $"{_model.NumClasses} is fewer than the {source.Classes.Count} classes in the data ({source.Classes.Describe()}).");
         using var session = TrainingSession.Open(_training, _model.UseFp16,
             (training, logDir) => ResumePoint.Find(training.ResumeCheckpoint, logDir, _model, training.AllowConfigMismatch),
-            precision => MetricKeys.ForDiffusion(loss.TermNames, precision == "fp16"),
+            precision => MetricKeys.ForDiffusion(loss.TermNames, precision == TrainingPrecision.Fp16),
             logger => logger.ReportOpened(source),
             _comm, _device, _console);
         var training = session.Training;
         session.Log($"loss: {loss.LossType}" + (loss.Process.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
             + (_model.ClassCond ? $"; class-conditional on {source.Classes.Count} classes" : ""));
-        if (training.ScheduleSampler == "loss-second-moment")
+        if (training.ScheduleSampler == TimestepSamplerKind.LossSecondMoment)
             session.Log("note: loss-second-moment importance-samples t from the history of per-step losses.");
 
         var (_, trainer) = session.CreateTrainer(() => new UNetModel(_model), (m, dtype) => m.ConvertTrunkTo(dtype),

@@ -66,16 +66,16 @@ public abstract class PrecisionPolicy : IDisposable
     /// <param name="requested">fp32, fp16, bf16 or auto.</param>
     /// <param name="allowSlowBf16"><c>--allow_slow_bf16</c>: run bf16 even without native kernels.</param>
     /// <param name="cpu">The CPU's features (<see cref="CpuFeatures.Current"/>; tests inject others).</param>
-    public static string Resolve(string requested, bool allowSlowBf16, CpuFeatures cpu)
+    public static TrainingPrecision Resolve(TrainingPrecision requested, bool allowSlowBf16, CpuFeatures cpu)
     {
         ArgumentNullException.ThrowIfNull(cpu);
         return requested switch
         {
-            "auto" => cpu.HasNativeBf16 ? "bf16" : "fp32",
-            "bf16" when !cpu.HasNativeBf16 && !allowSlowBf16 => throw new ConfigurationException("precision",
+            TrainingPrecision.Auto => cpu.HasNativeBf16 ? TrainingPrecision.Bf16 : TrainingPrecision.Fp32,
+            TrainingPrecision.Bf16 when !cpu.HasNativeBf16 && !allowSlowBf16 => throw new ConfigurationException("precision",
                 $"bf16 on this CPU ({cpu.Model}: {cpu.Summary}) would be 10–200× slower than fp32, not faster: without "
                 + "AVX512-BF16 or AMX libtorch has no bf16 kernels and runs reference loops (a 2048² matmul at 0.3 GFLOP/s "
-                + "instead of ~100). Use --precision fp32 (or auto), or --allow_slow_bf16 True to run bf16 anyway."),
+                + $"instead of ~100). Use {SettingText.Ref("precision")} fp32 (or auto), or {SettingText.Ref("allow_slow_bf16")} True to run bf16 anyway."),
             _ => requested,
         };
     }
@@ -85,12 +85,12 @@ public abstract class PrecisionPolicy : IDisposable
     /// <param name="modelParameters">The model's parameters.</param>
     /// <param name="initialLgLossScale">fp16: log2 of the first loss scale (default <see cref="DynamicLossScaler.InitialLgLossScale"/>).</param>
     /// <param name="scaleGrowth">fp16: lg increase per good step (default <see cref="DynamicLossScaler.DefaultGrowth"/>).</param>
-    public static PrecisionPolicy Create(string name, IReadOnlyList<Parameter> modelParameters, double? initialLgLossScale = null, double scaleGrowth = DynamicLossScaler.DefaultGrowth) => (name == "auto" ? Resolve(name, false, CpuFeatures.Current) : name) switch
+    public static PrecisionPolicy Create(TrainingPrecision name, IReadOnlyList<Parameter> modelParameters, double? initialLgLossScale = null, double scaleGrowth = DynamicLossScaler.DefaultGrowth) => (name == TrainingPrecision.Auto ? Resolve(name, false, CpuFeatures.Current) : name) switch
     {
-        "fp32" => new Fp32Policy(modelParameters),
-        "bf16" => new MasterWeightsPolicy(modelParameters, scaler: null),
-        "fp16" => new MasterWeightsPolicy(modelParameters, new DynamicLossScaler(initialLgLossScale ?? DynamicLossScaler.InitialLgLossScale, scaleGrowth)),
-        _ => throw new ConfigurationException("precision", $"unknown precision '{name}'; allowed: {string.Join(", ", TrainingConfig.Precisions)}."),
+        TrainingPrecision.Fp32 => new Fp32Policy(modelParameters),
+        TrainingPrecision.Bf16 => new MasterWeightsPolicy(modelParameters, scaler: null),
+        TrainingPrecision.Fp16 => new MasterWeightsPolicy(modelParameters, new DynamicLossScaler(initialLgLossScale ?? DynamicLossScaler.InitialLgLossScale, scaleGrowth)),
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, null),
     };
 
     /// <inheritdoc />

@@ -23,14 +23,14 @@ public static partial class RunFolder
     public static void EnsureWritable(string directory)
     {
         if (File.Exists(directory))
-            throw new RunFolderException(directory, $"--log_dir '{directory}' is a file, not a folder; pass a folder for the run's logs and checkpoints.");
+            throw new RunFolderException(directory, $"{SettingText.Ref("log_dir")} '{directory}' is a file, not a folder; pass a folder for the run's logs and checkpoints.");
         try
         {
             Directory.CreateDirectory(directory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new RunFolderException(directory, $"--log_dir '{directory}' cannot be created: {e.Message}", e);
+            throw new RunFolderException(directory, $"{SettingText.Ref("log_dir")} '{directory}' cannot be created: {e.Message}", e);
         }
         var probe = Path.Combine(directory, $".write-test.{Guid.NewGuid():N}.tmp");
         try
@@ -39,7 +39,7 @@ public static partial class RunFolder
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new RunFolderException(directory, $"--log_dir '{directory}' is not writable: {e.Message}", e);
+            throw new RunFolderException(directory, $"{SettingText.Ref("log_dir")} '{directory}' is not writable: {e.Message}", e);
         }
     }
 
@@ -77,8 +77,8 @@ public static partial class RunFolder
         if (!overwrite)
             throw new ConfigurationException("log_dir",
                 $"'{directory}' already holds {entries.Count} entries ({string.Join(", ", entries.Take(4))}{(entries.Count > 4 ? ", ..." : "")}) " +
-                "from an earlier run; pass --resume_checkpoint auto to continue that run, --overwrite True to move its files " +
-                $"into {ReplacedPrefix}<time>/ and start afresh, or another --log_dir.");
+                $"from an earlier run; pass {SettingText.Ref("resume_checkpoint")} auto to continue that run, {SettingText.Ref("overwrite")} True to move its files " +
+                $"into {ReplacedPrefix}<time>/ and start afresh, or another {SettingText.Ref("log_dir")}.");
         var movable = entries.Where(e => !e.StartsWith(ReplacedPrefix, StringComparison.Ordinal)).ToList();
         if (movable.Count == 0) return null;
         var stamp = DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
@@ -125,7 +125,7 @@ public static partial class RunFolder
         var notes = new List<string>();
         bool auto = training.ResumeCheckpoint == "auto";
         if (auto && training.Overwrite)
-            throw new ConfigurationException("overwrite", "True would move away the run that --resume_checkpoint auto continues; pass only one of them.");
+            throw new ConfigurationException("overwrite", $"True would move away the run that {SettingText.Ref("resume_checkpoint")} auto continues; pass only one of them.");
         if (isMain)
         {
             EnsureWritable(directory);
@@ -146,7 +146,7 @@ public static partial class RunFolder
             }
             else if (PrepareFresh(directory, training.Overwrite) is { } moved)
             {
-                notes.Add($"--overwrite True: moved the earlier run's files into '{moved}'");
+                notes.Add($"overwrite True: moved the earlier run's files into '{moved}'");
             }
         }
         return (resume, continues, notes);

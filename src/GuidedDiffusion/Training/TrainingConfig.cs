@@ -1,4 +1,6 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Adversarial;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data.Sources;
@@ -31,10 +33,12 @@ public sealed record TrainingConfig
     public bool AnnealLr { get; init; }
     /// <summary><c>--batch_size</c>: images per step and per rank. Default 4.</summary>
     public int BatchSize { get; init; } = 4;
-    /// <summary><c>--microbatch</c>: split each batch into chunks of this size (−1: no split). Default −1.</summary>
-    public int Microbatch { get; init; } = -1;
+    /// <summary><c>--microbatch</c>: split each batch into chunks of this size; null (−1 on the command line and in the sidecar, as the original): no split. Default null.</summary>
+    [JsonConverter(typeof(UnsetAsMinusOne))]
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
+    public int? Microbatch { get; init; }
     /// <summary><c>--schedule_sampler</c>: uniform or loss-second-moment. Default uniform.</summary>
-    public string ScheduleSampler { get; init; } = "uniform";
+    public TimestepSamplerKind ScheduleSampler { get; init; } = TimestepSamplerKind.Uniform;
     /// <summary><c>--resume_checkpoint</c>: modelNNNNNN.pt to resume from, or <c>auto</c> for the newest in log_dir.</summary>
     public string ResumeCheckpoint { get; init; } = "";
     /// <summary><c>--log_interval</c>: steps between metric dumps. Default 10.</summary>
@@ -48,7 +52,7 @@ public sealed record TrainingConfig
     /// <summary><c>--seed</c>: seeds weights, data order, timesteps and noise. Default 0.</summary>
     public int Seed { get; init; }
     /// <summary><c>--precision</c>: fp32, fp16 (dynamic loss scaling), bf16 (trunk in bfloat16) or auto (bf16 where the CPU has native bf16). Default fp32.</summary>
-    public string Precision { get; init; } = "fp32";
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Fp32;
     /// <summary><c>--allow_slow_bf16</c>: train in bf16 even on a CPU without native bf16 kernels (refused otherwise). Default false.</summary>
     public bool AllowSlowBf16 { get; init; }
     /// <summary><c>--ema_rate</c>: exponential moving average of weights (e.g. 0.9999); empty: none.</summary>
@@ -65,7 +69,7 @@ public sealed record TrainingConfig
     public bool EvalTable { get; init; } = true;
 
     /// <summary><c>--label_from</c>: class from the file-name <c>prefix</c> before '_' (the original) or the <c>folder</c>.</summary>
-    public string LabelFrom { get; init; } = "prefix";
+    public LabelRule LabelFrom { get; init; } = LabelRule.Prefix;
     /// <summary><c>--num_workers</c>: image decoding threads; 0 decodes inline. Default: one per core.</summary>
     public int NumWorkers { get; init; } = Environment.ProcessorCount;
     /// <summary><c>--skip_bad_images</c>: skip and count unreadable images instead of failing. Default false.</summary>
@@ -115,10 +119,10 @@ public sealed record TrainingConfig
 
 
     /// <summary>Precisions <c>--precision</c> accepts.</summary>
-    public static IReadOnlyList<string> Precisions { get; } = new[] { "fp32", "fp16", "bf16", "auto" };
+    public static IReadOnlyList<string> Precisions => TrainingPrecisions.Names;
 
     /// <summary>The microbatch size actually used: the whole batch when the flag is −1.</summary>
-    public int EffectiveMicrobatch => Microbatch > 0 ? Microbatch : BatchSize;
+    public int EffectiveMicrobatch => Microbatch ?? BatchSize;
 
     /// <summary>EMA rates parsed from <see cref="EmaRate"/> (comma separated, as the original's image trainer).</summary>
     public double[] EmaRates => string.IsNullOrWhiteSpace(EmaRate)
@@ -133,13 +137,10 @@ public sealed record TrainingConfig
         if (WeightDecay < 0) throw new ConfigurationException("weight_decay", $"must be ≥ 0, got {WeightDecay}.");
         if (BatchSize < 1) throw new ConfigurationException("batch_size", $"must be at least 1, got {BatchSize}.");
         // A microbatch of at least the batch size means no split, as in the original (its range() yields one chunk).
-        if (Microbatch is 0 or < -1) throw new ConfigurationException("microbatch", $"must be -1 (no split) or at least 1, got {Microbatch}.");
+        if (Microbatch < 1) throw new ConfigurationException("microbatch", $"must be -1 (no split) or at least 1, got {Microbatch}.");
         if (LogInterval < 1) throw new ConfigurationException("log_interval", $"must be at least 1, got {LogInterval}.");
         if (EvalInterval < 1) throw new ConfigurationException("eval_interval", $"must be at least 1, got {EvalInterval}.");
         if (SaveInterval < 1) throw new ConfigurationException("save_interval", $"must be at least 1, got {SaveInterval}.");
-        if (!Precisions.Contains(Precision))
-            throw new ConfigurationException("precision", $"unknown precision '{Precision}'; allowed: {string.Join(", ", Precisions)}.");
-        LabelRules.Parse(LabelFrom);
         if (NumWorkers < 0) throw new ConfigurationException("num_workers", $"must be ≥ 0 (0 decodes on the training thread), got {NumWorkers}.");
         if (!(Fp16ScaleGrowth >= 0) || double.IsInfinity(Fp16ScaleGrowth)) throw new ConfigurationException("fp16_scale_growth", $"must be a finite number ≥ 0, got {Fp16ScaleGrowth}.");
         if (GradClip < 0) throw new ConfigurationException("grad_clip", $"must be ≥ 0 (0 disables clipping), got {GradClip}.");
@@ -148,8 +149,17 @@ public sealed record TrainingConfig
         catch (FormatException) { throw new ConfigurationException("ema_rate", $"'{EmaRate}' is not a comma-separated list of numbers such as 0.9999."); }
         foreach (var r in rates)
             if (!(r > 0 && r < 1)) throw new ConfigurationException("ema_rate", $"each rate must lie in (0, 1), got {r}.");
-        if (!Diffusion.TimestepSampler.Names.Contains(ScheduleSampler))
-            throw new ConfigurationException("schedule_sampler", $"unknown sampler '{ScheduleSampler}'; allowed: {string.Join(", ", Diffusion.TimestepSampler.Names)}.");
         Adversarial?.Validate();
+    }
+
+    /// <summary>The sidecar spelling of an unset count: −1, as the original's flag (old sidecars hold −1, new ones too).</summary>
+    private sealed class UnsetAsMinusOne : JsonConverter<int?>
+    {
+        public override bool HandleNull => true;
+
+        public override int? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            reader.TokenType == JsonTokenType.Null ? null : reader.GetInt32() is var value && value == -1 ? null : value;
+
+        public override void Write(Utf8JsonWriter writer, int? value, JsonSerializerOptions options) => writer.WriteNumberValue(value ?? -1);
     }
 }

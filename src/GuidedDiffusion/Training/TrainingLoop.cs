@@ -101,11 +101,10 @@ internal sealed class TrainingLoop
     /// Opens <c>--data_dir</c> with the <c>--label_from</c> rule (known classes: validation data), or null when empty;
     /// under <c>--skip_bad_images</c> unreadable files are left out before the classes are taken.
     /// </summary>
-    public static ImageFolderSource? OpenFolder(string directory, string labelFrom, ClassMap? classes = null, bool skipBadImages = false)
+    public static ImageFolderSource? OpenFolder(string directory, LabelRule labelFrom, ClassMap? classes = null, bool skipBadImages = false)
     {
         if (string.IsNullOrWhiteSpace(directory)) return null;
-        var rule = LabelRules.Parse(labelFrom);
-        return new ImageFolderSource(directory, rule, classes, skipBadImages);
+        return new ImageFolderSource(directory, labelFrom, classes, skipBadImages);
     }
 
     /// <summary>The sidecar fields every trainer fills: steps, diffusion and loop flags, classes, loss scale, sampler state.</summary>

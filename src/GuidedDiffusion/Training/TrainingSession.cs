@@ -66,9 +66,9 @@ internal sealed class TrainingSession(TrainingConfig training, string logDirecto
     /// <param name="device">The training device.</param>
     /// <param name="console">Where rank 0's progress goes.</param>
     public static TrainingSession Open(TrainingConfig training, bool useFp16, Func<TrainingConfig, string, ResumePoint?> findResume,
-        Func<string, IReadOnlyList<string>> columns, Action<RunLogger>? reportOpened, ICommunicator communicator, Device device, TextWriter console)
+        Func<TrainingPrecision, IReadOnlyList<string>> columns, Action<RunLogger>? reportOpened, ICommunicator communicator, Device device, TextWriter console)
     {
-        var precision = useFp16 ? "fp16" : PrecisionPolicy.Resolve(training.Precision, training.AllowSlowBf16, Runtime.CpuFeatures.Current);
+        var precision = useFp16 ? TrainingPrecision.Fp16 : PrecisionPolicy.Resolve(training.Precision, training.AllowSlowBf16, Runtime.CpuFeatures.Current);
         training = training with { Precision = precision };
         string logDir = ClassifierTrainingJob.ResolveLogDirectory(training.LogDir);
         // Every rank reads the checkpoint itself (the original reads it on rank 0 only and then hangs).
@@ -103,7 +103,7 @@ internal sealed class TrainingSession(TrainingConfig training, string logDirecto
         var model = ComputeDevice.OnCpu(build);
         _owned.Add(model);
         Communicator.BroadcastParameters(model);
-        if (Training.Precision != "fp32") convertTrunk(model, Training.Precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
+        if (Training.Precision.TrunkType() is { } trunkType) convertTrunk(model, trunkType);
         model.to(Device);
         var reducer = Communicator.WorldSize > 1 ? new GradientAllReducer(Communicator, model.parameters()) : null;
         if (reducer is not null) _owned.Add(reducer);

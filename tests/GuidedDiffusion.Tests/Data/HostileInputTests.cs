@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
@@ -21,7 +22,7 @@ public class HostileInputTests
         Assert.Contains("bomb.png", e.Message);
         Assert.Contains("100000×100000", e.Message);
         Assert.Contains("decompression bomb", e.Message);
-        Assert.Contains("--max_image_pixels", e.Message);
+        Assert.Contains("--max_image_pixels", CliErrors.Describe(e));
     }
 
     [Fact]

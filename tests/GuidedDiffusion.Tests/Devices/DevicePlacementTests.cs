@@ -182,7 +182,7 @@ public sealed class DevicePlacementTests : IClassFixture<DeviceJobsFixture>
         Assert.Equal(DeviceType.CPU, ComputeDevice.Parse("cpu").type);
         if (cuda.is_available()) return;
         var error = Assert.Throws<ConfigurationException>(() => ComputeDevice.Parse("cuda"));
-        Assert.Equal("device", error.Flag);
+        Assert.Equal("device", error.Setting);
         Assert.Contains("-p:TorchBackend=cuda", error.Message);
         Assert.DoesNotContain("\n", error.Message);
         Assert.Contains("cuda:1 is not available", Assert.Throws<ConfigurationException>(() => ComputeDevice.Parse("cuda:1")).Message);

@@ -48,7 +48,7 @@ internal static class LossReference
     public static DiffusionConfig ConfigFrom(JsonElement flags) => new()
     {
         DiffusionSteps = flags.GetProperty("diffusion_steps").GetInt32(),
-        NoiseSchedule = flags.GetProperty("noise_schedule").GetString()!,
+        NoiseSchedule = BetaSchedule.Parse(flags.GetProperty("noise_schedule").GetString()!),
         TimestepRespacing = flags.GetProperty("timestep_respacing").GetString()!,
         LearnSigma = flags.GetProperty("learn_sigma").GetBoolean(),
         UseKl = flags.GetProperty("use_kl").GetBoolean(),

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Tests.Support;
 using static TorchSharp.torch;
@@ -43,9 +44,9 @@ public class NoiseScheduleTests
     public void Schedule_MatchesReference(string schedule, int steps)
     {
         var tensors = Reference.Tensors($"diffusion/schedule_{schedule}_{steps}.safetensors");
-        Reference.AssertClose(BetaSchedule.Named(schedule, steps), tensors["raw_betas"].Float64(), TableRtol, 0, "raw_betas");
+        Reference.AssertClose(BetaSchedule.Named(BetaSchedule.Parse(schedule), steps), tensors["raw_betas"].Float64(), TableRtol, 0, "raw_betas");
 
-        var diffusion = new DiffusionConfig { DiffusionSteps = steps, NoiseSchedule = schedule }.Build();
+        var diffusion = new DiffusionConfig { DiffusionSteps = steps, NoiseSchedule = BetaSchedule.Parse(schedule) }.Build();
         Assert.Equal(steps, diffusion.NumTimesteps);
         Assert.Equal(Enumerable.Range(0, steps).Select(i => (long)i), tensors["timestep_map"].Int64());
         foreach (var name in Tables)
@@ -63,7 +64,7 @@ public class NoiseScheduleTests
     public void Respacing_MatchesReference(string schedule, string spec)
     {
         var tensors = Reference.Tensors($"diffusion/respace_{schedule}_1000_{spec.Replace(',', '-')}.safetensors");
-        var diffusion = new DiffusionConfig { NoiseSchedule = schedule, TimestepRespacing = spec }.Build();
+        var diffusion = new DiffusionConfig { NoiseSchedule = BetaSchedule.Parse(schedule), TimestepRespacing = spec }.Build();
         Assert.Equal(tensors["timestep_map"].Int64(), diffusion.TimestepMap.Select(i => (long)i));
         Assert.Equal(1000, diffusion.OriginalNumSteps);
         foreach (var name in Tables)
@@ -79,7 +80,7 @@ public class NoiseScheduleTests
             int steps = c.GetProperty("diffusion_steps").GetInt32();
             string spec = c.GetProperty("timestep_respacing").GetString()!;
             var e = Assert.Throws<ConfigurationException>(() => TimestepRespacing.Parse(spec, steps));
-            Assert.Equal("timestep_respacing", e.Flag);
+            Assert.Equal("timestep_respacing", e.Setting);
             Assert.EndsWith(c.GetProperty("message").GetString()!, e.Message);
         }
     }
@@ -91,14 +92,14 @@ public class NoiseScheduleTests
     public void Respacing_RejectsMalformedSpecs_NamingTheFlag(string spec)
     {
         var e = Assert.Throws<ConfigurationException>(() => TimestepRespacing.Parse(spec, 1000));
-        Assert.Contains("--timestep_respacing", e.Message);
+        Assert.Contains("--timestep_respacing", CliErrors.Describe(e));
         Assert.Contains(spec, e.Message);
     }
 
     [Fact]
     public void UnknownSchedule_ListsAllowedNames()
     {
-        var e = Assert.Throws<ConfigurationException>(() => new DiffusionConfig { NoiseSchedule = "quadratic" }.Build());
+        var e = Assert.Throws<ConfigurationException>(() => BetaSchedule.Parse("quadratic"));
         Assert.Contains("linear, cosine", e.Message);
     }
 
@@ -113,7 +114,7 @@ public class NoiseScheduleTests
         var tensors = Reference.Tensors($"diffusion/q_sample_{schedule}_1000_{respacing}.safetensors");
         var diffusion = new DiffusionConfig
         {
-            NoiseSchedule = schedule,
+            NoiseSchedule = BetaSchedule.Parse(schedule),
             TimestepRespacing = respacing == "none" ? "" : respacing,
         }.Build();
         var xt = diffusion.QSample(tensors["x_start"], tensors["t"], tensors["noise"]);

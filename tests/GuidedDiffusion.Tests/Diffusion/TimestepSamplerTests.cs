@@ -11,7 +11,7 @@ public class TimestepSamplerTests
     public void Uniform_WeightsAndImportanceWeights_MatchReference(string respacing, int steps)
     {
         var tensors = Reference.Tensors($"samplers/uniform_linear_1000_{respacing}.safetensors");
-        var sampler = TimestepSampler.Create("uniform", steps);
+        var sampler = TimestepSampler.Create(TimestepSamplerKind.Uniform, steps);
         Reference.AssertClose(sampler.Weights(), tensors["weights"].Float64(), 1e-12, 0, "weights");
         var (t, w) = sampler.Sample(64, new Random(0));
         Assert.All(t, x => Assert.InRange(x, 0, steps - 1));
@@ -54,9 +54,9 @@ public class TimestepSamplerTests
     [Fact]
     public void Sample_IsDeterministicForASeed()
     {
-        var a = TimestepSampler.Create("uniform", 1000).Sample(32, new Random(7)).Timesteps;
-        var b = TimestepSampler.Create("uniform", 1000).Sample(32, new Random(7)).Timesteps;
-        var c = TimestepSampler.Create("uniform", 1000).Sample(32, new Random(8)).Timesteps;
+        var a = TimestepSampler.Create(TimestepSamplerKind.Uniform, 1000).Sample(32, new Random(7)).Timesteps;
+        var b = TimestepSampler.Create(TimestepSamplerKind.Uniform, 1000).Sample(32, new Random(7)).Timesteps;
+        var c = TimestepSampler.Create(TimestepSamplerKind.Uniform, 1000).Sample(32, new Random(8)).Timesteps;
         Assert.Equal(a, b);
         Assert.NotEqual(a, c);
     }
@@ -64,7 +64,7 @@ public class TimestepSamplerTests
     [Fact]
     public void UnknownSampler_ListsAllowedNames()
     {
-        var e = Assert.Throws<ConfigurationException>(() => TimestepSampler.Create("importance", 10));
+        var e = Assert.Throws<ConfigurationException>(() => TimestepSampler.Parse("importance"));
         Assert.Contains("uniform, loss-second-moment", e.Message);
     }
 }

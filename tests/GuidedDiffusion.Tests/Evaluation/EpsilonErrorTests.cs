@@ -115,8 +115,8 @@ public sealed class EpsilonErrorTests
     {
         Assert.Equal(new[] { 0, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999 }, EpsilonErrorOptions.DefaultTimesteps(1000));
         Assert.Equal(Enumerable.Range(0, 10), EpsilonErrorOptions.DefaultTimesteps(10));
-        Assert.Equal("timesteps", Assert.Throws<ConfigurationException>(() => new EpsilonErrorOptions { Timesteps = [100] }.Validate(100)).Flag);
-        Assert.Equal("num_samples", Assert.Throws<ConfigurationException>(() => new EpsilonErrorOptions { NumSamples = 0 }.Validate(100)).Flag);
+        Assert.Equal("timesteps", Assert.Throws<ConfigurationException>(() => new EpsilonErrorOptions { Timesteps = [100] }.Validate(100)).Setting);
+        Assert.Equal("num_samples", Assert.Throws<ConfigurationException>(() => new EpsilonErrorOptions { NumSamples = 0 }.Validate(100)).Setting);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Evaluation;
 
 namespace GuidedDiffusion.Tests.Evaluation;
@@ -29,17 +30,17 @@ public sealed class EvaluationOptionsTests
     {
         var options = new EvaluationOptions { Timesteps = EvaluationOptions.ParseTimesteps(list) };
         var e = Assert.Throws<ConfigurationException>(() => options.ResolveTimesteps(1000));
-        Assert.Contains(message, e.Message);
+        Assert.Contains(message, CliErrors.Describe(e));
     }
 
     [Fact]
     public void Options_RejectNonsenseWithTheFlagName()
     {
-        Assert.Contains("--timesteps: 'ten'", Assert.Throws<ConfigurationException>(() => EvaluationOptions.ParseTimesteps("0,ten")).Message);
-        Assert.Contains("--num_t_bins", Assert.Throws<ConfigurationException>(() => new EvaluationOptions { NumTBins = 0 }.ResolveTimesteps(1000)).Message);
-        Assert.Contains("--num_t_bins", Assert.Throws<ConfigurationException>(() => new EvaluationOptions { NumTBins = 11 }.ResolveTimesteps(10)).Message);
-        Assert.Contains("--noise_repeats", Assert.Throws<ConfigurationException>(() => new EvaluationOptions { NoiseRepeats = 0 }.Validate()).Message);
-        Assert.Contains("--batch_size", Assert.Throws<ConfigurationException>(() => new EvaluationOptions { BatchSize = 0 }.Validate()).Message);
+        Assert.Contains("--timesteps: 'ten'", CliErrors.Describe(Assert.Throws<ConfigurationException>(() => EvaluationOptions.ParseTimesteps("0,ten"))));
+        Assert.Contains("--num_t_bins", CliErrors.Describe(Assert.Throws<ConfigurationException>(() => new EvaluationOptions { NumTBins = 0 }.ResolveTimesteps(1000))));
+        Assert.Contains("--num_t_bins", CliErrors.Describe(Assert.Throws<ConfigurationException>(() => new EvaluationOptions { NumTBins = 11 }.ResolveTimesteps(10))));
+        Assert.Contains("--noise_repeats", CliErrors.Describe(Assert.Throws<ConfigurationException>(() => new EvaluationOptions { NoiseRepeats = 0 }.Validate())));
+        Assert.Contains("--batch_size", CliErrors.Describe(Assert.Throws<ConfigurationException>(() => new EvaluationOptions { BatchSize = 0 }.Validate())));
     }
 
     [Fact]

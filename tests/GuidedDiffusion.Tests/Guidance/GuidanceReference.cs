@@ -90,7 +90,7 @@ internal static class GuidanceReference
     public static DiffusionConfig DiffusionFrom(JsonElement flags) => new()
     {
         DiffusionSteps = flags.GetProperty("steps").GetInt32(),
-        NoiseSchedule = flags.GetProperty("noise_schedule").GetString()!,
+        NoiseSchedule = BetaSchedule.Parse(flags.GetProperty("noise_schedule").GetString()!),
         TimestepRespacing = flags.GetProperty("timestep_respacing").GetString()!,
         LearnSigma = flags.GetProperty("learn_sigma").GetBoolean(),
         PredictXstart = flags.GetProperty("predict_xstart").GetBoolean(),

@@ -107,7 +107,7 @@ public class SamplerBehaviourTests
         using var unet = GuidanceReference.LoadUNet(GuidanceReference.CondUNet);
         var error = Assert.Throws<ConfigurationException>(() =>
             new GuidedSampler(unet, ReverseProcess.For(new DiffusionConfig { LearnSigma = false }), null));
-        Assert.Equal("learn_sigma", error.Flag);
+        Assert.Equal("learn_sigma", error.Setting);
     }
 
     [Fact]
@@ -128,7 +128,7 @@ public class SamplerBehaviourTests
     {
         var config = new DiffusionModelConfig { ImageSize = imageSize, ChannelMult = channelMult, AttentionResolutions = attention };
         var error = Assert.Throws<ConfigurationException>(() => config.ToOptions());
-        Assert.Equal(flag, error.Flag);
+        Assert.Equal(flag, error.Setting);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -19,7 +20,7 @@ public class ClassifierConfigTests
         Assert.Equal("32,16,8", config.AttentionResolutions);
         Assert.True(config.UseScaleShiftNorm);
         Assert.True(config.ResblockUpdown);
-        Assert.Equal("attention", config.Pool);
+        Assert.Equal("attention", config.Pool.ToFlag());
         Assert.False(config.UseFp16);
         Assert.Equal(1000, config.NumClasses);
         Assert.Equal(64, config.NumHeadChannels);
@@ -61,9 +62,9 @@ public class ClassifierConfigTests
     public void UnsupportedImageSize_WithoutChannelMult_SaysToPassChannelMult()
     {
         var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ImageSize = 48 }.ToOptions());
-        Assert.Equal("channel_mult", error.Flag);
+        Assert.Equal("channel_mult", error.Setting);
         Assert.Contains("unsupported image size: 48", error.Message);
-        Assert.Contains("--channel_mult", error.Message);
+        Assert.Contains("--channel_mult", CliErrors.Describe(error));
     }
 
     [Fact]
@@ -71,7 +72,7 @@ public class ClassifierConfigTests
     {
         // create_classifier: AssertionError "q,k,v channels 96 is not divisible by num_head_channels 64".
         var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Width = 32 }.ToOptions());
-        Assert.Equal("classifier_width", error.Flag);
+        Assert.Equal("classifier_width", error.Setting);
         Assert.Contains("q,k,v channels 96 is not divisible by num_head_channels 64", error.Message);
     }
 
@@ -91,15 +92,15 @@ public class ClassifierConfigTests
     {
         // create_classifier: ValueError "num_channels must be divisible by num_groups" from GroupNorm(32, C).
         var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ImageSize = imageSize, Width = width }.ToOptions());
-        Assert.Equal("classifier_width", error.Flag);
+        Assert.Equal("classifier_width", error.Setting);
         Assert.Contains("GroupNorm(32)", error.Message);
     }
 
     [Fact]
     public void UnknownPool_ListsTheAllowedValues()
     {
-        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Pool = "max" }.ToOptions());
-        Assert.Equal("classifier_pool", error.Flag);
+        var error = Assert.Throws<ConfigurationException>(() => ClassifierPools.Parse("max"));
+        Assert.Equal("classifier_pool", error.Setting);
         Assert.Contains("'max'", error.Message);
         Assert.Contains("adaptive, attention, spatial, spatial_v2", error.Message);
     }
@@ -119,7 +120,7 @@ public class ClassifierConfigTests
             Pool = ClassifierPool.Attention,
         };
         var error = Assert.Throws<ConfigurationException>(() => new EncoderUNet(options));
-        Assert.Equal("num_head_channels", error.Flag);
+        Assert.Equal("num_head_channels", error.Setting);
     }
 
     [Theory]
@@ -157,8 +158,8 @@ public class ClassifierConfigTests
             _ => new ClassifierConfig { InChannels = 0 },
         };
         var error = Assert.Throws<ConfigurationException>(config.Validate);
-        Assert.Equal(flag, error.Flag);
-        Assert.Contains($"--{flag}", error.Message);
+        Assert.Equal(flag, error.Setting);
+        Assert.Contains($"--{flag}", CliErrors.Describe(error));
     }
 
     [Theory]
@@ -168,14 +169,14 @@ public class ClassifierConfigTests
     public void BadChannelMult_IsRefused(string mult)
     {
         var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ChannelMult = mult }.ToOptions());
-        Assert.Equal("channel_mult", error.Flag);
+        Assert.Equal("channel_mult", error.Setting);
     }
 
     [Fact]
     public void DropoutOutsideZeroToOne_IsRefused()
     {
         var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Dropout = 1.0 }.ToOptions());
-        Assert.Equal("dropout", error.Flag);
+        Assert.Equal("dropout", error.Setting);
     }
 
     [Fact]
@@ -183,7 +184,7 @@ public class ClassifierConfigTests
     {
         var error = Assert.Throws<ConfigurationException>(() =>
             new ClassifierConfig { ImageSize = 28, ChannelMult = "1,1,2,2", AttentionResolutions = "14" }.ToOptions());
-        Assert.Equal("image_size", error.Flag);
+        Assert.Equal("image_size", error.Setting);
     }
 
     [Fact]

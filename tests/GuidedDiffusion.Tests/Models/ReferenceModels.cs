@@ -57,7 +57,7 @@ internal static class ReferenceModels
         AttentionResolutions = flags.GetProperty("classifier_attention_resolutions").GetString()!,
         UseScaleShiftNorm = flags.GetProperty("classifier_use_scale_shift_norm").GetBoolean(),
         ResblockUpdown = flags.GetProperty("classifier_resblock_updown").GetBoolean(),
-        Pool = flags.GetProperty("classifier_pool").GetString()!,
+        Pool = ClassifierPools.Parse(flags.GetProperty("classifier_pool").GetString()),
     };
 
     /// <summary>The model's state dict has the manifest's keys in order, its shapes, float32 everywhere, and its

@@ -36,14 +36,14 @@ public class ClassifierTrainerTests
         using var scope = NewDisposeScope();
         var (images, labels) = Batch(8);
         var diffusion = TrainingFixtures.Diffusion.Build();
-        Tensor[] Gradients(int microbatch)
+        Tensor[] Gradients(int? microbatch)
         {
             var model = Model(Tiny);
             var trainer = new ClassifierTrainer(model, diffusion, new TrainingConfig { BatchSize = 8, Microbatch = microbatch, Seed = 2 }, 6);
             trainer.ForwardBackward(images, labels);
             return model.parameters().Select(p => p.grad!.clone()).ToArray();
         }
-        var full = Gradients(-1);
+        var full = Gradients(null); // no split
         foreach (var micro in new[] { 2, 3 })
         {
             var split = Gradients(micro);
@@ -59,7 +59,7 @@ public class ClassifierTrainerTests
         using var scope = NewDisposeScope();
         var model = Model(Tiny);
         model.ConvertToFp16();
-        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { BatchSize = 4, Precision = "fp16", Noised = false }, 6);
+        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { BatchSize = 4, Precision = TrainingPrecision.Fp16, Noised = false }, 6);
         var messages = new List<string>();
         trainer.Message += messages.Add;
         Assert.Equal(16.0, trainer.Precision.LgLossScale);
@@ -83,7 +83,7 @@ public class ClassifierTrainerTests
         using var scope = NewDisposeScope();
         var model = Model(Tiny);
         model.ConvertTrunkTo(ScalarType.BFloat16);
-        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { BatchSize = 4, Precision = "bf16" }, 6);
+        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { BatchSize = 4, Precision = TrainingPrecision.Bf16 }, 6);
         Assert.All(trainer.Precision.MasterParameters, p => Assert.Equal(ScalarType.Float32, p.dtype));
         Assert.Contains(model.parameters(), p => p.dtype == ScalarType.BFloat16);
         var (images, labels) = Batch(4);

@@ -174,7 +174,7 @@ public class SmallTrainingRunTests
     public void Demo_RunsAFewSteps()
     {
         var log = TestImages.TempDir();
-        var (training, classifier) = DemoPreset.Apply(new TrainingConfig(), new ClassifierConfig { NumClasses = 0 }, _ => false);
+        var (training, classifier) = (DemoPreset.ClassifierTraining(new TrainingConfig()), DemoPreset.Classifier(new ClassifierConfig { NumClasses = 0 }));
         training = training with { Iterations = 2, LogDir = log, EvalTable = false };
         var result = new ClassifierTrainingJob(training, classifier, TrainingFixtures.Diffusion).Run();
         Assert.Equal(2, result.CompletedSteps);
@@ -188,7 +188,7 @@ public class SmallTrainingRunTests
     {
         // --noised False: the classifier only ever sees t = 0, so the whole-validation table is that one row.
         var log = TestImages.TempDir();
-        var (training, classifier) = DemoPreset.Apply(new TrainingConfig(), new ClassifierConfig { NumClasses = 0 }, _ => false);
+        var (training, classifier) = (DemoPreset.ClassifierTraining(new TrainingConfig()), DemoPreset.Classifier(new ClassifierConfig { NumClasses = 0 }));
         training = training with { Iterations = 1, LogDir = log, Noised = false, EvalTable = true };
         new ClassifierTrainingJob(training, classifier with { Width = 32, NumHeadChannels = 32 }, TrainingFixtures.Diffusion).Run();
         var lines = File.ReadAllLines(Path.Combine(log, "log.txt"));

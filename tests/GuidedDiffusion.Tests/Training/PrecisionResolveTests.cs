@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Runtime;
 using GuidedDiffusion.Training;
 
@@ -18,16 +19,16 @@ public class PrecisionResolveTests
     [InlineData(SapphireRapids, "bf16")]
     [InlineData(Bf16FlagOnly, "fp32")]
     public void Auto_PicksBf16OnlyWhereNative(string cpuinfo, string expected) =>
-        Assert.Equal(expected, PrecisionPolicy.Resolve("auto", allowSlowBf16: false, CpuFeatures.Parse(cpuinfo)));
+        Assert.Equal(expected, PrecisionPolicy.Resolve(TrainingPrecision.Auto, allowSlowBf16: false, CpuFeatures.Parse(cpuinfo)).Spelling());
 
     [Fact]
     public void Bf16_WithoutNativeKernels_IsRefusedNamingTheFlagAndTheCost()
     {
-        var e = Assert.Throws<ConfigurationException>(() => PrecisionPolicy.Resolve("bf16", allowSlowBf16: false, CpuFeatures.Parse(Avx2Only)));
-        Assert.Equal("precision", e.Flag);
+        var e = Assert.Throws<ConfigurationException>(() => PrecisionPolicy.Resolve(TrainingPrecision.Bf16, allowSlowBf16: false, CpuFeatures.Parse(Avx2Only)));
+        Assert.Equal("precision", e.Setting);
         Assert.Contains("AMD EPYC 7B12", e.Message, StringComparison.Ordinal);
         Assert.Contains("10–200× slower", e.Message, StringComparison.Ordinal);
-        Assert.Contains("--allow_slow_bf16 True", e.Message, StringComparison.Ordinal);
+        Assert.Contains("--allow_slow_bf16 True", CliErrors.Describe(e), StringComparison.Ordinal);
     }
 
     [Theory]
@@ -35,13 +36,13 @@ public class PrecisionResolveTests
     [InlineData(Zen4, false)]
     [InlineData(SapphireRapids, false)]
     public void Bf16_RunsWhereNativeOrForced(string cpuinfo, bool force) =>
-        Assert.Equal("bf16", PrecisionPolicy.Resolve("bf16", force, CpuFeatures.Parse(cpuinfo)));
+        Assert.Equal("bf16", PrecisionPolicy.Resolve(TrainingPrecision.Bf16, force, CpuFeatures.Parse(cpuinfo)).Spelling());
 
     [Theory]
     [InlineData("fp32")]
     [InlineData("fp16")]
     public void OtherPrecisions_PassThrough(string precision) =>
-        Assert.Equal(precision, PrecisionPolicy.Resolve(precision, allowSlowBf16: false, CpuFeatures.Parse(Avx2Only)));
+        Assert.Equal(precision, PrecisionPolicy.Resolve(TrainingPrecisions.Parse(precision), allowSlowBf16: false, CpuFeatures.Parse(Avx2Only)).Spelling());
 
     [Fact]
     public void Parse_ReadsModelAndFirstProcessorsFlags()

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Data;
@@ -61,9 +62,9 @@ public class RunFolderTests
         var before = File.ReadAllText(Path.Combine(log, "progress.csv"));
 
         var e = Assert.Throws<ConfigurationException>(() => new ClassifierTrainingJob(Run(log, 2), Tiny, TrainingFixtures.Diffusion).Run());
-        Assert.Contains("--log_dir", e.Message);
-        Assert.Contains("--resume_checkpoint auto", e.Message);
-        Assert.Contains("--overwrite True", e.Message);
+        Assert.Contains("--log_dir", CliErrors.Describe(e));
+        Assert.Contains("--resume_checkpoint auto", CliErrors.Describe(e));
+        Assert.Contains("--overwrite True", CliErrors.Describe(e));
         Assert.Equal(before, File.ReadAllText(Path.Combine(log, "progress.csv"))); // untouched
 
         new ClassifierTrainingJob(Run(log, 2) with { Overwrite = true }, Tiny, TrainingFixtures.Diffusion).Run();

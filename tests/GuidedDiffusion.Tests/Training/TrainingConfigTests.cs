@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Tests.Support;
 using GuidedDiffusion.Training;
 
@@ -9,8 +10,8 @@ public class TrainingConfigTests
     public void Defaults_AreTheOriginals()
     {
         var c = new TrainingConfig();
-        Assert.Equal((150000, 3e-4, 0.0, false, 4, -1, "uniform", 10, 5, 10000, true),
-            (c.Iterations, c.Lr, c.WeightDecay, c.AnnealLr, c.BatchSize, c.Microbatch, c.ScheduleSampler, c.LogInterval, c.EvalInterval, c.SaveInterval, c.Noised));
+        Assert.Equal((150000, 3e-4, 0.0, false, 4, (int?)null, "uniform", 10, 5, 10000, true),
+            (c.Iterations, c.Lr, c.WeightDecay, c.AnnealLr, c.BatchSize, c.Microbatch, c.ScheduleSampler.Spelling(), c.LogInterval, c.EvalInterval, c.SaveInterval, c.Noised));
     }
 
     [Theory]
@@ -23,20 +24,21 @@ public class TrainingConfigTests
     [InlineData("iterations", "at least 1")]
     public void BadValues_AreRejectedNamingTheFlag(string flag, string expected)
     {
-        var config = flag switch
+        // The enum settings are refused where their spelling is parsed (a record can only hold a known value).
+        Action bad = flag switch
         {
-            "lr" => new TrainingConfig { Lr = -1 },
-            "microbatch" => new TrainingConfig { BatchSize = 4, Microbatch = 0 },
-            "precision" => new TrainingConfig { Precision = "fp8" },
-            "schedule_sampler" => new TrainingConfig { ScheduleSampler = "importance" },
-            "label_from" => new TrainingConfig { LabelFrom = "suffix" },
-            "ema_rate" => new TrainingConfig { EmaRate = "fast" },
-            _ => new TrainingConfig { Iterations = 0 },
+            "lr" => new TrainingConfig { Lr = -1 }.Validate,
+            "microbatch" => new TrainingConfig { BatchSize = 4, Microbatch = 0 }.Validate,
+            "precision" => () => TrainingPrecisions.Parse("fp8"),
+            "schedule_sampler" => () => GuidedDiffusion.Diffusion.TimestepSampler.Parse("importance"),
+            "label_from" => () => GuidedDiffusion.Data.Sources.LabelRules.Parse("suffix"),
+            "ema_rate" => new TrainingConfig { EmaRate = "fast" }.Validate,
+            _ => new TrainingConfig { Iterations = 0 }.Validate,
         };
-        var e = Assert.Throws<ConfigurationException>(config.Validate);
-        Assert.Equal(flag, e.Flag);
+        var e = Assert.Throws<ConfigurationException>(bad);
+        Assert.Equal(flag, e.Setting);
         Assert.Contains(expected, e.Message);
-        Assert.StartsWith($"--{flag}:", e.Message);
+        Assert.StartsWith($"--{flag}:", CliErrors.Describe(e));
     }
 
     [Fact]

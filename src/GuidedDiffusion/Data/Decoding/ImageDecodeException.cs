@@ -5,10 +5,11 @@ public sealed class ImageDecodeException : IOException
 {
     /// <summary>Creates the exception for <paramref name="path"/>.</summary>
     public ImageDecodeException(string path, string reason, Exception? inner = null)
-        : base($"Cannot decode image '{path}': {reason}", inner)
+        : base(SettingText.Plain($"Cannot decode image '{path}': {reason}"), inner)
     {
         Path = path;
-        Reason = reason;
+        Reason = SettingText.Plain(reason);
+        this.WithMarkedMessage($"Cannot decode image '{path}': {reason}");
     }
 
     /// <summary>The file (or IDX record) that failed.</summary>

@@ -166,7 +166,7 @@ public static class ImageDecoder
         if (pixels > 2 * maxPixels)
             throw new ImageDecodeException(name,
                 $"the header claims {width}×{height} = {pixels:N0} pixels, more than twice the limit of {maxPixels:N0} " +
-                "(a possible decompression bomb; raise --max_image_pixels if the image is genuine)");
+                $"(a possible decompression bomb; raise {SettingText.Ref("max_image_pixels")} if the image is genuine)");
         // 8 bytes a pixel for 16-bit PNG: the decode buffer must fit one .NET array.
         if (pixels * 8 > Array.MaxLength)
             throw new ImageDecodeException(name, $"{width}×{height} pixels is too large to decode in one buffer");

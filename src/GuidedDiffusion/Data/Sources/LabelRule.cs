@@ -1,14 +1,19 @@
+using System.Text.Json.Serialization;
+
 namespace GuidedDiffusion.Data.Sources;
 
-/// <summary>Where an image folder's class names come from.</summary>
+/// <summary>Where an image folder's class names come from (<c>label_from</c>: <c>prefix</c> or <c>folder</c>).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<LabelRule>))]
 public enum LabelRule
 {
     /// <summary>The file name up to the first <c>_</c> (the original's rule: <c>cat_001.png</c> → <c>cat</c>;
     /// a name without <c>_</c> is its own class, extension included).</summary>
+    [JsonStringEnumMemberName("prefix")]
     Prefix,
 
     /// <summary>The sub-folder directly under the data folder (the <c>root/class/…/image.jpg</c> layout of
     /// ImageNet and torchvision's ImageFolder; for <c>root/class/image.jpg</c> this is the parent folder).</summary>
+    [JsonStringEnumMemberName("folder")]
     Folder,
 }
 
@@ -16,14 +21,9 @@ public enum LabelRule
 public static class LabelRules
 {
     /// <summary>The spellings, in <see cref="LabelRule"/> order.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["prefix", "folder"];
+    public static IReadOnlyList<string> Names => Spellings.Of<LabelRule>();
 
     /// <summary>The rule spelled <paramref name="name"/>.</summary>
     /// <exception cref="ConfigurationException">An unknown spelling (the error names the <c>label_from</c> setting).</exception>
-    public static LabelRule Parse(string name) => name switch
-    {
-        "prefix" => LabelRule.Prefix,
-        "folder" => LabelRule.Folder,
-        _ => throw new ConfigurationException("label_from", $"unknown rule '{name}'; allowed: {string.Join(", ", Names)}."),
-    };
+    public static LabelRule Parse(string name) => Spellings.Parse<LabelRule>(name, "label_from", "rule");
 }

@@ -159,12 +159,13 @@ public class AdversarialTrainerTests
     [Theory]
     [InlineData("bf16")]
     [InlineData("fp16")]
-    public void HalfPrecisionTrunk_AttackStepsAlongTheGradient_AndTrains(string precision)
+    public void HalfPrecisionTrunk_AttackStepsAlongTheGradient_AndTrains(string spelling)
     {
         using var scope = NewDisposeScope();
+        var precision = TrainingPrecisions.Parse(spelling);
         var images = Images(4);
         var model = Model(Tiny);
-        model.ConvertTrunkTo(precision == "fp16" ? ScalarType.Float16 : ScalarType.BFloat16);
+        model.ConvertTrunkTo(precision.TrunkType()!.Value);
         var labels = Predictions(model, images);
         var options = new L2PgdOptions { Eps = 10, Steps = 1, StepSize = 0.5 };
         var trainer = new ClassifierTrainer(model, Diffusion, new TrainingConfig { BatchSize = 4, Noised = false, Precision = precision, Adversarial = options }, 6);

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Tests.Support;
 using GuidedDiffusion.Adversarial;
@@ -166,7 +167,7 @@ public class L2PgdAttackTests
     public void Options_OutOfRange_NameTheFlag(double eps, int steps, double? stepSize, string flag)
     {
         var e = Assert.Throws<GuidedDiffusion.ConfigurationException>(() => new L2PgdOptions { Eps = eps, Steps = steps, StepSize = stepSize }.Validate());
-        Assert.Equal(flag, e.Flag);
-        Assert.StartsWith($"--{flag}:", e.Message);
+        Assert.Equal(flag, e.Setting);
+        Assert.StartsWith($"--{flag}:", CliErrors.Describe(e));
     }
 }
