@@ -68,7 +68,7 @@ public sealed class DeviceJobsFixture : IDisposable
 
     /// <summary>One image-train step of the tiny UNet (learned sigma: the VLB term runs too).</summary>
     public ImageTrainingJob ImageTraining(string logDir, Device device) => new(
-        ImageTrain.TinyImageRun.Training(DataDir, logDir, iterations: 1), ClassifierSampleFixture.TinyUNet,
+        Training.TinyImageRun.Training(DataDir, logDir, iterations: 1), ClassifierSampleFixture.TinyUNet,
         new DiffusionConfig { DiffusionSteps = 50, LearnSigma = true }, device: device);
 
     private static void WriteSidecar(string modelPath, CheckpointManifest manifest) =>

@@ -6,7 +6,7 @@ using GuidedDiffusion.Training;
 using GuidedDiffusion.Adversarial;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Tests.Training.Adversarial;
+namespace GuidedDiffusion.Tests.Training;
 
 /// <summary>ClassifierTrainer with <see cref="TrainingConfig.Adversarial"/>: what the update and the metrics see.</summary>
 public class AdversarialTrainerTests

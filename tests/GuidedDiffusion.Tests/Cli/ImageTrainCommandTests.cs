@@ -1,6 +1,6 @@
 using GuidedDiffusion.Tests.Cli;
 
-namespace GuidedDiffusion.Tests.ImageTrain;
+namespace GuidedDiffusion.Tests.Cli;
 
 public class ImageTrainCommandTests
 {

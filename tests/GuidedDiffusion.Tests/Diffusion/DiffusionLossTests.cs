@@ -1,7 +1,7 @@
 using GuidedDiffusion.Diffusion;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Tests.ImageTrain;
+namespace GuidedDiffusion.Tests.Diffusion;
 
 public class DiffusionLossTests
 {

@@ -6,7 +6,7 @@ using GuidedDiffusion.Tests.Data;
 using GuidedDiffusion.Training;
 using GuidedDiffusion.Adversarial;
 
-namespace GuidedDiffusion.Tests.Training.Adversarial;
+namespace GuidedDiffusion.Tests.Training;
 
 /// <summary>
 /// One uninterrupted 4-step adversarial run with every trainer feature that touches a step: noised batches,

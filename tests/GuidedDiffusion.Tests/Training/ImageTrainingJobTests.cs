@@ -5,7 +5,7 @@ using GuidedDiffusion.Tests.Data;
 using GuidedDiffusion.Tests.Training;
 using GuidedDiffusion.Training;
 
-namespace GuidedDiffusion.Tests.ImageTrain;
+namespace GuidedDiffusion.Tests.Training;
 
 /// <summary>One 12-step run of a tiny class-conditional, learned-sigma UNet on 2 generated classes at 32×32.</summary>
 public sealed class TinyImageRun

@@ -1,7 +1,7 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Tests.Training.Adversarial;
+namespace GuidedDiffusion.Tests.Adversarial;
 
 /// <summary>
 /// logits = W·flatten(x) + b, ignoring t: a classifier small enough to train in milliseconds, whose samples are

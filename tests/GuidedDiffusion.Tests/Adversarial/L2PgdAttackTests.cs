@@ -4,7 +4,7 @@ using GuidedDiffusion.Tests.Support;
 using GuidedDiffusion.Adversarial;
 using static TorchSharp.torch;
 
-namespace GuidedDiffusion.Tests.Training.Adversarial;
+namespace GuidedDiffusion.Tests.Adversarial;
 
 public class L2PgdAttackTests
 {
