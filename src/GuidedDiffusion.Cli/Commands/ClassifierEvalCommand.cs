@@ -43,13 +43,14 @@ internal static class ClassifierEvalCommand
         var command = new Command("classifier-eval", "Evaluate a classifier at each noise level: loss, acc@1/acc@5, calibration (ECE), guidance-gradient norm and (with --attack_eps) robust acc@1 vs t.");
         var source = ClassifierSourceFlags.AddTo(command);
         var evaluation = Table.AddTo(command, new NoiseLevelEvaluationOptions());
+        var run = RunFlags.AddDeviceTo(command);
         var attack = AttackFlags.AddForEvaluation(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
             var options = evaluation.Bind(parse) with { Classifier = source.Bind(parse) };
             options = options with { Evaluation = options.Evaluation with { Attack = attack.Options(parse) } };
-            var result = new NoiseLevelEvaluationJob(options, Console.Out)
+            var result = new NoiseLevelEvaluationJob(options, Console.Out, run.Bind(parse).ComputeOn())
             {
                 OnBatch = (done, total) =>
                 {

@@ -35,6 +35,7 @@ internal static class ClassifierSampleCommand
         var sampling = Table.AddTo(command, new GuidedSamplingOptions());
         var classifier = ClassifierModelFlags.AddBesideDiffusionModel(command);
         var model = DiffusionModelFlags.AddTo(command);
+        var run = RunFlags.AddDeviceTo(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
@@ -48,7 +49,7 @@ internal static class ClassifierSampleCommand
             };
             bool interactive = !Console.IsErrorRedirected;
             var clock = Stopwatch.StartNew();
-            new GuidedSamplingJob(options, Console.Out, Console.Error)
+            new GuidedSamplingJob(options, Console.Out, Console.Error, run.Bind(parse).ComputeOn())
             {
                 OnStep = (batch, batches, step, total) =>
                 {

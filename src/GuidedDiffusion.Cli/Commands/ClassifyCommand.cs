@@ -37,12 +37,13 @@ internal static class ClassifyCommand
         var source = ClassifierSourceFlags.AddTo(command);
         var noise = Table.AddTo(command, new ClassificationOptions());
         var output = OutputTable.AddTo(command, new Output());
+        var run = RunFlags.AddDeviceTo(command);
         var images = new Argument<string[]>("IMAGE") { Description = "Image files (jpg, png, gif).", Arity = ArgumentArity.OneOrMore };
         command.Arguments.Add(images);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var results = ClassificationJob.Run(noise.Bind(parse) with { Classifier = source.Bind(parse), Images = parse.GetValue(images)! });
+            var results = ClassificationJob.Run(noise.Bind(parse) with { Classifier = source.Bind(parse), Images = parse.GetValue(images)! }, run.Bind(parse).ComputeOn());
             if (output.Bind(parse).Json)
             {
                 Console.WriteLine(JsonSerializer.Serialize(results));

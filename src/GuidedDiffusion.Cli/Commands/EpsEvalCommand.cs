@@ -46,6 +46,7 @@ internal static class EpsEvalCommand
         var command = new Command("eps-eval", "Per-channel error of a diffusion model's noise prediction on real images against t: the colour-cast diagnostic.");
         var flags = Table.AddTo(command, new Request());
         var model = DiffusionModelFlags.AddTo(command);
+        var run = RunFlags.AddDeviceTo(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
@@ -55,7 +56,8 @@ internal static class EpsEvalCommand
             if (diffusion.TimestepRespacing.Length > 0)
                 throw new ConfigurationException("timestep_respacing", "does not apply: eps-eval measures the model at the timesteps of the process it was trained on.");
             var flagsGiven = model.Model.AnyGiven(parse) || model.Diffusion.AnyGiven(parse);
-            using var trained = TrainedDiffusionModel.Load(request.ModelPath, model.BindModel(parse), diffusion, flagsGiven);
+            var device = run.Bind(parse).ComputeOn();
+            using var trained = TrainedDiffusionModel.Load(request.ModelPath, model.BindModel(parse), diffusion, flagsGiven, device);
             if (trained.Sidecar is not null) Console.WriteLine($"architecture and noise process from {trained.Sidecar}");
 
             IImageSource source = request.DataDir.Length == 0 ? FashionMnistDemo.Load().Validation : new ImageFolderSource(request.DataDir);
@@ -63,7 +65,7 @@ internal static class EpsEvalCommand
 
             var m = trained.Model;
             var result = EpsilonErrorJob.Run((x, t, y) => m.forward(x, t, y), m.IsClassConditional, ReverseProcess.For(trained.Diffusion),
-                trained.Config.ImageSize, source, request.Options, Console.WriteLine);
+                trained.Config.ImageSize, source, request.Options, Console.WriteLine, device);
             Console.Write(result.FormatTable());
             var outDir = request.LogDir is { Length: > 0 } given ? given : Path.GetDirectoryName(Path.GetFullPath(request.ModelPath))!;
             foreach (var file in EpsilonErrorJob.WriteFiles(result, outDir)) Console.WriteLine($"wrote {file}");

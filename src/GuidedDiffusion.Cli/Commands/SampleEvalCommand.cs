@@ -31,12 +31,13 @@ internal static class SampleEvalCommand
         var command = new Command("sample-eval", "Measure how often an independent classifier labels guided samples as the requested class.");
         var judge = ClassifierSourceFlags.AddTo(command);
         var judging = Table.AddTo(command, new SampleAgreementOptions());
+        var run = RunFlags.AddDeviceTo(command);
         var files = new Argument<string[]>("SAMPLES") { Description = "samples_NxHxWx3.npz files written by classifier-sample (arr_0 images, arr_1 requested classes).", Arity = ArgumentArity.OneOrMore };
         command.Arguments.Add(files);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var report = new SampleAgreementJob(judging.Bind(parse) with { Judge = judge.Bind(parse), Files = parse.GetValue(files)! }, Console.Out).Run();
+            var report = new SampleAgreementJob(judging.Bind(parse) with { Judge = judge.Bind(parse), Files = parse.GetValue(files)! }, Console.Out, run.Bind(parse).ComputeOn()).Run();
             Console.Write(SampleAgreement.FormatTable(report.Agreements, report.ReferenceAgreement));
             Console.WriteLine($"(judge: {report.Judge}, t = {report.Timestep}; agree@1 = fraction labelled as the requested class, with its 95% Wilson interval; "
                 + "diversity = mean pairwise distance of the judge's penultimate features within a requested class, averaged over classes)");

@@ -117,14 +117,21 @@ internal static class RunFlags
         /// <exception cref="ConfigurationException">An unusable device or a limit that is not a positive count.</exception>
         public TorchSharp.torch.Device Apply()
         {
-            var device = ComputeDevice.Parse(Device);
+            var device = ComputeOn();
             GuidedDiffusion.Data.Decoding.ImageDecoder.MaxImagePixels = MaxImagePixels > 0 ? MaxImagePixels
                 : throw new ConfigurationException("max_image_pixels", $"must be a positive pixel count, got {MaxImagePixels}.");
             return device;
         }
+
+        /// <summary>The device to compute on.</summary>
+        /// <exception cref="ConfigurationException">An unknown device, or one this build or machine cannot use.</exception>
+        public TorchSharp.torch.Device ComputeOn() => ComputeDevice.Parse(Device);
     }
 
     public static readonly FlagTable<Settings> Table = new();
+
+    /// <summary>Only <c>--device</c>, for the sampling and evaluation commands (one process, the decoder's default limit).</summary>
+    public static FlagSet<Settings> AddDeviceTo(System.CommandLine.Command command) => Table.AddTo(command, new Settings(), flag => flag == Device);
 
     public static readonly Flag<Settings> Device = Table.Add("device", "cpu or cuda (cuda needs the CUDA build: see README).",
         s => s.Device, (s, v) => s with { Device = v });

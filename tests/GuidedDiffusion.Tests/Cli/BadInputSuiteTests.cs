@@ -106,6 +106,16 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
         "shape mismatch" => (["classify", "--model_path", Bare(), "--image_size", "32", "--channel_mult", "1,2", "--classifier_width", "64",
             "--classifier_depth", "1", "--classifier_attention_resolutions", "16", Path.Combine(w.Images, "a_1.png")], 2,
             ["does not fit the model", "Wrong shapes (", "time_embed.0.weight: model [256, 64], checkpoint [128, 32]", "more"]),
+
+        // --device reaches the sampling and evaluation commands too (ComputeDevice names the allowed values).
+        _ when name.StartsWith("device on ", StringComparison.Ordinal) =>
+            ([name["device on ".Length..], "--device", "tpu", .. name["device on ".Length..] switch
+            {
+                "classify" => [Path.Combine(w.Images, "a_1.png")],
+                "sample-eval" => [Path.Combine(w.Root, "samples.npz")],
+                "eps-eval" => ["--model_path", Path.Combine(w.Root, "model.pt")],
+                _ => Array.Empty<string>(),
+            }], 2, ["--device", "unknown device 'tpu'"]),
         _ => throw new ArgumentOutOfRangeException(nameof(name)),
     };
 
@@ -128,6 +138,7 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
         "data_dir is a file", "empty image", "text as png", "truncated png", "decompression bomb", "bomb skipped",
         "log_dir is a file", "log_dir under a file", "log_dir in /proc", "used log_dir", "overwrite and auto",
         "flag given twice", "microbatch above batch", "unreached attention", "shape mismatch",
+        "device on classifier-sample", "device on classifier-eval", "device on classify", "device on sample-eval", "device on eps-eval",
     ];
 
     [Theory]
