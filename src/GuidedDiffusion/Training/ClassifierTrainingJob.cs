@@ -51,12 +51,6 @@ public sealed class ClassifierTrainingJob
     /// <summary>Called after every step with (completed steps, total, last train loss or NaN).</summary>
     public Action<long, long, double>? OnStep { get; init; }
 
-    /// <summary>The run folder: --log_dir, else OPENAI_LOGDIR, else runs/&lt;timestamp&gt;.</summary>
-    public static string ResolveLogDirectory(string logDir) =>
-        !string.IsNullOrWhiteSpace(logDir) ? logDir
-        : Environment.GetEnvironmentVariable("OPENAI_LOGDIR") is { Length: > 0 } env ? env
-        : Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture));
-
     /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
     public TrainingResult Run(CancellationToken stop = default)
     {

@@ -50,6 +50,12 @@ internal sealed class TrainingSession(TrainingConfig training, string logDirecto
     /// <summary>The trainer, once <see cref="CreateTrainer{TModel, TTrainer}"/> has built it.</summary>
     public TrainerBase? Trainer { get; private set; }
 
+    /// <summary>The run folder: log_dir, else OPENAI_LOGDIR, else runs/&lt;timestamp&gt; (the original's logger).</summary>
+    private static string ResolveLogDirectory(string logDir) =>
+        !string.IsNullOrWhiteSpace(logDir) ? logDir
+        : Environment.GetEnvironmentVariable("OPENAI_LOGDIR") is { Length: > 0 } env ? env
+        : Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture));
+
     /// <summary>Writes a line to log.txt and the console (rank 0 only).</summary>
     public void Log(string line) => Logger?.Log(line);
 
@@ -70,7 +76,7 @@ internal sealed class TrainingSession(TrainingConfig training, string logDirecto
     {
         var precision = useFp16 ? TrainingPrecision.Fp16 : PrecisionPolicy.Resolve(training.Precision, training.AllowSlowBf16, Runtime.CpuFeatures.Current);
         training = training with { Precision = precision };
-        string logDir = ClassifierTrainingJob.ResolveLogDirectory(training.LogDir);
+        string logDir = ResolveLogDirectory(training.LogDir);
         // Every rank reads the checkpoint itself (the original reads it on rank 0 only and then hangs).
         var (resume, append, notes) = RunFolder.Open(training, logDir, communicator.IsMain, () => findResume(training, logDir));
         var keys = columns(precision);
