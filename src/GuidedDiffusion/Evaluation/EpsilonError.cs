@@ -198,6 +198,7 @@ public static class EpsilonErrorJob
                     var y = classConditional ? batch.Labels.narrow(0, 0, count).to_type(ScalarType.Int64) : null;
                     // One draw per image, reused at every t: the rows then differ by the noise level alone.
                     var eps = noise(x0);
+                    var eps64 = eps.to_type(ScalarType.Float64);
                     pixels = x0.shape[2] * x0.shape[3];
                     inputSpread += ChannelSpreadSum(x0);
                     for (int i = 0; i < timesteps.Count; i++)
@@ -207,8 +208,9 @@ public static class EpsilonErrorJob
                         var xt = process.Diffusion.QSample(x0, t, eps);
                         var (epsHat, xstart) = Predict(model, process, xt, t, y, options.ClipDenoised);
                         var (shifted, _) = Predict(model, process, xt + OffsetProbe, t, y, options.ClipDenoised);
-                        var gain = (shifted.to_type(ScalarType.Float64) - epsHat.to_type(ScalarType.Float64)) / OffsetProbe;
-                        sums[i].Add(epsHat.to_type(ScalarType.Float64) - eps.to_type(ScalarType.Float64), eps.to_type(ScalarType.Float64), ChannelSpreadSum(xstart), gain);
+                        var epsHat64 = epsHat.to_type(ScalarType.Float64);
+                        var gain = (shifted.to_type(ScalarType.Float64) - epsHat64) / OffsetProbe;
+                        sums[i].Add(epsHat64 - eps64, eps64, ChannelSpreadSum(xstart), gain);
                     }
                     done += count;
                     log?.Invoke($"done {done} images");
