@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The classifier-guidance demo of the README, end to end on the bundled Fashion-MNIST sample (CPU only):
-#   diffusion/     a small diffusion model (image-train, 64 channels, 6,000 steps),
+#   clean/         an independent clean classifier, the judge (classifier-train --noised False, $JUDGE_FLAGS),
+#   diffusion/     a small diffusion model (image-train, 64 channels, 1 res block per level, 3,000 steps),
 #   noisy1200/     a noise-aware classifier on the same 1000-step process (classifier-train, 1,200 steps),
 #   robust1200/    the same trained adversarially (L2 PGD on x_t, issue 13),
-#   clean/         an independent clean classifier, the judge (classifier-train --noised False, $JUDGE_FLAGS),
 #   *-scale*/      300 samples per classifier scale, ancestral (100 respaced steps) and DDIM (50 steps), the same
 #                  requested classes and noise at every scale; scale 0 (no guidance) is sampled once and shared,
 #   agreement-*    sample-eval: how often the judge labels a sample as the requested class (with 95 % Wilson
 #                  intervals), agree@5, the diversity of the judge's features, and the judge on real images,
 #   eps-eval/      the diffusion model's per-channel noise-prediction error against t (the colour-cast diagnostic).
+#
+# The stages run cheapest-first per result: judge, diffusion model, eps-eval, the plain classifier's samples and
+# agreement, then the robust classifier (the costliest training: ~6x a plain step) and its samples and agreement,
+# so a chain cut short still leaves finished tables.
 #
 # Resumable: a stage whose output exists is skipped, so the script can be rerun after an interruption (a training
 # stage that was cut short resumes from its newest checkpoint). Each stage that runs appends a line to
@@ -76,32 +80,31 @@ last_checkpoint() {  # last_checkpoint ITERATIONS: the file name of a run's fina
   printf "model%06d.pt" $(($1 - 1))
 }
 
-# 1. The diffusion model: 6,000 steps of batch 32 annealed to lr 0 (ema_0.999_005999.pt). 64 channels, not 32: with
-# 32, every GroupNorm(32) group holds one channel, which removes each channel's mean and leaves ε̂ blind to the
-# per-image colour of the noise, so samples come out tinted (README, "Colour casts"; eps-eval's offset gain).
-STEPS=6000
-MODEL=$OUT/diffusion/$(printf "ema_0.999_%06d.pt" $((STEPS - 1)))
-# shellcheck disable=SC2046  # resume_flags is word-split on purpose
-stage diffusion "$MODEL" "$GD" image-train --diffusion_steps 1000 --num_channels 64 --channel_mult 1,2,2 --num_res_blocks 2 \
-  --attention_resolutions 8 --batch_size 32 --lr 3e-4 --ema_rate 0.999 --log_interval 100 --save_interval 1000 --seed 0 \
-  --lr_anneal_steps $STEPS --log_dir "$OUT/diffusion" $(resume_flags "$OUT/diffusion")
-
-# 2. The guiding classifiers: plain and adversarially trained, 1,200 steps each (the demo's other settings).
-# shellcheck disable=SC2046
-stage noisy1200 "$OUT/noisy1200/$(last_checkpoint 1200)" "$GD" classifier-train --iterations 1200 --save_interval 600 --seed 0 \
-  --log_dir "$OUT/noisy1200" $(resume_flags "$OUT/noisy1200")
-# shellcheck disable=SC2046
-stage robust1200 "$OUT/robust1200/$(last_checkpoint 1200)" "$GD" classifier-train --adversarial True --iterations 1200 \
-  --save_interval 600 --seed 0 --log_dir "$OUT/robust1200" $(resume_flags "$OUT/robust1200")
-
-# 3. The judge: a clean classifier.
+# 1. The judge: a clean classifier.
 JUDGE_ITERATIONS=$(sed -n 's/.*--iterations[ =]\([0-9]*\).*/\1/p' <<< "$JUDGE_FLAGS")
 [[ -n "$JUDGE_ITERATIONS" ]] || { echo "JUDGE_FLAGS must give --iterations (its last checkpoint marks the stage done)" >&2; exit 1; }
 JUDGE=$OUT/clean/$(last_checkpoint "$JUDGE_ITERATIONS")
-# shellcheck disable=SC2086,SC2046  # JUDGE_FLAGS is a list of flags
+# shellcheck disable=SC2086,SC2046  # JUDGE_FLAGS is a list of flags; resume_flags is word-split on purpose
 stage clean "$JUDGE" "$GD" classifier-train --noised False $JUDGE_FLAGS --log_dir "$OUT/clean" $(resume_flags "$OUT/clean")
 
-# 4. Samples: seed 0 gives the same requested classes and noise at every scale and for both samplers' first draw.
+# 2. The diffusion model: 3,000 steps of batch 32 annealed to lr 0 (ema_0.999_002999.pt), saved every 500 so an
+# interrupted run loses little. 64 channels, not 32: with 32, every GroupNorm(32) group holds one channel, which
+# removes each channel's mean and leaves ε̂ blind to the per-image colour of the noise, so samples come out tinted
+# (README, "Colour casts"; eps-eval's offset gain). One res block per level keeps a step at ~1.5 s on 2 cores
+# (2 blocks: ~2.5 s).
+STEPS=3000
+MODEL=$OUT/diffusion/$(printf "ema_0.999_%06d.pt" $((STEPS - 1)))
+# shellcheck disable=SC2046
+stage diffusion "$MODEL" "$GD" image-train --diffusion_steps 1000 --num_channels 64 --channel_mult 1,2,2 --num_res_blocks 1 \
+  --attention_resolutions 8 --batch_size 32 --lr 3e-4 --ema_rate 0.999 --log_interval 100 --save_interval 500 --seed 0 \
+  --lr_anneal_steps $STEPS --log_dir "$OUT/diffusion" $(resume_flags "$OUT/diffusion")
+
+# 3. The colour-cast diagnostic of the diffusion model on 200 grey validation images.
+stage eps-eval "$OUT/eps-eval/eps_eval.json" "$GD" eps-eval --model_path "$MODEL" --num_samples 200 --batch_size 50 \
+  --seed 0 --log_dir "$OUT/eps-eval"
+
+# 4. Per guide: train it (plain or adversarial, 1,200 steps each, the demo's other settings), sample, and ask the
+# judge. Seed 0 gives the same requested classes and noise at every scale and for both samplers' first draw.
 NPZ=$(printf "samples_%dx32x32x3.npz" $SAMPLES)
 sample() {  # sample DIR CLASSIFIER SCALE SAMPLER-FLAGS...
   local dir=$1 classifier=$2 scale=$3
@@ -111,20 +114,23 @@ sample() {  # sample DIR CLASSIFIER SCALE SAMPLER-FLAGS...
 }
 ANCESTRAL=(--timestep_respacing 100)
 DDIM=(--use_ddim True --timestep_respacing ddim50)
-# Scale 0 ignores the classifier's gradient (it only supplies the class count), so one unguided run serves both guides.
-sample unguided-ancestral-scale0 "$OUT/noisy1200/$(last_checkpoint 1200)" 0 "${ANCESTRAL[@]}"
-sample unguided-ddim50-scale0 "$OUT/noisy1200/$(last_checkpoint 1200)" 0 "${DDIM[@]}"
+declare -A GUIDE_FLAGS=([noisy1200]="" [robust1200]="--adversarial True")
 for guide in "${GUIDES[@]}"; do
+  # shellcheck disable=SC2086,SC2046
+  stage "$guide" "$OUT/$guide/$(last_checkpoint 1200)" "$GD" classifier-train ${GUIDE_FLAGS[$guide]} --iterations 1200 \
+    --save_interval 600 --seed 0 --log_dir "$OUT/$guide" $(resume_flags "$OUT/$guide")
+  # Scale 0 ignores the classifier's gradient (it only supplies the class count), so one unguided run serves both guides.
+  if [[ $guide == "${GUIDES[0]}" ]]; then
+    sample unguided-ancestral-scale0 "$OUT/$guide/$(last_checkpoint 1200)" 0 "${ANCESTRAL[@]}"
+    sample unguided-ddim50-scale0 "$OUT/$guide/$(last_checkpoint 1200)" 0 "${DDIM[@]}"
+  fi
   for scale in "${ANCESTRAL_SCALES[@]}"; do
     sample "$guide-ancestral-scale$scale" "$OUT/$guide/$(last_checkpoint 1200)" "$scale" "${ANCESTRAL[@]}"
   done
   for scale in "${DDIM_SCALES[@]}"; do
     sample "$guide-ddim50-scale$scale" "$OUT/$guide/$(last_checkpoint 1200)" "$scale" "${DDIM[@]}"
   done
-done
-
-# 5. The judge's verdict per guide: ancestral rows, then DDIM rows, then the real validation images as reference.
-for guide in "${GUIDES[@]}"; do
+  # The judge's verdict: ancestral rows, then DDIM rows, then the real validation images as reference.
   files=("$OUT/unguided-ancestral-scale0/$NPZ")
   for scale in "${ANCESTRAL_SCALES[@]}"; do files+=("$OUT/$guide-ancestral-scale$scale/$NPZ"); done
   files+=("$OUT/unguided-ddim50-scale0/$NPZ")
@@ -134,11 +140,7 @@ for guide in "${GUIDES[@]}"; do
   if [[ -f "$OUT/agreement-$guide.out" ]]; then cp "$OUT/agreement-$guide.out" "$OUT/agreement-$guide.txt"; fi
 done
 
-# 6. The colour-cast diagnostic of the diffusion model on 200 grey validation images.
-stage eps-eval "$OUT/eps-eval/eps_eval.json" "$GD" eps-eval --model_path "$MODEL" --num_samples 200 --batch_size 50 \
-  --seed 0 --log_dir "$OUT/eps-eval"
-
-# 7. The summary for README.md and BENCHMARKS.md.
+# 5. The summary for README.md and BENCHMARKS.md.
 show() { if [[ -f "$1" ]]; then cat "$1"; else echo "($1 missing: that stage ran outside this script)"; fi; }
 {
   echo "# Guided demo: $(date -u +%Y-%m-%dT%H:%MZ)"
