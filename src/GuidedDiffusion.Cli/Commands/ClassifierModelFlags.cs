@@ -21,25 +21,25 @@ internal static class ClassifierModelFlags
         c => c.Width, (c, v) => c with { Width = v });
     public static readonly Flag<ClassifierConfig> Depth = Table.Add("classifier_depth", "Classifier ResBlocks per resolution level.",
         c => c.Depth, (c, v) => c with { Depth = v });
-    public static readonly Flag<ClassifierConfig> AttentionResolutions = Table.Add("classifier_attention_resolutions", "Classifier resolutions with attention blocks, comma separated.",
-        c => c.AttentionResolutions, (c, v) => c with { AttentionResolutions = v });
+    public static readonly Flag<ClassifierConfig> AttentionResolutions = Table.Add<SettingList<int>, string>("classifier_attention_resolutions", "Classifier resolutions with attention blocks, comma separated.",
+        c => c.AttentionResolutions, (c, v) => c with { AttentionResolutions = v }, text => SettingList<int>.Parse(text, "classifier_attention_resolutions"), v => v.ToString());
     public static readonly Flag<ClassifierConfig> ScaleShift = Table.Add("classifier_use_scale_shift_norm", "Classifier timestep embedding as GroupNorm scale and shift (FiLM).",
         c => c.UseScaleShiftNorm, (c, v) => c with { UseScaleShiftNorm = v });
     public static readonly Flag<ClassifierConfig> ResblockUpdown = Table.Add("classifier_resblock_updown", "Classifier down-samples with ResBlocks instead of strided convolutions.",
         c => c.ResblockUpdown, (c, v) => c with { ResblockUpdown = v });
     public static readonly Flag<ClassifierConfig> Pool = Table.Add<ClassifierPool, string>("classifier_pool", "Classifier output head: adaptive, attention, spatial or spatial_v2.",
         c => c.Pool, (c, v) => c with { Pool = v }, text => ClassifierPools.Parse(text), pool => pool.ToFlag());
-    public static readonly Flag<ClassifierConfig> ChannelMult = Table.Add<string?, string>("channel_mult", "Classifier channel multiplier per level, comma separated (default: the original's for the image size).",
-        c => c.ChannelMult, (c, v) => c with { ChannelMult = v }, text => string.IsNullOrWhiteSpace(text) ? null : text, v => v ?? "");
+    public static readonly Flag<ClassifierConfig> ChannelMult = Table.Add<SettingList<double>?, string>("channel_mult", "Classifier channel multiplier per level, comma separated (default: the original's for the image size).",
+        c => c.ChannelMult, (c, v) => c with { ChannelMult = v }, ChannelMultFlag.Parse, ChannelMultFlag.Spell);
     public static readonly Flag<ClassifierConfig> NumHeadChannels = Table.Add("num_head_channels", "Classifier channels per attention head (the original: 64).",
         c => c.NumHeadChannels, (c, v) => c with { NumHeadChannels = v });
-    public static readonly Flag<ClassifierConfig> NumClasses = Table.Add("num_classes", "Classifier outputs (0: the number of classes in the data, or the checkpoint's; the released ImageNet classifiers have 1000).",
-        c => c.NumClasses, (c, v) => c with { NumClasses = v });
+    public static readonly Flag<ClassifierConfig> NumClasses = Table.Add<int?, int>("num_classes", "Classifier outputs (0: the number of classes in the data, or the checkpoint's; the released ImageNet classifiers have 1000).",
+        c => c.NumClasses, (c, v) => c with { NumClasses = v }, n => n == 0 ? null : n, n => n ?? 0);
     public static readonly Flag<ClassifierConfig> Dropout = Table.Add("dropout", "Dropout rate in the ResBlocks.",
         c => c.Dropout, (c, v) => c with { Dropout = v });
 
-    /// <summary>The command line's classifier defaults: the original's, with the class count left to the data or checkpoint (0).</summary>
-    public static ClassifierConfig Defaults { get; } = new() { NumClasses = 0 };
+    /// <summary>The command line's classifier defaults: the original's, with the class count left to the data or checkpoint (spelled 0).</summary>
+    public static ClassifierConfig Defaults { get; } = new() { NumClasses = null };
 
     /// <summary>The classifier flags and the noise-process flags of a command that trains or loads a classifier on its own.</summary>
     public sealed record Bound(FlagSet<ClassifierConfig> Classifier, FlagSet<DiffusionConfig> Diffusion)

@@ -24,10 +24,10 @@ internal static class DiffusionModelFlags
         m => m.NumHeadsUpsample, (m, v) => m with { NumHeadsUpsample = v });
     public static readonly Flag<DiffusionModelConfig> NumHeadChannels = Table.Add("num_head_channels", "Channels per attention head (-1: use the head counts).",
         m => m.NumHeadChannels, (m, v) => m with { NumHeadChannels = v });
-    public static readonly Flag<DiffusionModelConfig> AttentionResolutions = Table.Add("attention_resolutions", "Resolutions with attention blocks, comma separated.",
-        m => m.AttentionResolutions, (m, v) => m with { AttentionResolutions = v ?? "" });
-    public static readonly Flag<DiffusionModelConfig> ChannelMult = Table.Add("channel_mult", "Channel multiplier per level (default: the original's for the image size).",
-        m => m.ChannelMult, (m, v) => m with { ChannelMult = v ?? "" });
+    public static readonly Flag<DiffusionModelConfig> AttentionResolutions = Table.Add<SettingList<int>, string>("attention_resolutions", "Resolutions with attention blocks, comma separated.",
+        m => m.AttentionResolutions, (m, v) => m with { AttentionResolutions = v }, text => SettingList<int>.Parse(text, "attention_resolutions"), v => v.ToString());
+    public static readonly Flag<DiffusionModelConfig> ChannelMult = Table.Add<SettingList<double>?, string>("channel_mult", "Channel multiplier per level (default: the original's for the image size).",
+        m => m.ChannelMult, (m, v) => m with { ChannelMult = v }, ChannelMultFlag.Parse, ChannelMultFlag.Spell);
     public static readonly Flag<DiffusionModelConfig> Dropout = Table.Add("dropout", "Dropout in the ResBlocks (inactive while sampling).",
         m => m.Dropout, (m, v) => m with { Dropout = v });
     public static readonly Flag<DiffusionModelConfig> ClassCond = Table.Add("class_cond", "The model is class-conditional (has label_emb).",
@@ -58,4 +58,13 @@ internal static class DiffusionModelFlags
     /// <summary>Adds the model and diffusion flags, with the records' defaults (or <paramref name="model"/>'s).</summary>
     public static Bound AddTo(Command command, DiffusionModelConfig? model = null) =>
         new(Table.AddTo(command, model ?? new DiffusionModelConfig()), DiffusionFlags.Table.AddTo(command, new DiffusionConfig()));
+}
+
+/// <summary>How channel_mult is spelled on the command line: a comma-separated list, empty for the image size's default (null).</summary>
+internal static class ChannelMultFlag
+{
+    public static SettingList<double>? Parse(string? text) =>
+        string.IsNullOrWhiteSpace(text) ? null : SettingList<double>.Parse(text, "channel_mult");
+
+    public static string Spell(SettingList<double>? mult) => mult?.ToString() ?? "";
 }

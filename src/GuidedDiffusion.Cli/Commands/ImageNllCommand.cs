@@ -43,6 +43,7 @@ internal static class ImageNllCommand
         var command = new Command("image-nll", "Bits per dimension of a diffusion model on images: the variational bound, per timestep and in total (image_nll.py).");
         var flags = Table.AddTo(command, new Request());
         var model = DiffusionModelFlags.AddTo(command);
+        var run = RunFlags.AddDeviceTo(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
@@ -51,9 +52,10 @@ internal static class ImageNllCommand
             if (path.Length == 0) throw new ConfigurationException("model_path", "is required: the diffusion model checkpoint.");
             var options = request.Options;
             options.Validate();
+            var device = run.Bind(parse).ComputeOn();
 
             Console.WriteLine("creating model and diffusion...");
-            using var trained = TrainedDiffusionModel.Load(path, model.BindModel(parse), model.Diffusion.Bind(parse), model.SettingsGiven(parse));
+            using var trained = TrainedDiffusionModel.Load(path, model.BindModel(parse), model.Diffusion.Bind(parse), model.SettingsGiven(parse), device);
             if (trained.Sidecar is not null) Console.WriteLine($"architecture and noise process from {trained.Sidecar}");
 
             Console.WriteLine("creating data loader...");

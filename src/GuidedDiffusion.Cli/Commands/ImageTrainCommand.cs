@@ -32,7 +32,7 @@ internal static class ImageTrainCommand
                 Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.DescribeDiffusion(training, unet, diffusion)}).");
             }
 
-            bool bounded = training.Iterations < int.MaxValue;
+            bool bounded = training.Iterations is not null;
             return TrainingRunner.Run(settings.Distributed, (comm, progress, stop) =>
             {
                 var job = new ImageTrainingJob(training, unet, diffusion, comm.IsMain ? progress.Writer : null, comm, trainOn)

@@ -19,8 +19,9 @@ internal static class TrainingFlags
         t => t.ValDataDir, (t, v) => t with { ValDataDir = v });
     public static readonly Flag<TrainingConfig> Noised = Table.Add("noised", "Train on noised x_t (False: clean images at t = 0).",
         t => t.Noised, (t, v) => t with { Noised = v });
-    public static readonly Flag<TrainingConfig> Iterations = Table.Add("iterations", "Optimizer updates.",
-        t => t.Iterations, (t, v) => t with { Iterations = v });
+    // classifier-train always has a count (image-train's "until stopped" is ImageTrainLengthFlags' 0).
+    public static readonly Flag<TrainingConfig> Iterations = Table.Add<int?, int>("iterations", "Optimizer updates.",
+        t => t.Iterations, (t, v) => t with { Iterations = v }, n => n, n => n ?? 0);
     public static readonly Flag<TrainingConfig> Lr = Table.Add("lr", "AdamW learning rate.",
         t => t.Lr, (t, v) => t with { Lr = v });
     public static readonly Flag<TrainingConfig> WeightDecay = Table.Add("weight_decay", "AdamW weight decay.",

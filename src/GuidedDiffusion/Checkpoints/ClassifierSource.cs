@@ -12,7 +12,7 @@ public sealed record ClassifierSource
 {
     /// <summary>The checkpoint (.pt or .safetensors).</summary>
     public string Path { get; init; } = "";
-    /// <summary>The architecture, for checkpoints without a sidecar (NumClasses ≤ 0: read from the checkpoint).</summary>
+    /// <summary>The architecture, for checkpoints without a sidecar (a null NumClasses: read from the checkpoint).</summary>
     public ClassifierConfig Architecture { get; init; } = new();
     /// <summary>Whether <see cref="Architecture"/> was set explicitly (a sidecar must then agree with it).</summary>
     public bool ArchitectureGiven { get; init; }

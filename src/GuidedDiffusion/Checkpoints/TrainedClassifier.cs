@@ -15,6 +15,7 @@ public sealed class TrainedClassifier : IDisposable
     {
         Model = model;
         Config = config;
+        NumClasses = config.NumClasses!.Value;
         Diffusion = diffusion;
         Classes = classes;
     }
@@ -22,8 +23,11 @@ public sealed class TrainedClassifier : IDisposable
     /// <summary>The network, in eval mode.</summary>
     public EncoderUNet Model { get; }
 
-    /// <summary>Its architecture.</summary>
+    /// <summary>Its architecture (with the class count resolved).</summary>
     public ClassifierConfig Config { get; }
+
+    /// <summary>The number of logits.</summary>
+    public int NumClasses { get; }
 
     /// <summary>The diffusion it was trained against (the flags' when there is no sidecar).</summary>
     public DiffusionConfig Diffusion { get; }
@@ -34,7 +38,7 @@ public sealed class TrainedClassifier : IDisposable
     /// <summary>
     /// Loads <paramref name="modelPath"/>. With a sidecar, its config is used; architecture <paramref name="flags"/>
     /// are then only allowed when <paramref name="flagsGiven"/> is false or they agree. Without one, the flags
-    /// describe the model and NumClasses ≤ 0 is read from the checkpoint's output layer.
+    /// describe the model and a null NumClasses is read from the checkpoint's output layer.
     /// </summary>
     /// <param name="modelPath">The checkpoint.</param>
     /// <param name="flags">The architecture, for a checkpoint without a sidecar.</param>
@@ -63,7 +67,7 @@ public sealed class TrainedClassifier : IDisposable
                 var saved = manifest.Classifier ?? throw new CheckpointException(modelPath,
                     $"'{modelPath}' is not a classifier checkpoint: its sidecar '{sidecar}' records no classifier (a diffusion model?).");
                 config = saved with { UseFp16 = false };
-                var typed = flags with { NumClasses = flags.NumClasses > 0 ? flags.NumClasses : config.NumClasses, UseFp16 = false };
+                var typed = flags with { NumClasses = flags.NumClasses ?? config.NumClasses, UseFp16 = false };
                 if (flagsGiven && typed != config)
                     throw new ConfigurationException("model_path",
                         $"'{modelPath}' records its architecture in '{sidecar}', and the architecture flags given disagree with it; drop the flags or fix them.");
@@ -73,7 +77,7 @@ public sealed class TrainedClassifier : IDisposable
                 // A .pt state dict comes back unordered: find the output layer by name, not position.
                 var biasKey = ClassifierHead.OutputBiasKey(flags.Pool);
                 int outputs = weights.TryGetValue(biasKey, out var bias) ? (int)bias.shape[0] : (int)weights.Last().Value.shape[0];
-                config = flags with { NumClasses = flags.NumClasses > 0 ? flags.NumClasses : outputs, UseFp16 = false };
+                config = flags with { NumClasses = flags.NumClasses ?? outputs, UseFp16 = false };
             }
             foreach (var warning in config.AttentionWarnings()) Console.Error.WriteLine(warning);
             var model = new EncoderUNet(config);
@@ -81,7 +85,7 @@ public sealed class TrainedClassifier : IDisposable
             model.eval();
             var classes = manifest?.Classes is { Count: > 0 } names
                 ? names
-                : Enumerable.Range(0, config.NumClasses).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+                : Enumerable.Range(0, config.NumClasses!.Value).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
             return new TrainedClassifier(model, config, manifest?.Diffusion ?? diffusionFlags, classes);
         }
         finally

@@ -74,7 +74,7 @@ public static class ClassificationJob
                 x = diffusion.QSample(x, ts, randn(x.shape, device: CPU, generator: generator).to(device));
             }
             var logits = classifier.Logits(x, ts)[0];
-            var top = logits.softmax(0).topk(Math.Min(options.TopK, classifier.Config.NumClasses));
+            var top = logits.softmax(0).topk(Math.Min(options.TopK, classifier.NumClasses));
             var indices = ComputeDevice.ToArray<long>(top.indexes);
             var values = ComputeDevice.ToArray<float>(top.values);
             var entries = indices.Select((c, i) => new ClassProbability((int)c, classifier.Classes[(int)c], values[i])).ToArray();

@@ -176,9 +176,9 @@ public sealed class SampleAgreementJob
         var measured = new List<(string Name, SampleAgreement Agreement)>();
         foreach (var file in o.Files)
         {
-            var (images, labels, size) = ReadSamples(file, judge.Config.ImageSize, judge.Config.NumClasses);
+            var (images, labels, size) = ReadSamples(file, judge.Config.ImageSize, judge.NumClasses);
             measured.Add((file, SampleAgreement.Measure(judge.Model, images, labels, t, o.BatchSize)));
-            if (o.Grid) WriteGrid(file, images, labels, size, judge.Config.NumClasses);
+            if (o.Grid) WriteGrid(file, images, labels, size, judge.NumClasses);
         }
         var results = measured.Select(r => FileAgreement.From(r.Name, r.Agreement, judge.Classes)).ToArray();
         var (reference, note) = o.Reference ? MeasureReference(judge, t) : (null, "");
@@ -201,7 +201,7 @@ public sealed class SampleAgreementJob
     {
         var o = _options;
         if (o.ReferenceSamples <= 0) throw new ConfigurationException("reference_samples", $"must be positive, got {o.ReferenceSamples}.");
-        int classes = judge.Config.NumClasses;
+        int classes = judge.NumClasses;
         IImageSource source;
         string name;
         if (o.ReferenceDir.Length == 0)

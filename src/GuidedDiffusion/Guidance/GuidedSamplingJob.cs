@@ -130,7 +130,7 @@ public sealed class GuidedSamplingJob
         if (classifier.Diffusion.TimestepRespacing.Length > 0)
             _warnings.WriteLine($"warning: the classifier was trained with --timestep_respacing '{classifier.Diffusion.TimestepRespacing}', "
                 + "so it saw spaced step indices; while sampling it receives steps of the original process (0..diffusion_steps-1), as in the original.");
-        int numClasses = classifier.Config.NumClasses;
+        int numClasses = classifier.NumClasses;
         return classConditional ? Math.Min(numClasses, modelConfig.NumClasses) : numClasses;
     }
 

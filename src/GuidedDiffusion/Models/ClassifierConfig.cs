@@ -20,9 +20,9 @@ public sealed record ClassifierConfig
     /// <summary><c>classifier_depth</c>: ResBlocks per level (num_res_blocks). Default 2.</summary>
     public int Depth { get; init; } = 2;
 
-    /// <summary><c>classifier_attention_resolutions</c>: comma-separated feature-map resolutions (not factors)
-    /// that get attention; each becomes the downsample factor image_size / resolution. Default "32,16,8".</summary>
-    public string AttentionResolutions { get; init; } = "32,16,8";
+    /// <summary><c>classifier_attention_resolutions</c>: feature-map resolutions (not factors) that get attention;
+    /// each becomes the downsample factor image_size / resolution. Default 32,16,8.</summary>
+    public SettingList<int> AttentionResolutions { get; init; } = [32, 16, 8];
 
     /// <summary><c>classifier_use_scale_shift_norm</c>: FiLM-style timestep conditioning. Default true.</summary>
     public bool UseScaleShiftNorm { get; init; } = true;
@@ -37,15 +37,16 @@ public sealed record ClassifierConfig
     /// the trainer converts it (<see cref="EncoderUNet.ConvertToFp16"/>) as the original's trainer does. Default false.</summary>
     public bool UseFp16 { get; init; }
 
-    /// <summary><c>num_classes</c>: number of logits (the original hard-codes 1000). Default 1000.</summary>
-    public int NumClasses { get; init; } = 1000;
+    /// <summary><c>num_classes</c>: number of logits (the original hard-codes 1000); null: not decided yet (training
+    /// takes the data's class count, loading the checkpoint's; spelled 0 on the command line). Default 1000.</summary>
+    public int? NumClasses { get; init; } = 1000;
 
     /// <summary><c>num_head_channels</c>: channels per attention head (the original hard-codes 64). Default 64.</summary>
     public int NumHeadChannels { get; init; } = 64;
 
-    /// <summary><c>channel_mult</c>: comma-separated per-level multipliers, e.g. "1,2,3,4". Null or empty: the
-    /// default for <see cref="ImageSize"/> (see <see cref="DefaultChannelMult"/>). Default null.</summary>
-    public string? ChannelMult { get; init; }
+    /// <summary><c>channel_mult</c>: per-level multipliers, e.g. 1,2,3,4. Null or empty: the default for
+    /// <see cref="ImageSize"/> (see <see cref="DefaultChannelMult"/>). Default null.</summary>
+    public SettingList<double>? ChannelMult { get; init; }
 
     /// <summary><c>dropout</c>: dropout probability in the ResBlocks. Default 0.</summary>
     public double Dropout { get; init; }
@@ -58,8 +59,8 @@ public sealed record ClassifierConfig
     public static IReadOnlyDictionary<int, double[]> DefaultChannelMult => TrunkFlags.DefaultChannelMult;
 
     /// <summary>The channel multipliers: <see cref="ChannelMult"/> if given, else the default for the image size.</summary>
-    /// <exception cref="ConfigurationException">Unparsable values, or an image size without a default.</exception>
-    public IReadOnlyList<double> ResolveChannelMult() => TrunkFlags.ResolveChannelMult(ChannelMult, ImageSize, ListErrorStyle.PerValue);
+    /// <exception cref="ConfigurationException">A value that is not positive, or an image size without a default.</exception>
+    public IReadOnlyList<double> ResolveChannelMult() => TrunkFlags.ResolveChannelMult(ChannelMult, ImageSize);
 
     /// <summary>
     /// The attention downsample factors image_size // resolution for each of <see cref="AttentionResolutions"/>
@@ -91,8 +92,8 @@ public sealed record ClassifierConfig
     private IEnumerable<(int Resolution, int Factor, bool Reached)> AttentionFactors()
     {
         int levels = ResolveChannelMult().Count;
-        var resolutions = TrunkFlags.ParseResolutions(AttentionResolutions, "classifier_attention_resolutions", ListErrorStyle.PerValue, v => v > 0);
-        foreach (int r in resolutions)
+        AttentionResolutions.CheckPositive("classifier_attention_resolutions");
+        foreach (int r in AttentionResolutions)
         {
             // The original: attention_ds.append(image_size // int(res)); a level gets attention when its ds matches.
             int factor = ImageSize / r;
@@ -101,18 +102,25 @@ public sealed record ClassifierConfig
         }
     }
 
-    /// <summary>Checks every flag; throws <see cref="ConfigurationException"/> naming the first bad one.</summary>
-    public void Validate() => ToOptions();
+    /// <summary>
+    /// Checks every flag, a null <see cref="NumClasses"/> included (nothing else depends on the class count, so a
+    /// training job can check everything before it lists the data that gives it); throws
+    /// <see cref="ConfigurationException"/> naming the first bad one.
+    /// </summary>
+    public void Validate() => Build(NumClasses ?? 1);
 
     /// <summary>The <c>EncoderUNetModel</c> arguments these flags stand for (validated).</summary>
-    /// <exception cref="ConfigurationException">Any flag that cannot work, named in the message.</exception>
-    public EncoderUNetOptions ToOptions()
+    /// <exception cref="ConfigurationException">Any flag that cannot work, or an unset <see cref="NumClasses"/>, named in the message.</exception>
+    public EncoderUNetOptions ToOptions() => Build(NumClasses
+        ?? throw new ConfigurationException("num_classes", $"{SettingText.Ref("num_classes")} is not set: the classifier's number of outputs must be given."));
+
+    private EncoderUNetOptions Build(int numClasses)
     {
         Positive(ImageSize, "image_size");
         Positive(InChannels, "in_channels");
         Positive(Width, "classifier_width");
         Positive(Depth, "classifier_depth");
-        Positive(NumClasses, "num_classes");
+        Positive(numClasses, "num_classes");
         Positive(NumHeadChannels, "num_head_channels");
         if (!(Dropout >= 0 && Dropout < 1))
             throw new ConfigurationException("dropout", $"{SettingText.Ref("dropout")} must be in [0, 1), got {Dropout}.");
@@ -149,7 +157,7 @@ public sealed record ClassifierConfig
             ImageSize = ImageSize,
             InChannels = InChannels,
             ModelChannels = Width,
-            OutChannels = NumClasses,
+            OutChannels = numClasses,
             NumResBlocks = Depth,
             AttentionResolutions = factors,
             Dropout = Dropout,

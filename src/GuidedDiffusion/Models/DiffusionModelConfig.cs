@@ -29,13 +29,13 @@ public sealed record DiffusionModelConfig
     /// <summary><c>num_head_channels</c>: channels per head (overrides the head counts); −1 = off. Default −1.</summary>
     public int NumHeadChannels { get; init; } = -1;
 
-    /// <summary><c>attention_resolutions</c>: comma-separated feature-map resolutions (not factors) with attention;
-    /// each becomes the downsample factor image_size / resolution. Default "16,8".</summary>
-    public string AttentionResolutions { get; init; } = "16,8";
+    /// <summary><c>attention_resolutions</c>: feature-map resolutions (not factors) with attention; each becomes the
+    /// downsample factor image_size / resolution. Default 16,8.</summary>
+    public SettingList<int> AttentionResolutions { get; init; } = [16, 8];
 
-    /// <summary><c>channel_mult</c>: comma-separated per-level multipliers; empty for the image size's default
-    /// (<see cref="ClassifierConfig.DefaultChannelMult"/>, the same table as create_model's). Default "".</summary>
-    public string ChannelMult { get; init; } = "";
+    /// <summary><c>channel_mult</c>: per-level multipliers; null or empty for the image size's default
+    /// (<see cref="ClassifierConfig.DefaultChannelMult"/>, the same table as create_model's). Default null.</summary>
+    public SettingList<double>? ChannelMult { get; init; }
 
     /// <summary><c>dropout</c>: dropout probability in the ResBlocks (active only in training mode). Default 0.</summary>
     public double Dropout { get; init; }
@@ -69,8 +69,8 @@ public sealed record DiffusionModelConfig
     public int NumClasses { get; init; } = 1000;
 
     /// <summary>The channel multipliers: <see cref="ChannelMult"/> if given, else the default for the image size.</summary>
-    /// <exception cref="ConfigurationException">Unparsable values, or an image size without a default.</exception>
-    public IReadOnlyList<double> ResolveChannelMult() => TrunkFlags.ResolveChannelMult(ChannelMult, ImageSize, ListErrorStyle.WholeList);
+    /// <exception cref="ConfigurationException">A value that is not positive, or an image size without a default.</exception>
+    public IReadOnlyList<double> ResolveChannelMult() => TrunkFlags.ResolveChannelMult(ChannelMult, ImageSize);
 
     /// <summary>The attention downsample factors image_size / resolution (the original's <c>attention_ds</c>).</summary>
     /// <exception cref="ConfigurationException">A resolution the model's levels never reach.</exception>
@@ -78,9 +78,9 @@ public sealed record DiffusionModelConfig
     {
         var mult = ResolveChannelMult();
         var reachable = TrunkFlags.LevelResolutions(ImageSize, mult.Count);
-        if (string.IsNullOrWhiteSpace(AttentionResolutions)) return Array.Empty<int>();
+        AttentionResolutions.CheckPositive("attention_resolutions");
         var factors = new List<int>();
-        foreach (int r in TrunkFlags.ParseResolutions(AttentionResolutions, "attention_resolutions", ListErrorStyle.WholeList, _ => true))
+        foreach (int r in AttentionResolutions)
         {
             int level = Array.IndexOf(reachable, r);
             if (r <= 0 || ImageSize % r != 0 || level < 0 || ImageSize % (1 << level) != 0)

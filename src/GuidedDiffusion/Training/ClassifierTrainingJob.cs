@@ -32,7 +32,7 @@ public sealed class ClassifierTrainingJob
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="training">Loop flags.</param>
-    /// <param name="classifier">Architecture; NumClasses ≤ 0 means "from the data".</param>
+    /// <param name="classifier">Architecture; a null NumClasses means "from the data".</param>
     /// <param name="diffusion">Noise process flags.</param>
     /// <param name="console">Where progress tables go (null: nowhere).</param>
     /// <param name="communicator">Data-parallel group (null: a single process). <c>--batch_size</c> is per rank.</param>
@@ -54,21 +54,22 @@ public sealed class ClassifierTrainingJob
     /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
     public TrainingResult Run(CancellationToken stop = default)
     {
-        // Every flag is checked before any data is listed (the class count is not known yet; 2 stands in).
+        // Every flag is checked before any data is listed; the class count may come from the data.
         _training.Validate();
         var diffusion = _diffusion.Build();
-        (_classifier.NumClasses > 0 ? _classifier : _classifier with { NumClasses = 2 }).Validate();
+        _classifier.Validate();
         var (trainSource, valSource) = OpenData();
-        var classifier = _classifier.NumClasses > 0 ? _classifier : _classifier with { NumClasses = trainSource.Classes.Count };
-        if (classifier.NumClasses < trainSource.Classes.Count)
-            throw new ConfigurationException("num_classes", $"{classifier.NumClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
-        classifier.Validate();
+        int numClasses = _classifier.NumClasses ?? trainSource.Classes.Count;
+        if (numClasses < trainSource.Classes.Count)
+            throw new ConfigurationException("num_classes", $"{numClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
+        var classifier = _classifier with { NumClasses = numClasses };
+        var architecture = classifier.ToOptions();
         using var session = TrainingSession.Open(_training, classifier.UseFp16,
             (training, logDir) => ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch),
             precision =>
             {
-                var columns = MetricKeys.All(classifier.NumClasses, valSource is not null, precision == TrainingPrecision.Fp16);
-                return _training.Adversarial is null ? columns : AdversarialMetrics.AddTo(columns, classifier.NumClasses, valSource is not null);
+                var columns = MetricKeys.All(numClasses, valSource is not null, precision == TrainingPrecision.Fp16);
+                return _training.Adversarial is null ? columns : AdversarialMetrics.AddTo(columns, numClasses, valSource is not null);
             },
             logger =>
             {
@@ -90,8 +91,8 @@ public sealed class ClassifierTrainingJob
         if (training.ScheduleSampler == TimestepSamplerKind.LossSecondMoment)
             Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
 
-        var (model, trainer) = session.CreateTrainer(() => new EncoderUNet(classifier), (m, dtype) => m.ConvertTrunkTo(dtype),
-            (m, reduce) => new ClassifierTrainer(m, diffusion, training, classifier.NumClasses, _comm.Rank, _comm.WorldSize, reduce, _device));
+        var (model, trainer) = session.CreateTrainer(() => new EncoderUNet(architecture), (m, dtype) => m.ConvertTrunkTo(dtype),
+            (m, reduce) => new ClassifierTrainer(m, diffusion, training, numClasses, _comm.Rank, _comm.WorldSize, reduce, _device));
 
         var dataOptions = session.BeginData(classifier.ImageSize);
         using var trainData = new DataLoader(trainSource, dataOptions, _device);

@@ -45,8 +45,8 @@ public static class DemoPreset
         ImageSize = 32,
         Width = 64,
         Depth = 1,
-        ChannelMult = "1,2,2",
-        AttentionResolutions = "16,8",
+        ChannelMult = [1, 2, 2],
+        AttentionResolutions = [16, 8],
         NumHeadChannels = 64,
     };
 
@@ -54,7 +54,7 @@ public static class DemoPreset
     public static string DescribeDiffusion(TrainingConfig training, DiffusionModelConfig model, Diffusion.DiffusionConfig diffusion) =>
         $"9,000 images at {model.ImageSize}x{model.ImageSize}, a UNet with num_channels {model.NumChannels}, channel_mult {model.ChannelMult}, "
         + $"{model.NumResBlocks} res block(s), batch {training.BatchSize}"
-        + (training.Iterations < int.MaxValue ? $", {training.Iterations} steps" : "")
+        + (training.Iterations is { } steps ? $", {steps} steps" : "")
         + $", the {diffusion.DiffusionSteps}-step {diffusion.NoiseSchedule.Spelling()} process";
 
     /// <summary>The image-train demo's loop (batch 16, one EMA at 0.999, into runs/image-demo, replaced on a re-run like the classifier demo's).</summary>
@@ -82,8 +82,8 @@ public static class DemoPreset
         ImageSize = 32,
         NumChannels = 32,
         NumResBlocks = 1,
-        ChannelMult = "1,2",
-        AttentionResolutions = "16",
+        ChannelMult = [1, 2],
+        AttentionResolutions = [16],
         NumHeadChannels = 32,
         NumClasses = 10,
     };

@@ -13,7 +13,7 @@ public sealed record ImageTrainLength
     /// <summary><c>iterations</c>: stop after this many updates at a constant learning rate; 0: no limit of its own. Default 0.</summary>
     public int Iterations { get; init; }
 
-    /// <summary><paramref name="training"/> with this length: its iteration count and annealing (int.MaxValue: until stopped).</summary>
+    /// <summary><paramref name="training"/> with this length: its iteration count (null: until stopped) and annealing.</summary>
     /// <exception cref="ConfigurationException">A negative count, or both counts given.</exception>
     public TrainingConfig ApplyTo(TrainingConfig training)
     {
@@ -24,7 +24,7 @@ public sealed record ImageTrainLength
         return training with
         {
             AnnealLr = LrAnnealSteps > 0,
-            Iterations = LrAnnealSteps > 0 ? LrAnnealSteps : Iterations > 0 ? Iterations : int.MaxValue,
+            Iterations = LrAnnealSteps > 0 ? LrAnnealSteps : Iterations > 0 ? Iterations : null,
         };
     }
 }

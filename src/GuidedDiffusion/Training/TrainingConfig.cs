@@ -23,8 +23,8 @@ public sealed record TrainingConfig
     public string ValDataDir { get; init; } = "";
     /// <summary><c>--noised</c>: train on x_t with sampled t (true) or on clean images at t = 0. Default true.</summary>
     public bool Noised { get; init; } = true;
-    /// <summary><c>--iterations</c>: optimizer updates in the run. Default 150000.</summary>
-    public int Iterations { get; init; } = 150000;
+    /// <summary><c>--iterations</c>: optimizer updates in the run; null: until stopped (image-train without a length). Default 150000.</summary>
+    public int? Iterations { get; init; } = 150000;
     /// <summary><c>--lr</c>: AdamW learning rate. Default 3e-4.</summary>
     public double Lr { get; init; } = 3e-4;
     /// <summary><c>--weight_decay</c>: AdamW decoupled weight decay. Default 0.</summary>
@@ -111,7 +111,7 @@ public sealed record TrainingConfig
         Lr = 1e-4,
         BatchSize = 1,
         EmaRate = "0.9999",
-        Iterations = int.MaxValue,
+        Iterations = null,
         InitialLgLossScale = 20.0,
         RandomCrop = false,
         EvalTable = false,
@@ -133,6 +133,7 @@ public sealed record TrainingConfig
     public void Validate()
     {
         if (Iterations < 1) throw new ConfigurationException("iterations", $"must be at least 1, got {Iterations}.");
+        if (AnnealLr && Iterations is null) throw new ConfigurationException("anneal_lr", $"annealing needs {SettingText.Ref("iterations")}: the learning rate reaches 0 there.");
         if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ConfigurationException("lr", $"must be a positive number, got {Lr}.");
         if (WeightDecay < 0) throw new ConfigurationException("weight_decay", $"must be ≥ 0, got {WeightDecay}.");
         if (BatchSize < 1) throw new ConfigurationException("batch_size", $"must be at least 1, got {BatchSize}.");

@@ -48,13 +48,14 @@ internal sealed class TrainingLoop
         long firstStep = _trainer.CompletedSteps, lastSaved = -1;
         string lastCheckpoint = resume?.ModelPath ?? "";
         bool interrupted = false;
-        for (long step = firstStep; step < _training.Iterations; step++)
+        long end = _training.Iterations ?? long.MaxValue;  // null: until stopped
+        for (long step = firstStep; step < end; step++)
         {
             using (var batch = trainData.Next()) _trainer.Step(batch.Images, batch.Labels);
             _logger?.ReportSkipped(trainData.TakeNewBadImages());
             if (_training.CheckRankSync) CheckRankSync(step);
             AfterStep?.Invoke(step);
-            OnStep?.Invoke(_trainer.CompletedSteps, _training.Iterations, _trainer.Metrics.Snapshot().GetValueOrDefault(_trainer.ProgressMetric, double.NaN));
+            OnStep?.Invoke(_trainer.CompletedSteps, end, _trainer.Metrics.Snapshot().GetValueOrDefault(_trainer.ProgressMetric, double.NaN));
             if (step % _training.LogInterval == 0)
             {
                 var values = AverageAcrossRanks(_trainer.Metrics, _columns);
@@ -62,10 +63,10 @@ internal sealed class TrainingLoop
                 _logger?.Dump(values, step);
                 _trainer.Metrics.Clear();
             }
-            interrupted = StopRequested(stop) && step + 1 < _training.Iterations;
+            interrupted = StopRequested(stop) && step + 1 < end;
             // The original saves when the loop's local index is non-zero and the global index is a multiple.
             bool due = step != firstStep && step % _training.SaveInterval == 0;
-            if (due || interrupted || step + 1 == _training.Iterations)
+            if (due || interrupted || step + 1 == end)
             {
                 Log(interrupted ? "stop requested: saving model..." : "saving model...");
                 if (_comm.IsMain)

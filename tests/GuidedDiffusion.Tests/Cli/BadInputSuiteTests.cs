@@ -61,6 +61,8 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
         "pool" => (["classifier-train", "--data_dir", Missing, "--classifier_pool", "max"], 2, ["allowed"]),
         "negative lr" => (["classifier-train", "--data_dir", Missing, "--lr", "-1"], 2, ["--lr"]),
         "image size without mult" => (["classifier-train", "--data_dir", Missing, "--image_size", "48"], 2, ["--channel_mult"]),
+        "channel_mult not a number" => (["classifier-train", "--data_dir", Missing, "--channel_mult", "1,x"], 2, ["--channel_mult '1,x': 'x' is not a number"]),
+        "attention resolution 0" => (["image-train", "--data_dir", Missing, "--attention_resolutions", "16,0"], 2, ["--attention_resolutions '16,0': every value must be positive"]),
         "microbatch 0" => (["classifier-train", "--data_dir", Missing, "--microbatch", "0"], 2, ["--microbatch"]),
         "noise schedule" => (["classifier-train", "--data_dir", Missing, "--noise_schedule", "quadratic"], 2, ["linear, cosine"]),
         "respacing" => (["classifier-train", "--data_dir", Missing, "--timestep_respacing", "ddim999"], 2, ["cannot create exactly 1000 steps"]),
@@ -113,7 +115,7 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
             {
                 "classify" => [Path.Combine(w.Images, "a_1.png")],
                 "sample-eval" => [Path.Combine(w.Root, "samples.npz")],
-                "eps-eval" => ["--model_path", Path.Combine(w.Root, "model.pt")],
+                "eps-eval" or "image-nll" => ["--model_path", Path.Combine(w.Root, "model.pt")],
                 _ => Array.Empty<string>(),
             }], 2, ["--device", "unknown device 'tpu'"]),
         _ => throw new ArgumentOutOfRangeException(nameof(name)),
@@ -132,13 +134,14 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
 
     public static TheoryData<string> Cases() =>
     [
-        "pool", "negative lr", "image size without mult", "microbatch 0", "noise schedule", "respacing", "precision",
+        "pool", "negative lr", "image size without mult", "channel_mult not a number", "attention resolution 0", "microbatch 0", "noise schedule", "respacing", "precision",
         "image-train lr", "image-train anneal", "image-train scale growth", "image-train ema", "image-train sampler", "image-train image size",
         "missing data folder", "max_image_pixels 0", "bool yes", "bool maybe", "not a number", "unknown flag", "no command",
         "data_dir is a file", "empty image", "text as png", "truncated png", "decompression bomb", "bomb skipped",
         "log_dir is a file", "log_dir under a file", "log_dir in /proc", "used log_dir", "overwrite and auto",
         "flag given twice", "microbatch above batch", "unreached attention", "shape mismatch",
         "device on classifier-sample", "device on classifier-eval", "device on classify", "device on sample-eval", "device on eps-eval",
+        "device on image-nll",
     ];
 
     [Theory]

@@ -104,7 +104,7 @@ public class FlagTableTests
         var bare = command.Parse([]);
         training = loop.WithDemo(bare, loop.Bind(bare), DemoPreset.ClassifierTraining(loop.Defaults));
         Assert.Equal((400, DemoPreset.ClassifierRunFolder, true), (training.Iterations, training.LogDir, training.Overwrite));
-        Assert.Equal(0, classifier.WithDemo(bare, classifier.Bind(bare), DemoPreset.Classifier(classifier.Defaults)).NumClasses);
+        Assert.Null(classifier.WithDemo(bare, classifier.Bind(bare), DemoPreset.Classifier(classifier.Defaults)).NumClasses);
 
         var resumed = command.Parse(["--resume_checkpoint", "auto"]);
         Assert.False(loop.WithDemo(resumed, loop.Bind(resumed), DemoPreset.ClassifierTraining(loop.Defaults)).Overwrite);

@@ -72,12 +72,12 @@ public class DataParallelTrainingTests(ITestOutputHelper output)
         var classifier = new ClassifierConfig
         {
             ImageSize = 32,
-            ChannelMult = "1,2",
+            ChannelMult = [1, 2],
             Width = 64,
             Depth = 1,
-            AttentionResolutions = "16",
+            AttentionResolutions = [16],
             NumHeadChannels = 64,
-            NumClasses = 0,
+            NumClasses = null,
         };
         new ClassifierTrainingJob(training, classifier, new()).Run();
 

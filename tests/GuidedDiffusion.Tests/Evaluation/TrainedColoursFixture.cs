@@ -17,12 +17,12 @@ public sealed class TrainedColoursFixture : IDisposable
     public static ClassifierConfig TinyConfig { get; } = new()
     {
         ImageSize = 32,
-        ChannelMult = "1,2",
+        ChannelMult = [1, 2],
         Width = 32,
         Depth = 1,
-        AttentionResolutions = "16",
+        AttentionResolutions = [16],
         NumHeadChannels = 32,
-        NumClasses = 0,
+        NumClasses = null,
     };
 
     /// <summary>Validation images per class (kept small: the machine running the tests has two cores).</summary>

@@ -126,8 +126,13 @@ public class SamplerBehaviourTests
     [InlineData(64, "1,2,x", "channel_mult")]
     public void DiffusionModelConfig_NamesTheBadFlag(int imageSize, string channelMult, string flag, string attention = "16,8")
     {
-        var config = new DiffusionModelConfig { ImageSize = imageSize, ChannelMult = channelMult, AttentionResolutions = attention };
-        var error = Assert.Throws<ConfigurationException>(() => config.ToOptions());
+        // As the command line spells them: a list that does not parse is refused there, one that parses when the model is built.
+        var error = Assert.Throws<ConfigurationException>(() => new DiffusionModelConfig
+        {
+            ImageSize = imageSize,
+            ChannelMult = channelMult == "" ? null : SettingList<double>.Parse(channelMult, "channel_mult"),
+            AttentionResolutions = SettingList<int>.Parse(attention, "attention_resolutions"),
+        }.ToOptions());
         Assert.Equal(flag, error.Setting);
     }
 

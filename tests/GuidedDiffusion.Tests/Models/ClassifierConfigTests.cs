@@ -17,7 +17,7 @@ public class ClassifierConfigTests
         Assert.Equal(3, config.InChannels);
         Assert.Equal(128, config.Width);
         Assert.Equal(2, config.Depth);
-        Assert.Equal("32,16,8", config.AttentionResolutions);
+        Assert.Equal("32,16,8", config.AttentionResolutions.ToString());
         Assert.True(config.UseScaleShiftNorm);
         Assert.True(config.ResblockUpdown);
         Assert.Equal("attention", config.Pool.ToFlag());
@@ -47,7 +47,7 @@ public class ClassifierConfigTests
     [Fact]
     public void ExplicitChannelMult_OverridesTheDefault_AndChangesTheModel()
     {
-        var config = new ClassifierConfig { ImageSize = 28, Width = 64, Depth = 1, AttentionResolutions = "14,7", ChannelMult = "1, 2,2", NumClasses = 10 };
+        var config = new ClassifierConfig { ImageSize = 28, Width = 64, Depth = 1, AttentionResolutions = [14, 7], ChannelMult = [1, 2, 2], NumClasses = 10 };
         Assert.Equal(new[] { 1.0, 2, 2 }, config.ResolveChannelMult());
         Assert.Equal(new[] { 2, 4 }, config.ResolveAttentionDownsampleFactors());
         using var scope = NewDisposeScope();
@@ -81,7 +81,7 @@ public class ClassifierConfigTests
     [InlineData(64, 1, "32,16,8", 7450408)]
     public void ConfigurationsTheOriginalAccepts_HaveItsParameterCount(int width, int depth, string attention, long parameters)
     {
-        using var model = new EncoderUNet(new ClassifierConfig { Width = width, Depth = depth, AttentionResolutions = attention });
+        using var model = new EncoderUNet(new ClassifierConfig { Width = width, Depth = depth, AttentionResolutions = SettingList<int>.Parse(attention, "a") });
         Assert.Equal(parameters, model.parameters().Sum(p => p.numel()));
     }
 
@@ -131,7 +131,7 @@ public class ClassifierConfigTests
     public void AttentionResolutionNeverReached_IsAccepted_LikeTheOriginal_WithAWarningNamingIt(int imageSize, string attention, int[] factors, int[] warned)
     {
         // The original: attention_ds = [image_size // res]; a level gets attention when its ds is in that list.
-        var config = new ClassifierConfig { ImageSize = imageSize, AttentionResolutions = attention };
+        var config = new ClassifierConfig { ImageSize = imageSize, AttentionResolutions = SettingList<int>.Parse(attention, "a") };
         Assert.Equal(factors, config.ToOptions().AttentionResolutions);
         var warnings = config.AttentionWarnings();
         Assert.Equal(warned.Length, warnings.Count);
@@ -168,8 +168,20 @@ public class ClassifierConfigTests
     [InlineData("1,-2")]
     public void BadChannelMult_IsRefused(string mult)
     {
-        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ChannelMult = mult }.ToOptions());
+        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ChannelMult = SettingList<double>.Parse(mult, "channel_mult") }.ToOptions());
         Assert.Equal("channel_mult", error.Setting);
+    }
+
+    [Theory]
+    [InlineData(1.0, 0.0, 2.0)]
+    [InlineData(1.0, -2.0)]
+    [InlineData(1.0, double.NaN)]
+    public void NonPositiveChannelMultBuiltInCSharp_IsRefusedWhenTheModelIsBuilt(params double[] mult)
+    {
+        // A list written as a collection expression has not been parsed: the build checks it.
+        var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ChannelMult = [.. mult] }.ToOptions());
+        Assert.Equal("channel_mult", error.Setting);
+        Assert.Contains("every value must be positive", error.Message);
     }
 
     [Fact]
@@ -183,7 +195,7 @@ public class ClassifierConfigTests
     public void ImageSizeNotDivisibleByTheDownsampling_IsRefused()
     {
         var error = Assert.Throws<ConfigurationException>(() =>
-            new ClassifierConfig { ImageSize = 28, ChannelMult = "1,1,2,2", AttentionResolutions = "14" }.ToOptions());
+            new ClassifierConfig { ImageSize = 28, ChannelMult = [1, 1, 2, 2], AttentionResolutions = [14] }.ToOptions());
         Assert.Equal("image_size", error.Setting);
     }
 
@@ -198,7 +210,7 @@ public class ClassifierConfigTests
     public void Forward_ImageOfAnotherSize_ExplainsTheAttentionPoolSize()
     {
         using var scope = NewDisposeScope();
-        using var model = new EncoderUNet(new ClassifierConfig { ImageSize = 32, Width = 64, Depth = 1, AttentionResolutions = "8", NumClasses = 3 });
+        using var model = new EncoderUNet(new ClassifierConfig { ImageSize = 32, Width = 64, Depth = 1, AttentionResolutions = [8], NumClasses = 3 });
         using var noGrad = no_grad();
         var error = Assert.Throws<ArgumentException>(() => model.forward(zeros(1, 3, 64, 64), zeros(1, dtype: ScalarType.Int64)));
         Assert.Contains("image_size", error.Message);

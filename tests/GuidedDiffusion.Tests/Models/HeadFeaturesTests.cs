@@ -21,7 +21,7 @@ public sealed class HeadFeaturesTests
     {
         using var scope = NewDisposeScope();
         manual_seed(3);
-        var options = new ClassifierConfig { ImageSize = 16, Width = 32, Depth = 1, ChannelMult = "1,2", AttentionResolutions = "8", NumHeadChannels = 32, NumClasses = 5 }
+        var options = new ClassifierConfig { ImageSize = 16, Width = 32, Depth = 1, ChannelMult = [1, 2], AttentionResolutions = [8], NumHeadChannels = 32, NumClasses = 5 }
             .ToOptions() with
         { Pool = pool };
         using var model = new EncoderUNet(options);

@@ -54,7 +54,7 @@ internal static class ReferenceModels
         UseFp16 = flags.GetProperty("classifier_use_fp16").GetBoolean(),
         Width = flags.GetProperty("classifier_width").GetInt32(),
         Depth = flags.GetProperty("classifier_depth").GetInt32(),
-        AttentionResolutions = flags.GetProperty("classifier_attention_resolutions").GetString()!,
+        AttentionResolutions = SettingList<int>.Parse(flags.GetProperty("classifier_attention_resolutions").GetString(), "classifier_attention_resolutions"),
         UseScaleShiftNorm = flags.GetProperty("classifier_use_scale_shift_norm").GetBoolean(),
         ResblockUpdown = flags.GetProperty("classifier_resblock_updown").GetBoolean(),
         Pool = ClassifierPools.Parse(flags.GetProperty("classifier_pool").GetString()),

@@ -35,7 +35,7 @@ public sealed class AdversarialRun
     public static L2PgdOptions Attack { get; } = new() { Eps = 0.5, Steps = 3 };
 
     public static ClassifierConfig Classifier { get; } =
-        TrainingFixtures.SmallClassifier(0) with { ImageSize = 32, ChannelMult = "1,2", AttentionResolutions = "16" };
+        TrainingFixtures.SmallClassifier(null) with { ImageSize = 32, ChannelMult = [1, 2], AttentionResolutions = [16] };
 
     public string TrainDir { get; }
     public string LogDir { get; }

@@ -12,8 +12,8 @@ public class ClassifierTrainerTests
         ImageSize = 16,
         Width = 32,
         Depth = 1,
-        ChannelMult = "1,2",
-        AttentionResolutions = "8",
+        ChannelMult = [1, 2],
+        AttentionResolutions = [8],
         NumHeadChannels = 32,
         NumClasses = 6,
     };

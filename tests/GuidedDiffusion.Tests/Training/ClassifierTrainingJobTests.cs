@@ -17,7 +17,7 @@ public sealed class EightClassRun
         ValDir = TrainingFixtures.ImageFolder(8, 2, seed: 2);
         LogDir = TestImages.TempDir();
         Config = TrainingFixtures.ShortRun(TrainDir, ValDir, LogDir, iterations: 30);
-        Result = new ClassifierTrainingJob(Config, TrainingFixtures.SmallClassifier(0), TrainingFixtures.Diffusion).Run();
+        Result = new ClassifierTrainingJob(Config, TrainingFixtures.SmallClassifier(null), TrainingFixtures.Diffusion).Run();
     }
 
     public string TrainDir { get; }
@@ -77,7 +77,7 @@ public class ClassifierTrainingJobTests : IClassFixture<EightClassRun>
     {
         var resumedDir = TestImages.TempDir();
         var config = _run.Config with { LogDir = resumedDir, ResumeCheckpoint = Path.Combine(_run.LogDir, "model000020.pt") };
-        var result = new ClassifierTrainingJob(config, TrainingFixtures.SmallClassifier(0), TrainingFixtures.Diffusion).Run();
+        var result = new ClassifierTrainingJob(config, TrainingFixtures.SmallClassifier(null), TrainingFixtures.Diffusion).Run();
         Assert.Equal(30, result.CompletedSteps);
         // Only the final checkpoint is new (no save at the resumed run's first step), as in the original.
         Assert.Equal(new[] { "model000029.pt", "opt000029.pt" },
@@ -145,7 +145,7 @@ public class SmallTrainingRunTests
         var train = TrainingFixtures.ImageFolder(4, 4, size: 32);
         var log = TestImages.TempDir();
         var config = TrainingFixtures.ShortRun(train, train, log, iterations: 3) with { LogInterval = 1, EvalInterval = 1 };
-        var classifier = TrainingFixtures.SmallClassifier(0) with { ImageSize = 32, ChannelMult = "1,2", AttentionResolutions = "16" };
+        var classifier = TrainingFixtures.SmallClassifier(null) with { ImageSize = 32, ChannelMult = [1, 2], AttentionResolutions = [16] };
         new ClassifierTrainingJob(config, classifier, TrainingFixtures.Diffusion).Run();
         var header = File.ReadLines(Path.Combine(log, "progress.csv")).First().Split(',');
         Assert.Contains("train_acc@1", header);
@@ -159,7 +159,7 @@ public class SmallTrainingRunTests
         var train = TrainingFixtures.ImageFolder(2, 4, size: 32);
         var log = TestImages.TempDir();
         var config = TrainingFixtures.ShortRun(train, "", log, iterations: 100);
-        var classifier = TrainingFixtures.SmallClassifier(0) with { ImageSize = 32, ChannelMult = "1,2", AttentionResolutions = "16" };
+        var classifier = TrainingFixtures.SmallClassifier(null) with { ImageSize = 32, ChannelMult = [1, 2], AttentionResolutions = [16] };
         using var stop = new CancellationTokenSource();
         stop.Cancel();
         var result = new ClassifierTrainingJob(config, classifier, TrainingFixtures.Diffusion).Run(stop.Token);
@@ -174,7 +174,7 @@ public class SmallTrainingRunTests
     public void Demo_RunsAFewSteps()
     {
         var log = TestImages.TempDir();
-        var (training, classifier) = (DemoPreset.ClassifierTraining(new TrainingConfig()), DemoPreset.Classifier(new ClassifierConfig { NumClasses = 0 }));
+        var (training, classifier) = (DemoPreset.ClassifierTraining(new TrainingConfig()), DemoPreset.Classifier(new ClassifierConfig { NumClasses = null }));
         training = training with { Iterations = 2, LogDir = log, EvalTable = false };
         var result = new ClassifierTrainingJob(training, classifier, TrainingFixtures.Diffusion).Run();
         Assert.Equal(2, result.CompletedSteps);
@@ -188,7 +188,7 @@ public class SmallTrainingRunTests
     {
         // --noised False: the classifier only ever sees t = 0, so the whole-validation table is that one row.
         var log = TestImages.TempDir();
-        var (training, classifier) = (DemoPreset.ClassifierTraining(new TrainingConfig()), DemoPreset.Classifier(new ClassifierConfig { NumClasses = 0 }));
+        var (training, classifier) = (DemoPreset.ClassifierTraining(new TrainingConfig()), DemoPreset.Classifier(new ClassifierConfig { NumClasses = null }));
         training = training with { Iterations = 1, LogDir = log, Noised = false, EvalTable = true };
         new ClassifierTrainingJob(training, classifier with { Width = 32, NumHeadChannels = 32 }, TrainingFixtures.Diffusion).Run();
         var lines = File.ReadAllLines(Path.Combine(log, "log.txt"));

@@ -12,7 +12,7 @@ namespace GuidedDiffusion.Tests.Training;
 /// </summary>
 public class RunFolderTests
 {
-    private static readonly ClassifierConfig Tiny = TrainingFixtures.SmallClassifier(0) with { ImageSize = 32, ChannelMult = "1,2", AttentionResolutions = "16" };
+    private static readonly ClassifierConfig Tiny = TrainingFixtures.SmallClassifier(null) with { ImageSize = 32, ChannelMult = [1, 2], AttentionResolutions = [16] };
     private static readonly Lazy<string> Images = new(() => TrainingFixtures.ImageFolder(2, 4, size: 32));
 
     private static TrainingConfig Run(string log, int iterations) =>
