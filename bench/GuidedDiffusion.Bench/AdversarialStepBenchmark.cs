@@ -37,12 +37,12 @@ internal static class AdversarialStepBenchmark
             manual_seed(0);
             var model = new EncoderUNet(classifier);
             if (precision.TrunkType() is { } trunkType) model.ConvertTrunkTo(trunkType);
-            return new ClassifierTrainer(model, diffusion, training with { Adversarial = adversarial }, classifier.NumClasses);
+            return new ClassifierTrainer(model, diffusion, training with { Adversarial = adversarial }, classifier.NumClasses!.Value);
         }
         using var plain = Trainer(null);
         using var robust = Trainer(attack);
         using var images = rand(new long[] { batch, 3, classifier.ImageSize, classifier.ImageSize }, generator: new Generator(1)) * 2 - 1;
-        using var labels = randint(0, classifier.NumClasses, new long[] { batch }, generator: new Generator(2));
+        using var labels = randint(0, classifier.NumClasses!.Value, new long[] { batch }, generator: new Generator(2));
 
         var wall = new Dictionary<string, List<double>> { ["plain"] = [], ["adversarial"] = [] };
         var cpu = new Dictionary<string, List<double>> { ["plain"] = [], ["adversarial"] = [] };

@@ -28,14 +28,15 @@ internal static class TrainStepBenchmark
             ImageSize = a.Int("image_size", 64),
             Width = a.Int("classifier_width", 128),
             Depth = a.Int("classifier_depth", 2),
-            AttentionResolutions = a.Str("classifier_attention_resolutions", "32,16,8"),
+            AttentionResolutions = SettingList<int>.Parse(a.Str("classifier_attention_resolutions", "32,16,8"), "classifier_attention_resolutions"),
             UseScaleShiftNorm = a.Bool("classifier_use_scale_shift_norm", true),
             ResblockUpdown = a.Bool("classifier_resblock_updown", true),
             Pool = ClassifierPools.Parse(a.Str("classifier_pool", "attention")),
-            ChannelMult = a.Str("channel_mult", "") is { Length: > 0 } m ? m : null,
+            ChannelMult = a.Str("channel_mult", "") is { Length: > 0 } m ? SettingList<double>.Parse(m, "channel_mult") : null,
             NumHeadChannels = a.Int("num_head_channels", 64),
             NumClasses = a.Int("num_classes", 1000),
         };
+        int numClasses = classifier.NumClasses!.Value;
         var cpu = CpuFeatures.Current;
         var precision = PrecisionPolicy.Resolve(TrainingPrecisions.Parse(a.Str("precision", "fp32")), a.Bool("allow_slow_bf16", false), cpu);
         int batch = a.Int("batch_size", 16), warmup = a.Int("warmup", 3), steps = a.Int("steps", 10), threads = a.Int("threads", 2);
@@ -54,9 +55,9 @@ internal static class TrainStepBenchmark
         // oneDNN then keeps through its output; element-wise ops and GroupNorm follow the layout.
         if (a.Bool("channels_last", false)) ChannelsLast.Apply(model);
         var diffusion = new DiffusionConfig().Build();
-        using var trainer = new ClassifierTrainer(model, diffusion, new TrainingConfig { BatchSize = batch, Precision = precision }, classifier.NumClasses);
+        using var trainer = new ClassifierTrainer(model, diffusion, new TrainingConfig { BatchSize = batch, Precision = precision }, numClasses);
         using var images = rand(new long[] { batch, 3, classifier.ImageSize, classifier.ImageSize }) * 2 - 1;
-        using var labels = randint(0, classifier.NumClasses, new long[] { batch });
+        using var labels = randint(0, numClasses, new long[] { batch });
 
         var times = new List<double>();
         var rssTrace = new Dictionary<string, double>();

@@ -27,6 +27,7 @@ public static class Program
     {
         // Allocator and OpenMP settings must precede libtorch's first allocation and thread pool.
         GuidedDiffusion.Runtime.CpuRuntime.Configure();
+        SettingText.Spelling = CliErrors.Flag;  // log and warning lines name flags as typed
         var parse = BuildRoot().Parse(args);
         if (parse.Errors.Count == 0) return parse.Invoke();
         // One line, not System.CommandLine's default of every error followed by the whole help text.

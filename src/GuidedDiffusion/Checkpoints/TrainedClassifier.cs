@@ -79,7 +79,7 @@ public sealed class TrainedClassifier : IDisposable
                 int outputs = weights.TryGetValue(biasKey, out var bias) ? (int)bias.shape[0] : (int)weights.Last().Value.shape[0];
                 config = flags with { NumClasses = flags.NumClasses ?? outputs, UseFp16 = false };
             }
-            foreach (var warning in config.AttentionWarnings()) Console.Error.WriteLine(warning);
+            foreach (var warning in config.AttentionWarnings()) Console.Error.WriteLine(SettingText.Show(warning));
             var model = new EncoderUNet(config);
             StateDictIO.Load(model, weights, modelPath);
             model.eval();

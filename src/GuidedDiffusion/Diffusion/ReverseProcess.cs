@@ -139,7 +139,7 @@ public sealed class ReverseProcess
         if (modelOutput.dim() != x.dim() || modelOutput.shape[0] != x.shape[0] || modelOutput.shape[1] != expected)
             throw new ArgumentException(
                 $"the model output is [{string.Join(", ", modelOutput.shape)}]; {VarianceType} variance needs {expected} channels for x [{string.Join(", ", x.shape)}] "
-                + (ModelLearnsVariance ? "(did the model train with learn_sigma?)." : "(a model trained with learn_sigma needs --learn_sigma True)."),
+                + (ModelLearnsVariance ? "(did the model train with learn_sigma?)." : "(a model trained with learn_sigma needs learn_sigma True)."),
                 nameof(modelOutput));
 
         Tensor prediction, variance, logVariance;

@@ -65,7 +65,7 @@ public sealed class NoiseLevelEvaluationJob
         {
             source = FashionMnistDemo.Load().Validation;
             dataName = $"Fashion-MNIST demo, validation split ({FashionMnistDemo.ValidationCount} images)";
-            _console.WriteLine($"No --data_dir given: evaluating on the {dataName}.");
+            _console.WriteLine(SettingText.Show($"No {SettingText.Ref("data_dir")} given: evaluating on the {dataName}."));
         }
         else
         {

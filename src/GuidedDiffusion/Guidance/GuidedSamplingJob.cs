@@ -104,7 +104,7 @@ public sealed class GuidedSamplingJob
         var diffusionConfig = trained.Diffusion;
         if (trained.Sidecar is not null) _console.WriteLine($"diffusion model: architecture and noise process from {trained.Sidecar}");
         if (modelConfig.UseFp16 || o.Classifier.UseFp16)
-            _warnings.WriteLine("warning: --use_fp16/--classifier_use_fp16 are ignored on CPU (float16 is 30-70x slower there); sampling in float32.");
+            _warnings.WriteLine(SettingText.Show($"warning: {SettingText.Ref("use_fp16")}/{SettingText.Ref("classifier_use_fp16")} are ignored on CPU (float16 is 30-70x slower there); sampling in float32."));
 
         using var classifier = TrainedClassifier.Load(o.ClassifierPath, o.Classifier with { ImageSize = modelConfig.ImageSize }, diffusionConfig, o.ClassifierSettingsGiven, _device);
         int numClasses = CheckCompatible(classifier, modelConfig, diffusionConfig, trained.Model.IsClassConditional);
@@ -128,8 +128,8 @@ public sealed class GuidedSamplingJob
                 + $"but the diffusion model samples a {diffusionConfig.DiffusionSteps}-step {diffusionConfig.NoiseSchedule.Spelling()} one: its timesteps would mean other noise levels. "
                 + $"Train the classifier with the model's {SettingText.Ref("diffusion_steps")} and {SettingText.Ref("noise_schedule")}.");
         if (classifier.Diffusion.TimestepRespacing.Length > 0)
-            _warnings.WriteLine($"warning: the classifier was trained with --timestep_respacing '{classifier.Diffusion.TimestepRespacing}', "
-                + "so it saw spaced step indices; while sampling it receives steps of the original process (0..diffusion_steps-1), as in the original.");
+            _warnings.WriteLine(SettingText.Show($"warning: the classifier was trained with {SettingText.Ref("timestep_respacing")} '{classifier.Diffusion.TimestepRespacing}', "
+                + "so it saw spaced step indices; while sampling it receives steps of the original process (0..diffusion_steps-1), as in the original."));
         int numClasses = classifier.NumClasses;
         return classConditional ? Math.Min(numClasses, modelConfig.NumClasses) : numClasses;
     }

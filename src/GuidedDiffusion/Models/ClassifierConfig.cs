@@ -76,12 +76,13 @@ public sealed record ClassifierConfig
     /// One warning line per attention resolution that no level has: either it adds no attention block (no level
     /// reaches it) or, as the original's floor division image_size // resolution does, it lands on another
     /// level. Both are accepted as the original accepts them, so a classifier trained with such flags still loads.
+    /// The setting is marked (<see cref="SettingText.Ref"/>): print a line through <see cref="SettingText.Show"/>.
     /// </summary>
     public IReadOnlyList<string> AttentionWarnings()
     {
         var reachable = TrunkFlags.LevelResolutions(ImageSize, ResolveChannelMult().Count);
         return AttentionFactors().Where(f => !reachable.Contains(f.Resolution))
-            .Select(f => $"warning: --classifier_attention_resolutions {f.Resolution} is never reached at image_size {ImageSize} "
+            .Select(f => $"warning: {SettingText.Ref("classifier_attention_resolutions")} {f.Resolution} is never reached at image_size {ImageSize} "
                 + $"(level resolutions {string.Join(", ", reachable)}); "
                 + (f.Reached
                     ? $"as in the original (image_size // {f.Resolution} = {f.Factor}), it puts attention at resolution {ImageSize / f.Factor}."

@@ -82,7 +82,7 @@ public sealed class ClassifierTrainingJob
         var logger = session.Logger;
         void Log(string line) => session.Log(line);
         if (!string.IsNullOrEmpty(_diffusion.TimestepRespacing) && training.Noised)
-            Log($"note: with --timestep_respacing {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
+            Log($"note: with {SettingText.Ref("timestep_respacing")} {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
         if (training.Adversarial is { } attack)
             Log($"adversarial training: {attack.Describe()} on every microbatch (train_* are measured on the attacked batch).");
         if (resume?.Manifest is { } resumed && TrainingConfig.RecordedIn(resumed)?.Adversarial is var recorded && recorded != training.Adversarial)

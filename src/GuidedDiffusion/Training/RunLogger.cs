@@ -55,16 +55,18 @@ public sealed class RunLogger : IDisposable
     /// <summary>The run folder.</summary>
     public string Directory { get; }
 
-    /// <summary>Writes a plain line to the console and log.txt.</summary>
+    /// <summary>Writes a plain line to the console and log.txt (settings marked with <see cref="SettingText.Ref"/> spelled by <see cref="SettingText.Show"/>).</summary>
     public void Log(string line)
     {
+        line = SettingText.Show(line);
         _console.WriteLine(line);
         _logTxt.WriteLine(line);
     }
 
-    /// <summary>Writes a warning line to stderr and log.txt.</summary>
+    /// <summary>Writes a warning line to stderr and log.txt (settings spelled as in <see cref="Log"/>).</summary>
     public void Warn(string line)
     {
+        line = SettingText.Show(line);
         _errors.WriteLine(line);
         _logTxt.WriteLine(line);
     }

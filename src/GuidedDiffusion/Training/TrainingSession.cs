@@ -86,7 +86,7 @@ internal sealed class TrainingSession(TrainingConfig training, string logDirecto
         session.Log($"Logging to {Path.GetFullPath(logDir)}");
         foreach (var note in notes) session.Log(note);
         if (logger is not null) reportOpened?.Invoke(logger);
-        if (communicator.WorldSize > 1) session.Log($"data-parallel over {communicator.WorldSize} processes; --batch_size {training.BatchSize} per process");
+        if (communicator.WorldSize > 1) session.Log($"data-parallel over {communicator.WorldSize} processes; {SettingText.Ref("batch_size")} {training.BatchSize} per process");
         return session;
     }
 

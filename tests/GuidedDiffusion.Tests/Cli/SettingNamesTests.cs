@@ -23,16 +23,26 @@ public class SettingNamesTests
     }
 
     [Fact]
+    public void LogLines_SpellSettingsTheProcesssWay()
+    {
+        // Bare names unless a front end says otherwise; the CLI's Main sets CliErrors.Flag (--name).
+        var line = $"note: with {SettingText.Ref("timestep_respacing")} 100 the classifier sees spaced t";
+        Assert.Equal("note: with timestep_respacing 100 the classifier sees spaced t", SettingText.Render(line, name => name));
+        Assert.Equal("note: with --timestep_respacing 100 the classifier sees spaced t", SettingText.Render(line, CliErrors.Flag));
+    }
+
+    [Fact]
     public void LibrarySource_QuotesNoFlagSpellings()
     {
-        // No string literal in the library starts with a --flag spelling (messages mark settings with SettingText.Ref).
+        // No string literal in the library holds a --flag spelling (messages and log lines mark settings with
+        // SettingText.Ref): a quote, then anything but a quote, then --name.
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "GuidedDiffusion.sln"))) dir = dir.Parent;
         var library = Path.Combine(dir!.FullName, "src", "GuidedDiffusion");
         var spelled = Directory.EnumerateFiles(library, "*.cs", SearchOption.AllDirectories)
             .Where(f => !f.Split(Path.DirectorySeparatorChar).Any(p => p is "obj" or "bin"))
             .SelectMany(f => File.ReadLines(f).Select((line, i) => (File: Path.GetFileName(f), Line: i + 1, Text: line)))
-            .Where(l => !l.Text.TrimStart().StartsWith("//", StringComparison.Ordinal) && Regex.IsMatch(l.Text, "\"--[a-z]"))
+            .Where(l => !l.Text.TrimStart().StartsWith("//", StringComparison.Ordinal) && Regex.IsMatch(l.Text, "\"[^\"]*--[a-z]"))
             .Select(l => $"{l.File}:{l.Line}")
             .ToList();
         Assert.True(spelled.Count == 0, "flag spellings in library messages: " + string.Join(", ", spelled));

@@ -136,7 +136,7 @@ public class ClassifierConfigTests
         var warnings = config.AttentionWarnings();
         Assert.Equal(warned.Length, warnings.Count);
         foreach (var (resolution, warning) in warned.Zip(warnings))
-            Assert.Contains($"--classifier_attention_resolutions {resolution} is never reached", warning);
+            Assert.Contains($"--classifier_attention_resolutions {resolution} is never reached", SettingText.Render(warning, CliErrors.Flag));
     }
 
     [Theory]
