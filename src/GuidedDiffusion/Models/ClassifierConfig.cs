@@ -117,42 +117,6 @@ public sealed record ClassifierConfig
 
     private EncoderUNetOptions Build(int numClasses)
     {
-        Positive(ImageSize, "image_size");
-        Positive(InChannels, "in_channels");
-        Positive(Width, "classifier_width");
-        Positive(Depth, "classifier_depth");
-        Positive(numClasses, "num_classes");
-        Positive(NumHeadChannels, "num_head_channels");
-        if (!(Dropout >= 0 && Dropout < 1))
-            throw new ConfigurationException("dropout", $"{SettingText.Ref("dropout")} must be in [0, 1), got {Dropout}.");
-        var pool = Pool;
-        var mult = ResolveChannelMult();
-        var factors = ResolveAttentionDownsampleFactors();
-
-        int levels = mult.Count;
-        if (ImageSize % (1 << (levels - 1)) != 0)
-            throw new ConfigurationException("image_size",
-                $"image_size {ImageSize} is not divisible by {1 << (levels - 1)}, the downsampling of the {levels} levels of channel_mult {string.Join(",", mult)}.");
-        for (int level = 0; level < levels; level++)
-        {
-            int ch = (int)(mult[level] * Width);
-            if (ch <= 0 || ch % GroupNorm32.Groups != 0)
-                throw new ConfigurationException("classifier_width",
-                    $"{SettingText.Ref("classifier_width")} {Width} × channel_mult {mult[level]} = {ch} channels at level {level}; "
-                    + $"GroupNorm(32) needs a positive multiple of 32.");
-        }
-        var attentionLevels = factors.Select(f => (int)Math.Log2(f)).Append(levels - 1)
-            .Concat(pool == ClassifierPool.Attention ? new[] { levels - 1 } : Array.Empty<int>());
-        foreach (int level in attentionLevels.Distinct())
-        {
-            int ch = (int)(mult[level] * Width);
-            if (ch % NumHeadChannels != 0)
-                throw new ConfigurationException("classifier_width",
-                    $"q,k,v channels {ch} is not divisible by num_head_channels {NumHeadChannels} ({SettingText.Ref("classifier_width")} "
-                    + $"{Width} × channel_mult {mult[level]} at resolution {ImageSize >> level}); use a width "
-                    + $"that makes every attention level a multiple of it, or change {SettingText.Ref("classifier_attention_resolutions")}.");
-        }
-
         var options = new EncoderUNetOptions
         {
             ImageSize = ImageSize,
@@ -160,20 +124,24 @@ public sealed record ClassifierConfig
             ModelChannels = Width,
             OutChannels = numClasses,
             NumResBlocks = Depth,
-            AttentionResolutions = factors,
+            AttentionResolutions = ResolveAttentionDownsampleFactors(),
             Dropout = Dropout,
-            ChannelMult = mult,
+            ChannelMult = ResolveChannelMult(),
             NumHeadChannels = NumHeadChannels,
             UseScaleShiftNorm = UseScaleShiftNorm,
             ResblockUpdown = ResblockUpdown,
-            Pool = pool,
+            Pool = Pool,
         };
-        options.Validate();
+        options.Validate(SettingNames);
         return options;
     }
 
-    private static void Positive(int value, string flag)
+    /// <summary>The classifier flags behind the trunk's renamed arguments.</summary>
+    private static readonly TrunkSettingNames SettingNames = new()
     {
-        if (value <= 0) throw new ConfigurationException(flag, $"{SettingText.Ref(flag)} must be positive, got {value}.");
-    }
+        ModelChannels = "classifier_width",
+        NumResBlocks = "classifier_depth",
+        OutChannels = "num_classes",
+        AttentionResolutions = "classifier_attention_resolutions",
+    };
 }

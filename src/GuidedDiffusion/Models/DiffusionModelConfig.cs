@@ -115,7 +115,7 @@ public sealed record DiffusionModelConfig
             ResblockUpdown = ResblockUpdown,
             UseNewAttentionOrder = UseNewAttentionOrder,
         };
-        options.Validate();
+        options.Validate(new TrunkSettingNames { ModelChannels = "num_channels", OutChannels = "in_channels" });
         return options;
     }
 }

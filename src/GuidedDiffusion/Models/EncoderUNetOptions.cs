@@ -16,6 +16,6 @@ public sealed record EncoderUNetOptions : UNetTrunkOptions
     private protected override void ValidateOwnHeads()
     {
         if (Pool == ClassifierPool.Attention && NumHeadChannels == -1)
-            throw new ConfigurationException("num_head_channels", "pool 'attention' needs num_head_channels (channels per head); -1 is not allowed.");
+            throw new ConfigurationException("num_head_channels", $"pool 'attention' needs {SettingText.Ref("num_head_channels")} (channels per head); -1 is not allowed.");
     }
 }

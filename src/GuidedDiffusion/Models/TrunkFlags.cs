@@ -22,6 +22,7 @@ internal static class TrunkFlags
     /// <exception cref="ConfigurationException">A value that is not positive, or an image size without a default.</exception>
     public static IReadOnlyList<double> ResolveChannelMult(SettingList<double>? mult, int imageSize)
     {
+        if (imageSize <= 0) throw new ConfigurationException("image_size", $"{SettingText.Ref("image_size")} must be positive, got {imageSize}.");
         if (mult is null || mult.Count == 0)
         {
             if (DefaultChannelMult.TryGetValue(imageSize, out var defaults)) return defaults;

@@ -33,6 +33,6 @@ public sealed record UNetOptions : UNetTrunkOptions
     }
 
     /// <summary>The decoder's attention at the same level splits into <see cref="EffectiveNumHeadsUpsample"/> heads.</summary>
-    private protected override void ValidateOwnAttention(int level, int ds) =>
-        CheckHeads(LevelChannels(level), EffectiveNumHeadsUpsample, "num_heads_upsample", $"decoder attention at downsample factor {ds}");
+    private protected override void ValidateOwnAttention(int level, int ds, TrunkSettingNames names) =>
+        CheckHeads(level, EffectiveNumHeadsUpsample, "num_heads_upsample", $"decoder attention at downsample factor {ds}", names);
 }

@@ -3,7 +3,7 @@ namespace GuidedDiffusion.Models;
 /// <summary>
 /// The constructor arguments the original's <c>UNetModel</c> and <c>EncoderUNetModel</c> share: the trunk of
 /// time-conditioned ResBlocks, attention and downsampling both are built from. <see cref="UNetOptions"/> and
-/// <see cref="EncoderUNetOptions"/> add what only one of them has; <see cref="Validate"/> is the one check of the
+/// <see cref="EncoderUNetOptions"/> add what only one of them has; <see cref="Validate(TrunkSettingNames)"/> is the one check of the
 /// shared part. Defaults are the original constructors' defaults.
 /// </summary>
 public abstract record UNetTrunkOptions
@@ -62,47 +62,56 @@ public abstract record UNetTrunkOptions
     /// attention factors, an image size the downsampling does not divide). Throws <see cref="ConfigurationException"/>
     /// naming the constructor argument.
     /// </summary>
-    public void Validate()
+    public void Validate() => Validate(new TrunkSettingNames());
+
+    /// <summary>
+    /// <see cref="Validate()"/>, naming in its errors the settings the arguments came from (e.g. classifier_width for
+    /// model_channels): the one check of a trunk, whether it was built from flags or by hand.
+    /// </summary>
+    /// <param name="names">The setting behind each renamed argument.</param>
+    public void Validate(TrunkSettingNames names)
     {
+        ArgumentNullException.ThrowIfNull(names);
         Positive(ImageSize, "image_size");
         Positive(InChannels, "in_channels");
-        Positive(ModelChannels, "model_channels");
-        Positive(OutChannels, "out_channels");
-        Positive(NumResBlocks, "num_res_blocks");
+        Positive(ModelChannels, names.ModelChannels);
+        Positive(OutChannels, names.OutChannels);
+        Positive(NumResBlocks, names.NumResBlocks);
         ValidateOwnSizes();
         if (!(Dropout >= 0 && Dropout < 1))
-            throw new ConfigurationException("dropout", $"dropout must be in [0, 1), got {Dropout}.");
+            throw new ConfigurationException("dropout", $"{SettingText.Ref("dropout")} must be in [0, 1), got {Dropout}.");
         if (ChannelMult.Count == 0)
-            throw new ConfigurationException("channel_mult", "channel_mult needs at least one level.");
+            throw new ConfigurationException("channel_mult", $"{SettingText.Ref("channel_mult")} needs at least one level.");
         if (NumHeadChannels == -1) Positive(NumHeads, "num_heads");
         else if (NumHeadChannels <= 0)
-            throw new ConfigurationException("num_head_channels", $"num_head_channels must be positive or -1, got {NumHeadChannels}.");
+            throw new ConfigurationException("num_head_channels", $"{SettingText.Ref("num_head_channels")} must be positive or -1, got {NumHeadChannels}.");
         ValidateOwnHeads();
 
-        for (int level = 0; level < ChannelMult.Count; level++)
+        int levels = ChannelMult.Count;
+        for (int level = 0; level < levels; level++)
         {
             int ch = LevelChannels(level);
             if (ch <= 0 || ch % GroupNorm32.Groups != 0)
-                throw new ConfigurationException("channel_mult",
-                    $"level {level} has {ChannelMult[level]}·{ModelChannels} = {ch} channels; GroupNorm(32) needs a positive multiple of 32.");
+                throw new ConfigurationException(names.ModelChannels,
+                    $"{SettingText.Ref(names.ModelChannels)} {ModelChannels} × channel_mult {ChannelMult[level]} = {ch} channels at level {level}; "
+                    + "GroupNorm(32) needs a positive multiple of 32.");
         }
 
-        int levels = ChannelMult.Count;
         int finalFactor = 1 << (levels - 1);
         if (ImageSize % finalFactor != 0)
             throw new ConfigurationException("image_size",
-                $"image_size {ImageSize} is not divisible by {finalFactor}, the downsampling of {levels} levels.");
+                $"image_size {ImageSize} is not divisible by {finalFactor}, the downsampling of the {levels} levels of channel_mult {string.Join(",", ChannelMult)}.");
 
         foreach (int ds in AttentionResolutions)
         {
             int level = Enumerable.Range(0, levels).FirstOrDefault(l => 1 << l == ds, -1);
             if (level < 0)
-                throw new ConfigurationException("attention_resolutions",
+                throw new ConfigurationException(names.AttentionResolutions,
                     $"attention at downsample factor {ds} is never reached; factors of this model are {string.Join(", ", Enumerable.Range(0, levels).Select(l => 1 << l))}.");
-            CheckHeads(LevelChannels(level), NumHeads, "num_heads", $"attention at downsample factor {ds}");
-            ValidateOwnAttention(level, ds);
+            CheckHeads(level, NumHeads, "num_heads", $"attention at downsample factor {ds}", names);
+            ValidateOwnAttention(level, ds, names);
         }
-        CheckHeads(LevelChannels(levels - 1), NumHeads, "num_heads", "the middle block's attention");
+        CheckHeads(levels - 1, NumHeads, "num_heads", "the middle block's attention", names);
     }
 
     /// <summary>Checks the derived model's own sizes; runs right after the shared positivity checks.</summary>
@@ -112,22 +121,47 @@ public abstract record UNetTrunkOptions
     private protected virtual void ValidateOwnHeads() { }
 
     /// <summary>Checks the derived model's extra attention at level <paramref name="level"/> (factor <paramref name="ds"/>).</summary>
-    private protected virtual void ValidateOwnAttention(int level, int ds) { }
+    private protected virtual void ValidateOwnAttention(int level, int ds, TrunkSettingNames names) { }
 
-    /// <summary>Throws unless <paramref name="channels"/> split into the heads: num_head_channels per head when set,
-    /// else <paramref name="heads"/> heads (the setting <paramref name="headsFlag"/>).</summary>
-    private protected void CheckHeads(int channels, int heads, string headsFlag, string where)
+    /// <summary>
+    /// Throws unless level <paramref name="level"/>'s channels split into the heads: num_head_channels per head when
+    /// set (then the width is named, as the original's create_classifier hard-codes 64 channels per head), else
+    /// <paramref name="heads"/> heads (the setting <paramref name="headsFlag"/>).
+    /// </summary>
+    private protected void CheckHeads(int level, int heads, string headsFlag, string where, TrunkSettingNames names)
     {
+        int channels = LevelChannels(level);
         if (NumHeadChannels != -1 && channels % NumHeadChannels != 0)
-            throw new ConfigurationException("num_head_channels",
-                $"q,k,v channels {channels} ({where}) is not divisible by num_head_channels {NumHeadChannels}.");
+            throw new ConfigurationException(names.ModelChannels,
+                $"q,k,v channels {channels} is not divisible by num_head_channels {NumHeadChannels} ({where}: {SettingText.Ref(names.ModelChannels)} "
+                + $"{ModelChannels} × channel_mult {ChannelMult[level]} at resolution {ImageSize >> level}); use a width that makes every "
+                + $"attention level a multiple of it, change {SettingText.Ref("num_head_channels")}, or {SettingText.Ref(names.AttentionResolutions)}.");
         if (NumHeadChannels == -1 && channels % heads != 0)
-            throw new ConfigurationException(headsFlag, $"{channels} channels ({where}) are not divisible by {headsFlag} {heads}.");
+            throw new ConfigurationException(headsFlag, $"{channels} channels ({where}) are not divisible by {SettingText.Ref(headsFlag)} {heads}.");
     }
 
     /// <summary>Throws unless <paramref name="value"/> is positive, naming <paramref name="flag"/>.</summary>
     private protected static void Positive(int value, string flag)
     {
-        if (value <= 0) throw new ConfigurationException(flag, $"{flag} must be positive, got {value}.");
+        if (value <= 0) throw new ConfigurationException(flag, $"{SettingText.Ref(flag)} must be positive, got {value}.");
     }
+}
+
+/// <summary>
+/// The settings a trunk's renamed arguments come from, for <see cref="UNetTrunkOptions.Validate(TrunkSettingNames)"/>'s
+/// errors. Defaults: the constructor arguments' own names.
+/// </summary>
+public sealed record TrunkSettingNames
+{
+    /// <summary>The setting behind <c>model_channels</c> (classifier_width, num_channels).</summary>
+    public string ModelChannels { get; init; } = "model_channels";
+
+    /// <summary>The setting behind <c>num_res_blocks</c> (classifier_depth).</summary>
+    public string NumResBlocks { get; init; } = "num_res_blocks";
+
+    /// <summary>The setting behind <c>out_channels</c> (num_classes for a classifier).</summary>
+    public string OutChannels { get; init; } = "out_channels";
+
+    /// <summary>The setting behind <c>attention_resolutions</c> (classifier_attention_resolutions).</summary>
+    public string AttentionResolutions { get; init; } = "attention_resolutions";
 }
