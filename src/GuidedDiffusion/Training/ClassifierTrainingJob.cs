@@ -21,42 +21,27 @@ public sealed record TrainingResult(string LogDirectory, string LastCheckpoint, 
 /// The whole of classifier_train.py: data, model, diffusion, resume, the loop with validation, logging and
 /// checkpoints. Configuration comes in as records; nothing here parses flags.
 /// </summary>
-public sealed class ClassifierTrainingJob
+public sealed class ClassifierTrainingJob : TrainingJob
 {
-    private readonly TrainingConfig _training;
     private readonly ClassifierConfig _classifier;
-    private readonly DiffusionConfig _diffusion;
-    private readonly TextWriter _console;
-    private readonly ICommunicator _comm;
-    private readonly Device _device;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
-    /// <param name="training">Loop flags.</param>
+    /// <param name="training">Loop settings.</param>
     /// <param name="classifier">Architecture; a null NumClasses means "from the data".</param>
-    /// <param name="diffusion">Noise process flags.</param>
+    /// <param name="diffusion">Noise process settings.</param>
     /// <param name="console">Where progress tables go (null: nowhere).</param>
-    /// <param name="communicator">Data-parallel group (null: a single process). <c>--batch_size</c> is per rank.</param>
+    /// <param name="communicator">Data-parallel group (null: a single process). The batch size is per rank.</param>
     /// <param name="device">Where the model trains (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
     public ClassifierTrainingJob(TrainingConfig training, ClassifierConfig classifier, DiffusionConfig diffusion,
         TextWriter? console = null, ICommunicator? communicator = null, Device? device = null)
-    {
-        _training = training;
-        _classifier = classifier;
-        _diffusion = diffusion;
-        _console = console ?? TextWriter.Null;
-        _comm = communicator ?? new SingleProcessCommunicator();
-        _device = device ?? CPU;
-    }
-
-    /// <summary>Called after every step with (completed steps, total, last train loss or NaN).</summary>
-    public Action<long, long, double>? OnStep { get; init; }
+        : base(training, diffusion, console, communicator, device) => _classifier = classifier;
 
     /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
     public TrainingResult Run(CancellationToken stop = default)
     {
         // Every flag is checked before any data is listed; the class count may come from the data.
-        _training.Validate();
-        var diffusion = _diffusion.Build();
+        Training.Validate();
+        var diffusion = Diffusion.Build();
         _classifier.Validate();
         var (trainSource, valSource) = OpenData();
         int numClasses = _classifier.NumClasses ?? trainSource.Classes.Count;
@@ -64,25 +49,25 @@ public sealed class ClassifierTrainingJob
             throw new ConfigurationException("num_classes", $"{numClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
         var classifier = _classifier with { NumClasses = numClasses };
         var architecture = classifier.ToOptions();
-        using var session = TrainingSession.Open(_training, classifier.UseFp16,
+        using var session = TrainingSession.Open(Training, classifier.UseFp16,
             (training, logDir) => ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch),
             precision =>
             {
                 var columns = MetricKeys.All(numClasses, valSource is not null, precision == TrainingPrecision.Fp16);
-                return _training.Adversarial is null ? columns : AdversarialMetrics.AddTo(columns, numClasses, valSource is not null);
+                return Training.Adversarial is null ? columns : AdversarialMetrics.AddTo(columns, numClasses, valSource is not null);
             },
             logger =>
             {
                 logger.ReportOpened(trainSource, valSource);
                 foreach (var warning in classifier.AttentionWarnings()) logger.Warn(warning);
             },
-            _comm, _device, _console);
+            Communicator, Device, Console);
         var training = session.Training;
         var resume = session.Resume;
         var logger = session.Logger;
         void Log(string line) => session.Log(line);
-        if (!string.IsNullOrEmpty(_diffusion.TimestepRespacing) && training.Noised)
-            Log($"note: with {SettingText.Ref("timestep_respacing")} {_diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
+        if (!string.IsNullOrEmpty(Diffusion.TimestepRespacing) && training.Noised)
+            Log($"note: with {SettingText.Ref("timestep_respacing")} {Diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
         if (training.Adversarial is { } attack)
             Log($"adversarial training: {attack.Describe()} on every microbatch (train_* are measured on the attacked batch).");
         if (resume?.Manifest is { } resumed && TrainingConfig.RecordedIn(resumed)?.Adversarial is var recorded && recorded != training.Adversarial)
@@ -92,14 +77,14 @@ public sealed class ClassifierTrainingJob
             Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
 
         var (model, trainer) = session.CreateTrainer(() => new EncoderUNet(architecture), (m, dtype) => m.ConvertTrunkTo(dtype),
-            (m, reduce) => new ClassifierTrainer(m, diffusion, training, numClasses, _comm.Rank, _comm.WorldSize, reduce, _device));
+            (m, reduce) => new ClassifierTrainer(m, diffusion, training, numClasses, Communicator.Rank, Communicator.WorldSize, reduce, Device));
 
         var dataOptions = session.BeginData(classifier.ImageSize);
-        using var trainData = new DataLoader(trainSource, dataOptions, _device);
-        using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1, Shuffle = true }, _device);
+        using var trainData = new DataLoader(trainSource, dataOptions, Device);
+        using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1, Shuffle = true }, Device);
 
         var result = session.Run(trainData, "training classifier model...",
-            () => TrainingLoop.BaseManifest(trainer, _diffusion, training, trainSource.Classes) with { Classifier = classifier },
+            () => TrainingLoop.BaseManifest(trainer, Diffusion, training, trainSource.Classes) with { Classifier = classifier },
             OnStep,
             valData is null ? null : step =>
             {
@@ -108,7 +93,7 @@ public sealed class ClassifierTrainingJob
                 logger?.ReportSkipped(valData.TakeNewBadImages());
             },
             stop);
-        if (training.EvalTable && valSource is not null && _comm.IsMain && !result.Interrupted)
+        if (training.EvalTable && valSource is not null && Communicator.IsMain && !result.Interrupted)
         {
             // A clean classifier (--noised False) only ever sees t = 0: its table is that one row.
             var options = EvaluationOptions.QuickTable with { NumWorkers = training.NumWorkers, Seed = training.Seed };
@@ -121,13 +106,13 @@ public sealed class ClassifierTrainingJob
 
     private (IImageSource Train, IImageSource? Validation) OpenData()
     {
-        if (string.IsNullOrWhiteSpace(_training.DataDir))
+        if (string.IsNullOrWhiteSpace(Training.DataDir))
         {
             var demo = FashionMnistDemo.Load();
             return (demo.Train, demo.Validation);
         }
-        var train = TrainingLoop.OpenFolder(_training.DataDir, _training.LabelFrom, skipBadImages: _training.SkipBadImages)!;
-        var val = TrainingLoop.OpenFolder(_training.ValDataDir, _training.LabelFrom, train.Classes, _training.SkipBadImages);
+        var train = TrainingLoop.OpenFolder(Training.DataDir, Training.LabelFrom, skipBadImages: Training.SkipBadImages)!;
+        var val = TrainingLoop.OpenFolder(Training.ValDataDir, Training.LabelFrom, train.Classes, Training.SkipBadImages);
         return (train, val);
     }
 }

@@ -14,65 +14,50 @@ namespace GuidedDiffusion.Training;
 /// with logging, EMA and checkpoints (<c>modelNNNNNN.pt</c>, <c>optNNNNNN.pt</c>, <c>ema_RATE_NNNNNN.pt</c> plus our
 /// sidecar). Configuration comes in as records; nothing here parses flags.
 /// </summary>
-public sealed class ImageTrainingJob
+public sealed class ImageTrainingJob : TrainingJob
 {
-    private readonly TrainingConfig _training;
     private readonly DiffusionModelConfig _model;
-    private readonly DiffusionConfig _diffusion;
-    private readonly TextWriter _console;
-    private readonly ICommunicator _comm;
-    private readonly Device _device;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
-    /// <param name="training">Loop flags (see <see cref="TrainingConfig.ImageTrainDefaults"/> for the original's).</param>
+    /// <param name="training">Loop settings (see <see cref="TrainingConfig.ImageTrainDefaults"/> for the original's).</param>
     /// <param name="model">UNet architecture; its LearnSigma must equal the diffusion's.</param>
-    /// <param name="diffusion">Noise process and loss flags.</param>
+    /// <param name="diffusion">Noise process and loss settings.</param>
     /// <param name="console">Where progress tables go (null: nowhere).</param>
-    /// <param name="communicator">Data-parallel group (null: a single process). <c>--batch_size</c> is per rank.</param>
+    /// <param name="communicator">Data-parallel group (null: a single process). The batch size is per rank.</param>
     /// <param name="device">Where the model trains (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
     public ImageTrainingJob(TrainingConfig training, DiffusionModelConfig model, DiffusionConfig diffusion,
         TextWriter? console = null, ICommunicator? communicator = null, Device? device = null)
-    {
-        _training = training;
-        _model = model;
-        _diffusion = diffusion;
-        _console = console ?? TextWriter.Null;
-        _comm = communicator ?? new SingleProcessCommunicator();
-        _device = device ?? CPU;
-    }
-
-    /// <summary>Called after every step with (completed steps, total, last loss or NaN).</summary>
-    public Action<long, long, double>? OnStep { get; init; }
+        : base(training, diffusion, console, communicator, device) => _model = model;
 
     /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
     public TrainingResult Run(CancellationToken stop = default)
     {
         // Every flag is checked before any data is listed.
-        _training.Validate();
-        if (_model.LearnSigma != _diffusion.LearnSigma)
-            throw new ConfigurationException("learn_sigma", $"the model has learn_sigma {_model.LearnSigma} but the diffusion {_diffusion.LearnSigma}; they must agree (one flag in the original).");
-        var loss = DiffusionLoss.For(_diffusion);
-        _model.ToOptions();
-        IImageSource source = TrainingLoop.OpenFolder(_training.DataDir, _training.LabelFrom, skipBadImages: _training.SkipBadImages) ?? FashionMnistDemo.Load().Train;
+        Training.Validate();
+        if (_model.LearnSigma != Diffusion.LearnSigma)
+            throw new ConfigurationException("learn_sigma", $"the model has learn_sigma {_model.LearnSigma} but the diffusion {Diffusion.LearnSigma}; they must agree (one flag in the original).");
+        var loss = DiffusionLoss.For(Diffusion);
+        var architecture = _model.ToOptions();
+        IImageSource source = TrainingLoop.OpenFolder(Training.DataDir, Training.LabelFrom, skipBadImages: Training.SkipBadImages) ?? FashionMnistDemo.Load().Train;
         if (_model.ClassCond && _model.NumClasses < source.Classes.Count)
             throw new ConfigurationException("num_classes", $"{_model.NumClasses} is fewer than the {source.Classes.Count} classes in the data ({source.Classes.Describe()}).");
-        using var session = TrainingSession.Open(_training, _model.UseFp16,
+        using var session = TrainingSession.Open(Training, _model.UseFp16,
             (training, logDir) => ResumePoint.Find(training.ResumeCheckpoint, logDir, _model, training.AllowConfigMismatch),
             precision => MetricKeys.ForDiffusion(loss.TermNames, precision == TrainingPrecision.Fp16),
             logger => logger.ReportOpened(source),
-            _comm, _device, _console);
+            Communicator, Device, Console);
         var training = session.Training;
         session.Log($"loss: {loss.LossType}" + (loss.Process.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
             + (_model.ClassCond ? $"; class-conditional on {source.Classes.Count} classes" : ""));
         if (training.ScheduleSampler == TimestepSamplerKind.LossSecondMoment)
             session.Log("note: loss-second-moment importance-samples t from the history of per-step losses.");
 
-        var (_, trainer) = session.CreateTrainer(() => new UNetModel(_model), (m, dtype) => m.ConvertTrunkTo(dtype),
-            (m, reduce) => new DiffusionTrainer(m, loss, training, _model.ClassCond, _comm.Rank, _comm.WorldSize, reduce, _device));
+        var (_, trainer) = session.CreateTrainer(() => new UNetModel(architecture), (m, dtype) => m.ConvertTrunkTo(dtype),
+            (m, reduce) => new DiffusionTrainer(m, loss, training, _model.ClassCond, Communicator.Rank, Communicator.WorldSize, reduce, Device));
 
-        using var trainData = new DataLoader(source, session.BeginData(_model.ImageSize), _device);
+        using var trainData = new DataLoader(source, session.BeginData(_model.ImageSize), Device);
         return session.Run(trainData, "training...",
-            () => TrainingLoop.BaseManifest(trainer, _diffusion, training, source.Classes) with { DiffusionModel = _model },
+            () => TrainingLoop.BaseManifest(trainer, Diffusion, training, source.Classes) with { DiffusionModel = _model },
             OnStep, afterStep: null, stop);
     }
 }
