@@ -4,8 +4,9 @@
 #   diffusion/     a small diffusion model (image-train, 64 channels, 1 res block per level, 3,000 steps),
 #   noisy1200/     a noise-aware classifier on the same 1000-step process (classifier-train, 1,200 steps),
 #   robust1200/    the same trained adversarially (L2 PGD on x_t, issue 13),
-#   *-scale*/      300 samples per classifier scale, ancestral (100 respaced steps) and DDIM (50 steps), the same
-#                  requested classes and noise at every scale; scale 0 (no guidance) is sampled once and shared,
+#   *-scale*/      300 samples per classifier scale, ancestral and DDIM, 50 respaced steps each (the same number of
+#                  model calls), the same requested classes and noise at every scale; scale 0 (no guidance) is
+#                  sampled once and shared,
 #   agreement-*    sample-eval: how often the judge labels a sample as the requested class (with 95 % Wilson
 #                  intervals), agree@5, the diversity of the judge's features, and the judge on real images,
 #   eps-eval/      the diffusion model's per-channel noise-prediction error against t (the colour-cast diagnostic).
@@ -112,7 +113,7 @@ sample() {  # sample DIR CLASSIFIER SCALE SAMPLER-FLAGS...
   stage "sample-$dir" "$OUT/$dir/$NPZ" "$GD" classifier-sample --model_path "$MODEL" --classifier_path "$classifier" \
     --classifier_scale "$scale" --num_samples $SAMPLES --batch_size 100 --seed 0 --out_dir "$OUT/$dir" "$@"
 }
-ANCESTRAL=(--timestep_respacing 100)
+ANCESTRAL=(--timestep_respacing 50)
 DDIM=(--use_ddim True --timestep_respacing ddim50)
 declare -A GUIDE_FLAGS=([noisy1200]="" [robust1200]="--adversarial True")
 for guide in "${GUIDES[@]}"; do
