@@ -61,7 +61,7 @@ public sealed class ClassifierTrainingJob : TrainingJob
                 logger.ReportOpened(trainSource, valSource);
                 foreach (var warning in classifier.AttentionWarnings()) logger.Warn(warning);
             },
-            Communicator, Device, Console);
+            Communicator, Device, Output);
         var training = session.Training;
         var resume = session.Resume;
         var logger = session.Logger;

@@ -45,7 +45,7 @@ public sealed class ImageTrainingJob : TrainingJob
             (training, logDir) => ResumePoint.Find(training.ResumeCheckpoint, logDir, _model, training.AllowConfigMismatch),
             precision => MetricKeys.ForDiffusion(loss.TermNames, precision == TrainingPrecision.Fp16),
             logger => logger.ReportOpened(source),
-            Communicator, Device, Console);
+            Communicator, Device, Output);
         var training = session.Training;
         session.Log($"loss: {loss.LossType}" + (loss.Process.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
             + (_model.ClassCond ? $"; class-conditional on {source.Classes.Count} classes" : ""));

@@ -21,7 +21,7 @@ public abstract class TrainingJob
     {
         Training = training;
         Diffusion = diffusion;
-        Console = console ?? TextWriter.Null;
+        Output = console ?? TextWriter.Null;
         Communicator = communicator ?? new SingleProcessCommunicator();
         Device = device ?? CPU;
     }
@@ -32,8 +32,8 @@ public abstract class TrainingJob
     /// <summary>The noise process settings.</summary>
     public DiffusionConfig Diffusion { get; }
 
-    /// <summary>Where progress tables go.</summary>
-    public TextWriter Console { get; }
+    /// <summary>Where progress tables go (not <c>Console</c>: a property of that name would shadow System.Console in the jobs).</summary>
+    public TextWriter Output { get; }
 
     /// <summary>The data-parallel group.</summary>
     public ICommunicator Communicator { get; }
