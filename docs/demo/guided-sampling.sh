@@ -11,9 +11,9 @@
 #                  intervals), agree@5, the diversity of the judge's features, and the judge on real images,
 #   eps-eval/      the diffusion model's per-channel noise-prediction error against t (the colour-cast diagnostic).
 #
-# The stages run cheapest-first per result: judge, diffusion model, eps-eval, the plain classifier's samples and
-# agreement, then the robust classifier (the costliest training: ~6x a plain step) and its samples and agreement,
-# so a chain cut short still leaves finished tables.
+# The trainings run first (judge, diffusion model and its few-minute eps-eval, the plain and then the robust
+# classifier, the costliest: ~6x a plain step), then each guide's samples and agreement, so a chain cut short
+# leaves the checkpoints that took the hours.
 #
 # Resumable: a stage whose output exists is skipped, so the script can be rerun after an interruption (a training
 # stage that was cut short resumes from its newest checkpoint). Each stage that runs appends a line to
@@ -116,10 +116,13 @@ sample() {  # sample DIR CLASSIFIER SCALE SAMPLER-FLAGS...
 ANCESTRAL=(--timestep_respacing 50)
 DDIM=(--use_ddim True --timestep_respacing ddim50)
 declare -A GUIDE_FLAGS=([noisy1200]="" [robust1200]="--adversarial True")
+# Every training runs before any sampling: a chain cut short leaves checkpoints (the costly part), not tables.
 for guide in "${GUIDES[@]}"; do
   # shellcheck disable=SC2086,SC2046
   stage "$guide" "$OUT/$guide/$(last_checkpoint 1200)" "$GD" classifier-train ${GUIDE_FLAGS[$guide]} --iterations 1200 \
     --save_interval 600 --seed 0 --log_dir "$OUT/$guide" $(resume_flags "$OUT/$guide")
+done
+for guide in "${GUIDES[@]}"; do
   # Scale 0 ignores the classifier's gradient (it only supplies the class count), so one unguided run serves both guides.
   if [[ $guide == "${GUIDES[0]}" ]]; then
     sample unguided-ancestral-scale0 "$OUT/$guide/$(last_checkpoint 1200)" 0 "${ANCESTRAL[@]}"
