@@ -32,11 +32,15 @@ internal static class OpsBenchmark
             ("matmul_2048_bf16", () => Ceiling.MatmulGflops(ScalarType.BFloat16)),
             ("attention_fwd_bwd_einsum_fp32", () => AttentionGflops(ScalarType.Float32, fused: false, batch, tokens, headChannels)),
             ("attention_fwd_bwd_sdpa_fp32", () => AttentionGflops(ScalarType.Float32, fused: true, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_bmm_fp32", () => AttentionGflops(ScalarType.Float32, fused: null, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_conv_fp32", () => AttentionGflops(ScalarType.Float32, fused: null, batch, tokens, headChannels, conv: true)),
             ("attention_fwd_bwd_einsum_bf16", () => AttentionGflops(ScalarType.BFloat16, fused: false, batch, tokens, headChannels)),
             ("attention_fwd_bwd_sdpa_bf16", () => AttentionGflops(ScalarType.BFloat16, fused: true, batch, tokens, headChannels)),
             ("groupnorm32_fwd_bwd_fp32_ms", () => GroupNormMs(ScalarType.Float32, batch, channels)),
             ("groupnorm32_fwd_bwd_bf16_ms", () => GroupNormMs(ScalarType.BFloat16, batch, channels)),
         };
+        string only = a.Str("only", "");
+        ops = ops.Where(o => o.Name.Contains(only, StringComparison.Ordinal)).ToArray();
         var results = ops.ToDictionary(o => o.Name, _ => new List<double>());
         for (int r = 0; r < rounds; r++)
             foreach (var (name, gflops) in ops)
@@ -63,7 +67,7 @@ internal static class OpsBenchmark
     /// GFLOP/s of one attention block's products, forward + backward (QKᵀ and A·V forward, four products backward:
     /// 3 × the forward's 4·B·T²·C), one head of <paramref name="headChannels"/>.
     /// </summary>
-    private static double AttentionGflops(ScalarType dtype, bool fused, long batch, long tokens, long headChannels)
+    private static double AttentionGflops(ScalarType dtype, bool? fused, long batch, long tokens, long headChannels, bool conv = false)
     {
         using var scope = NewDisposeScope();
         var qkv = randn(batch, 3 * headChannels, tokens).to_type(dtype).requires_grad_(true);
@@ -71,7 +75,12 @@ internal static class OpsBenchmark
         double flops = 3 * 4.0 * batch * tokens * tokens * headChannels;
         return flops / 1e9 / Ceiling.Seconds(() =>
         {
-            var y = fused ? attention.call(qkv) : EinsumAttention(qkv, headChannels);
+            var y = fused switch
+            {
+                true => attention.call(qkv),
+                false => EinsumAttention(qkv, headChannels),
+                null => conv ? ConvAttention(qkv, headChannels) : BmmAttention(qkv, headChannels),
+            };
             y.sum().backward();
             qkv.grad!.Dispose();
             qkv.grad = null;
@@ -87,6 +96,34 @@ internal static class OpsBenchmark
         var weight = einsum("bct,bcs->bts", parts[0] * scale, parts[1] * scale);
         weight = softmax(weight.to_type(ScalarType.Float32), dim: -1).to_type(weight.dtype);
         return einsum("bts,bcs->bct", weight, parts[2]);
+    }
+
+    /// <summary>The same product as three batched matmuls on [B, T, C] operands with C contiguous.</summary>
+    private static Tensor BmmAttention(Tensor qkv, long ch)
+    {
+        var parts = qkv.split(ch, dim: 1);
+        var q = parts[0].transpose(1, 2).contiguous();
+        var k = parts[1];
+        var v = parts[2].transpose(1, 2).contiguous();
+        var weight = softmax(bmm(q, k) * (1 / Math.Sqrt(ch)), dim: -1);
+        return bmm(weight, v).transpose(1, 2);
+    }
+
+    /// <summary>
+    /// The same product as two grouped 1×1 convolutions (one group per batch item), which oneDNN runs with its
+    /// AVX-512 kernels where MKL's matmul takes an AVX2 path (AMD): S = QᵀK with K as the weight, softmax over
+    /// the key axis (the channel axis there), then A·V with V as the weight.
+    /// </summary>
+    private static Tensor ConvAttention(Tensor qkv, long ch)
+    {
+        long b = qkv.shape[0], t = qkv.shape[2];
+        var parts = qkv.split(ch, dim: 1);
+        var q = parts[0].reshape(1, b * ch, t, 1);
+        var k = parts[1].transpose(1, 2).reshape(b * t, ch, 1, 1);
+        var v = parts[2].reshape(b * ch, t, 1, 1);
+        var weight = nn.functional.conv2d(q, k, groups: b) * (1 / Math.Sqrt(ch));   // [1, B·S, T, 1]
+        weight = softmax(weight.reshape(b, t, t), dim: 1).reshape(1, b * t, t, 1);
+        return nn.functional.conv2d(weight, v, groups: b).reshape(b, ch, t);
     }
 
     private static double GroupNormMs(ScalarType dtype, long batch, long channels)
