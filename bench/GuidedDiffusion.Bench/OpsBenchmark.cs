@@ -30,12 +30,12 @@ internal static class OpsBenchmark
             ("conv3x3_fwd_bwd_bf16_nhwc", () => Ceiling.ConvFwdBwdGflops(ScalarType.BFloat16, channelsLast: true, batch, channels)),
             ("matmul_2048_fp32", () => Ceiling.MatmulGflops(ScalarType.Float32)),
             ("matmul_2048_bf16", () => Ceiling.MatmulGflops(ScalarType.BFloat16)),
-            ("attention_fwd_bwd_einsum_fp32", () => AttentionGflops(ScalarType.Float32, fused: false, batch, tokens, headChannels)),
-            ("attention_fwd_bwd_sdpa_fp32", () => AttentionGflops(ScalarType.Float32, fused: true, batch, tokens, headChannels)),
-            ("attention_fwd_bwd_bmm_fp32", () => AttentionGflops(ScalarType.Float32, fused: null, batch, tokens, headChannels)),
-            ("attention_fwd_bwd_conv_fp32", () => AttentionGflops(ScalarType.Float32, fused: null, batch, tokens, headChannels, conv: true)),
-            ("attention_fwd_bwd_einsum_bf16", () => AttentionGflops(ScalarType.BFloat16, fused: false, batch, tokens, headChannels)),
-            ("attention_fwd_bwd_sdpa_bf16", () => AttentionGflops(ScalarType.BFloat16, fused: true, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_einsum_fp32", () => AttentionGflops(ScalarType.Float32, EinsumAttention, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_sdpa_fp32", () => AttentionGflops(ScalarType.Float32, SdpaAttention, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_bmm_fp32", () => AttentionGflops(ScalarType.Float32, BmmAttention, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_conv_fp32", () => AttentionGflops(ScalarType.Float32, ConvAttention, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_einsum_bf16", () => AttentionGflops(ScalarType.BFloat16, EinsumAttention, batch, tokens, headChannels)),
+            ("attention_fwd_bwd_sdpa_bf16", () => AttentionGflops(ScalarType.BFloat16, SdpaAttention, batch, tokens, headChannels)),
             ("groupnorm32_fwd_bwd_fp32_ms", () => GroupNormMs(ScalarType.Float32, batch, channels)),
             ("groupnorm32_fwd_bwd_bf16_ms", () => GroupNormMs(ScalarType.BFloat16, batch, channels)),
         };
@@ -67,25 +67,26 @@ internal static class OpsBenchmark
     /// GFLOP/s of one attention block's products, forward + backward (QKᵀ and A·V forward, four products backward:
     /// 3 × the forward's 4·B·T²·C), one head of <paramref name="headChannels"/>.
     /// </summary>
-    private static double AttentionGflops(ScalarType dtype, bool? fused, long batch, long tokens, long headChannels, bool conv = false)
+    private static double AttentionGflops(ScalarType dtype, Func<Tensor, long, Tensor> formula, long batch, long tokens, long headChannels)
     {
         using var scope = NewDisposeScope();
         var qkv = randn(batch, 3 * headChannels, tokens).to_type(dtype).requires_grad_(true);
-        using var attention = new QKVAttention(1, legacyOrder: true);
         double flops = 3 * 4.0 * batch * tokens * tokens * headChannels;
         return flops / 1e9 / Ceiling.Seconds(() =>
         {
-            var y = fused switch
-            {
-                true => attention.call(qkv),
-                false => EinsumAttention(qkv, headChannels),
-                null => conv ? ConvAttention(qkv, headChannels) : BmmAttention(qkv, headChannels),
-            };
+            var y = formula(qkv, headChannels);
             y.sum().backward();
             qkv.grad!.Dispose();
             qkv.grad = null;
             return y;
         }, reps: 3);
+    }
+
+    /// <summary>Our kernel: the model's <see cref="QKVAttention"/> (one head), on scaled_dot_product_attention.</summary>
+    private static Tensor SdpaAttention(Tensor qkv, long ch)
+    {
+        using var attention = new QKVAttention(1, legacyOrder: true);
+        return attention.call(qkv);
     }
 
     /// <summary>The original's QKVAttentionLegacy formula (one head): two einsums and a float32 softmax.</summary>
