@@ -45,8 +45,8 @@ calls() { if [[ -f $STUB_LOG ]]; then wc -l < "$STUB_LOG"; else echo 0; fi; }
 # A robust classifier cut short at its first save: the chain must resume it, not start it again.
 mkdir -p "$OUT/robust1200" && touch "$OUT/robust1200/model000600.pt"
 docs/demo/guided-sampling.sh > "$work/run1.txt"
-# 4 trainings, 2 unguided + 2 guides × (3 ancestral + 2 DDIM) samplings, 2 sample-evals, 1 eps-eval.
-stages=$((4 + 2 + 10 + 2 + 1))
+# 4 trainings, 2 unguided + 2 guides × (5 ancestral + 2 DDIM) samplings, 2 sample-evals, 1 eps-eval.
+stages=$((4 + 2 + 14 + 2 + 1))
 [[ $(calls) -eq $stages ]] || fail "first run made $(calls) calls, expected $stages"
 [[ $(($(wc -l < "$OUT/times.tsv") - 1)) -eq $stages ]] || fail "times.tsv has $(($(wc -l < "$OUT/times.tsv") - 1)) rows, expected $stages"
 awk -F'\t' 'NR > 1 && (NF != 5 || $5 != sprintf("%.2f", $3 + $4)) { exit 1 }' "$OUT/times.tsv" || fail "a times.tsv row is not stage, wall, user, sys, user+sys"

@@ -31,7 +31,7 @@ OUT=${OUT:-runs/guided-demo}
 # end-of-training table and sample-eval's reference row report it). Its last checkpoint is model<iterations - 1>.pt.
 JUDGE_FLAGS=${JUDGE_FLAGS:-"--iterations 3000 --eval_interval 100 --save_interval 1000 --seed 1"}
 SAMPLES=300
-ANCESTRAL_SCALES=(10 30 100)
+ANCESTRAL_SCALES=(10 30 100 200 300)
 DDIM_SCALES=(10 30)
 GUIDES=(noisy1200 robust1200)
 
