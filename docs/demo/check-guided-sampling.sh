@@ -45,8 +45,10 @@ calls() { if [[ -f $STUB_LOG ]]; then wc -l < "$STUB_LOG"; else echo 0; fi; }
 # A robust classifier cut short at its first save: the chain must resume it, not start it again.
 mkdir -p "$OUT/robust1200" && touch "$OUT/robust1200/model000600.pt"
 docs/demo/guided-sampling.sh > "$work/run1.txt"
-# 4 trainings, 2 unguided + 2 guides × (5 ancestral + 2 DDIM) samplings, 2 sample-evals, 1 eps-eval.
-stages=$((4 + 2 + 14 + 2 + 1))
+# 5 trainings, 2 unguided + 2 guides × (5 ancestral + 2 DDIM) + 3 ancestral (noisy3000) samplings, 3 sample-evals,
+# 1 eps-eval.
+stages=$((5 + 2 + 14 + 3 + 3 + 1))
+NPZ_RE=samples_300x32x32x3\.npz
 [[ $(calls) -eq $stages ]] || fail "first run made $(calls) calls, expected $stages"
 [[ $(($(wc -l < "$OUT/times.tsv") - 1)) -eq $stages ]] || fail "times.tsv has $(($(wc -l < "$OUT/times.tsv") - 1)) rows, expected $stages"
 awk -F'\t' 'NR > 1 && (NF != 5 || $5 != sprintf("%.2f", $3 + $4)) { exit 1 }' "$OUT/times.tsv" || fail "a times.tsv row is not stage, wall, user, sys, user+sys"
@@ -56,6 +58,12 @@ grep -q -- "--use_ddim True --timestep_respacing ddim50" "$STUB_LOG" || fail "no
 [[ $(grep -c -- "--classifier_scale 0 " "$STUB_LOG") -eq 2 ]] || fail "scale 0 should be sampled once per sampler"
 grep -q -- "sample-eval .*unguided-ancestral-scale0/samples_300x32x32x3.npz .*robust1200-ddim50-scale30/samples_300x32x32x3.npz" "$STUB_LOG" \
   || fail "sample-eval of robust1200 lacks its files"
+grep -q -- "classifier-train --iterations 3000 --save_interval 1000 --seed 0 --log_dir $OUT/noisy3000\$" "$STUB_LOG" \
+  || fail "the 3,000-step guide was not trained with its own flags"
+grep -q -- "--classifier_path $OUT/noisy3000/model002999.pt --classifier_scale 300 " "$STUB_LOG" \
+  || fail "the 3,000-step guide's samples do not use its final checkpoint"
+grep -q -- "sample-eval .*agreement-noisy3000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy3000-ancestral-scale100/$NPZ_RE $OUT/noisy3000-ancestral-scale200/$NPZ_RE $OUT/noisy3000-ancestral-scale300/$NPZ_RE\$" "$STUB_LOG" \
+  || fail "sample-eval of noisy3000 should judge scale 0 and its three ancestral rows, no DDIM"
 [[ -f $OUT/summary.md ]] || fail "no summary.md"
 
 before=$(calls)

@@ -4,6 +4,7 @@
 #   diffusion/     a small diffusion model (image-train, 64 channels, 1 res block per level, 3,000 steps),
 #   noisy1200/     a noise-aware classifier on the same 1000-step process (classifier-train, 1,200 steps),
 #   robust1200/    the same trained adversarially (L2 PGD on x_t, issue 13),
+#   noisy3000/     the plain one trained 3,000 steps (the demo's best guide),
 #   *-scale*/      300 samples per classifier scale, ancestral and DDIM, 50 respaced steps each (the same number of
 #                  model calls), the same requested classes and noise at every scale; scale 0 (no guidance) is
 #                  sampled once and shared,
@@ -11,8 +12,9 @@
 #                  intervals), agree@5, the diversity of the judge's features, and the judge on real images,
 #   eps-eval/      the diffusion model's per-channel noise-prediction error against t (the colour-cast diagnostic).
 #
-# The trainings run first (judge, diffusion model and its few-minute eps-eval, the plain and then the robust
-# classifier, the costliest: ~6x a plain step), then each guide's samples and agreement, so a chain cut short
+# The trainings run first (judge, diffusion model and its few-minute eps-eval, the plain, the robust
+# classifier, the costliest: ~6x a plain step, and the plain one trained longer), then each guide's samples and
+# agreement, so a chain cut short
 # leaves the checkpoints that took the hours.
 #
 # Resumable: a stage whose output exists is skipped, so the script can be rerun after an interruption (a training
@@ -31,9 +33,16 @@ OUT=${OUT:-runs/guided-demo}
 # end-of-training table and sample-eval's reference row report it). Its last checkpoint is model<iterations - 1>.pt.
 JUDGE_FLAGS=${JUDGE_FLAGS:-"--iterations 3000 --eval_interval 100 --save_interval 1000 --seed 1"}
 SAMPLES=300
-ANCESTRAL_SCALES=(10 30 100 200 300)
-DDIM_SCALES=(10 30)
-GUIDES=(noisy1200 robust1200)
+GUIDES=(noisy1200 robust1200 noisy3000)
+# Per guide: its training flags (--iterations marks the stage done) and the scales it is sampled at. The guide
+# trained 3,000 steps came last (it clears the target: README); its scales are the best two of the others and one
+# beyond, ancestral only (DDIM trails ancestral sampling for both 1,200-step guides).
+declare -A GUIDE_FLAGS=(
+  [noisy1200]="--iterations 1200 --save_interval 600"
+  [robust1200]="--adversarial True --iterations 1200 --save_interval 600"
+  [noisy3000]="--iterations 3000 --save_interval 1000")
+declare -A ANCESTRAL_SCALES=([noisy1200]="10 30 100 200 300" [robust1200]="10 30 100 200 300" [noisy3000]="100 200 300")
+declare -A DDIM_SCALES=([noisy1200]="10 30" [robust1200]="10 30" [noisy3000]="")
 
 if [[ -z "${GD:-}" ]]; then
   dotnet build src/GuidedDiffusion.Cli -c Release -v quiet -nologo
@@ -104,8 +113,7 @@ stage diffusion "$MODEL" "$GD" image-train --diffusion_steps 1000 --num_channels
 stage eps-eval "$OUT/eps-eval/eps_eval.json" "$GD" eps-eval --model_path "$MODEL" --num_samples 200 --batch_size 50 \
   --seed 0 --log_dir "$OUT/eps-eval"
 
-# 4. Per guide: train it (plain or adversarial, 1,200 steps each, the demo's other settings), sample, and ask the
-# judge. Seed 0 gives the same requested classes and noise at every scale and for both samplers' first draw.
+# 4. Per guide: train it (GUIDE_FLAGS, the demo's other settings), sample, and ask the judge. Seed 0 gives the same requested classes and noise at every scale and for both samplers' first draw.
 NPZ=$(printf "samples_%dx32x32x3.npz" $SAMPLES)
 sample() {  # sample DIR CLASSIFIER SCALE SAMPLER-FLAGS...
   local dir=$1 classifier=$2 scale=$3
@@ -115,30 +123,35 @@ sample() {  # sample DIR CLASSIFIER SCALE SAMPLER-FLAGS...
 }
 ANCESTRAL=(--timestep_respacing 50)
 DDIM=(--use_ddim True --timestep_respacing ddim50)
-declare -A GUIDE_FLAGS=([noisy1200]="" [robust1200]="--adversarial True")
 # Every training runs before any sampling: a chain cut short leaves checkpoints (the costly part), not tables.
+guide_checkpoint() {  # guide_checkpoint GUIDE: the guide's final save, from the --iterations of its flags
+  echo "$OUT/$1/$(last_checkpoint "$(sed -n 's/.*--iterations \([0-9]*\).*/\1/p' <<< "${GUIDE_FLAGS[$1]}")")"
+}
 for guide in "${GUIDES[@]}"; do
   # shellcheck disable=SC2086,SC2046
-  stage "$guide" "$OUT/$guide/$(last_checkpoint 1200)" "$GD" classifier-train ${GUIDE_FLAGS[$guide]} --iterations 1200 \
-    --save_interval 600 --seed 0 --log_dir "$OUT/$guide" $(resume_flags "$OUT/$guide")
+  stage "$guide" "$(guide_checkpoint "$guide")" "$GD" classifier-train ${GUIDE_FLAGS[$guide]} --seed 0 \
+    --log_dir "$OUT/$guide" $(resume_flags "$OUT/$guide")
 done
 for guide in "${GUIDES[@]}"; do
-  # Scale 0 ignores the classifier's gradient (it only supplies the class count), so one unguided run serves both guides.
+  classifier=$(guide_checkpoint "$guide")
+  read -r -a ancestral_scales <<< "${ANCESTRAL_SCALES[$guide]}"
+  read -r -a ddim_scales <<< "${DDIM_SCALES[$guide]}"
+  # Scale 0 ignores the classifier's gradient (it only supplies the class count), so one unguided run serves all guides.
   if [[ $guide == "${GUIDES[0]}" ]]; then
-    sample unguided-ancestral-scale0 "$OUT/$guide/$(last_checkpoint 1200)" 0 "${ANCESTRAL[@]}"
-    sample unguided-ddim50-scale0 "$OUT/$guide/$(last_checkpoint 1200)" 0 "${DDIM[@]}"
+    sample unguided-ancestral-scale0 "$classifier" 0 "${ANCESTRAL[@]}"
+    sample unguided-ddim50-scale0 "$classifier" 0 "${DDIM[@]}"
   fi
-  for scale in "${ANCESTRAL_SCALES[@]}"; do
-    sample "$guide-ancestral-scale$scale" "$OUT/$guide/$(last_checkpoint 1200)" "$scale" "${ANCESTRAL[@]}"
+  for scale in "${ancestral_scales[@]}"; do
+    sample "$guide-ancestral-scale$scale" "$classifier" "$scale" "${ANCESTRAL[@]}"
   done
-  for scale in "${DDIM_SCALES[@]}"; do
-    sample "$guide-ddim50-scale$scale" "$OUT/$guide/$(last_checkpoint 1200)" "$scale" "${DDIM[@]}"
+  for scale in "${ddim_scales[@]}"; do
+    sample "$guide-ddim50-scale$scale" "$classifier" "$scale" "${DDIM[@]}"
   done
-  # The judge's verdict: ancestral rows, then DDIM rows, then the real validation images as reference.
+  # The judge's verdict: ancestral rows, then DDIM rows (if any), then the real validation images as reference.
   files=("$OUT/unguided-ancestral-scale0/$NPZ")
-  for scale in "${ANCESTRAL_SCALES[@]}"; do files+=("$OUT/$guide-ancestral-scale$scale/$NPZ"); done
-  files+=("$OUT/unguided-ddim50-scale0/$NPZ")
-  for scale in "${DDIM_SCALES[@]}"; do files+=("$OUT/$guide-ddim50-scale$scale/$NPZ"); done
+  for scale in "${ancestral_scales[@]}"; do files+=("$OUT/$guide-ancestral-scale$scale/$NPZ"); done
+  if (( ${#ddim_scales[@]} > 0 )); then files+=("$OUT/unguided-ddim50-scale0/$NPZ"); fi
+  for scale in "${ddim_scales[@]}"; do files+=("$OUT/$guide-ddim50-scale$scale/$NPZ"); done
   stage "agreement-$guide" "$OUT/agreement-$guide.json" \
     "$GD" sample-eval --model_path "$JUDGE" --grid True --json "$OUT/agreement-$guide.json" "${files[@]}"
   if [[ -f "$OUT/agreement-$guide.out" ]]; then cp "$OUT/agreement-$guide.out" "$OUT/agreement-$guide.txt"; fi
