@@ -14,8 +14,7 @@
 #
 # The trainings run first (judge, diffusion model and its few-minute eps-eval, the plain, the robust
 # classifier, the costliest: ~6x a plain step, and the plain one trained longer), then each guide's samples and
-# agreement, so a chain cut short
-# leaves the checkpoints that took the hours.
+# agreement, so a chain cut short leaves the checkpoints that took the hours.
 #
 # Resumable: a stage whose output exists is skipped, so the script can be rerun after an interruption (a training
 # stage that was cut short resumes from its newest checkpoint). Each stage that runs appends a line to
