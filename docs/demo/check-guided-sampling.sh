@@ -60,9 +60,9 @@ grep -q -- "sample-eval .*unguided-ancestral-scale0/samples_300x32x32x3.npz .*ro
   || fail "sample-eval of robust1200 lacks its files"
 grep -q -- "classifier-train --iterations 3000 --save_interval 1000 --seed 0 --log_dir $OUT/noisy3000\$" "$STUB_LOG" \
   || fail "the 3,000-step guide was not trained with its own flags"
-grep -q -- "--classifier_path $OUT/noisy3000/model002999.pt --classifier_scale 300 " "$STUB_LOG" \
+grep -q -- "--classifier_path $OUT/noisy3000/model002999.pt --classifier_scale 50 " "$STUB_LOG" \
   || fail "the 3,000-step guide's samples do not use its final checkpoint"
-grep -q -- "sample-eval .*agreement-noisy3000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy3000-ancestral-scale100/$NPZ_RE $OUT/noisy3000-ancestral-scale200/$NPZ_RE $OUT/noisy3000-ancestral-scale300/$NPZ_RE\$" "$STUB_LOG" \
+grep -q -- "sample-eval .*agreement-noisy3000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy3000-ancestral-scale50/$NPZ_RE $OUT/noisy3000-ancestral-scale100/$NPZ_RE $OUT/noisy3000-ancestral-scale200/$NPZ_RE\$" "$STUB_LOG" \
   || fail "sample-eval of noisy3000 should judge scale 0 and its three ancestral rows, no DDIM"
 [[ -f $OUT/summary.md ]] || fail "no summary.md"
 
