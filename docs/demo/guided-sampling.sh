@@ -34,7 +34,7 @@ JUDGE_FLAGS=${JUDGE_FLAGS:-"--iterations 3000 --eval_interval 100 --save_interva
 SAMPLES=300
 GUIDES=(noisy1200 robust1200 noisy3000)
 # Per guide: its training flags (--iterations marks the stage done) and the scales it is sampled at. The guide
-# trained 3,000 steps came last, the demo's best: its scales are its best two (50, 100) and one beyond, ancestral
+# trained 3,000 steps came last, the demo's best: its scales are its best two (100, 200) and one below, ancestral
 # only (DDIM trails ancestral sampling for both 1,200-step guides).
 declare -A GUIDE_FLAGS=(
   [noisy1200]="--iterations 1200 --save_interval 600"
