@@ -85,14 +85,17 @@ resume_flags() {
   fi
 }
 
-last_checkpoint() {  # last_checkpoint ITERATIONS: the file name of a run's final save
-  printf "model%06d.pt" $(($1 - 1))
+# final_checkpoint DIR FLAGS NAME: the path of a training's final save, model<iterations - 1>.pt, from the --iterations
+# of its FLAGS (the variable NAME, for the error); that file marks the stage done.
+final_checkpoint() {
+  local iterations
+  iterations=$(sed -n 's/.*--iterations[ =]\([0-9]*\).*/\1/p' <<< "$2")
+  [[ -n "$iterations" ]] || { echo "$3 must give --iterations (its last checkpoint marks the stage done)" >&2; return 1; }
+  printf "%s/model%06d.pt" "$OUT/$1" $((iterations - 1))
 }
 
 # 1. The judge: a clean classifier.
-JUDGE_ITERATIONS=$(sed -n 's/.*--iterations[ =]\([0-9]*\).*/\1/p' <<< "$JUDGE_FLAGS")
-[[ -n "$JUDGE_ITERATIONS" ]] || { echo "JUDGE_FLAGS must give --iterations (its last checkpoint marks the stage done)" >&2; exit 1; }
-JUDGE=$OUT/clean/$(last_checkpoint "$JUDGE_ITERATIONS")
+JUDGE=$(final_checkpoint clean "$JUDGE_FLAGS" JUDGE_FLAGS) || exit 1
 # shellcheck disable=SC2086,SC2046  # JUDGE_FLAGS is a list of flags; resume_flags is word-split on purpose
 stage clean "$JUDGE" "$GD" classifier-train --noised False $JUDGE_FLAGS --log_dir "$OUT/clean" $(resume_flags "$OUT/clean")
 
@@ -112,7 +115,8 @@ stage diffusion "$MODEL" "$GD" image-train --diffusion_steps 1000 --num_channels
 stage eps-eval "$OUT/eps-eval/eps_eval.json" "$GD" eps-eval --model_path "$MODEL" --num_samples 200 --batch_size 50 \
   --seed 0 --log_dir "$OUT/eps-eval"
 
-# 4. Per guide: train it (GUIDE_FLAGS, the demo's other settings), sample, and ask the judge. Seed 0 gives the same requested classes and noise at every scale and for both samplers' first draw.
+# 4. Per guide: train it (GUIDE_FLAGS, the demo's other settings), sample, and ask the judge. Seed 0 gives the same
+# requested classes and noise at every scale and for both samplers' first draw.
 NPZ=$(printf "samples_%dx32x32x3.npz" $SAMPLES)
 sample() {  # sample DIR CLASSIFIER SCALE SAMPLER-FLAGS...
   local dir=$1 classifier=$2 scale=$3
@@ -123,12 +127,13 @@ sample() {  # sample DIR CLASSIFIER SCALE SAMPLER-FLAGS...
 ANCESTRAL=(--timestep_respacing 50)
 DDIM=(--use_ddim True --timestep_respacing ddim50)
 # Every training runs before any sampling: a chain cut short leaves checkpoints (the costly part), not tables.
-guide_checkpoint() {  # guide_checkpoint GUIDE: the guide's final save, from the --iterations of its flags
-  echo "$OUT/$1/$(last_checkpoint "$(sed -n 's/.*--iterations \([0-9]*\).*/\1/p' <<< "${GUIDE_FLAGS[$1]}")")"
+guide_checkpoint() {  # guide_checkpoint GUIDE: the guide's final save
+  final_checkpoint "$1" "${GUIDE_FLAGS[$1]}" "GUIDE_FLAGS[$1]"
 }
 for guide in "${GUIDES[@]}"; do
+  checkpoint=$(guide_checkpoint "$guide")
   # shellcheck disable=SC2086,SC2046
-  stage "$guide" "$(guide_checkpoint "$guide")" "$GD" classifier-train ${GUIDE_FLAGS[$guide]} --seed 0 \
+  stage "$guide" "$checkpoint" "$GD" classifier-train ${GUIDE_FLAGS[$guide]} --seed 0 \
     --log_dir "$OUT/$guide" $(resume_flags "$OUT/$guide")
 done
 for guide in "${GUIDES[@]}"; do

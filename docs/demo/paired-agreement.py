@@ -17,10 +17,6 @@ import struct
 import sys
 import zipfile
 
-SCALES = ('ancestral-scale10', 'ancestral-scale30', 'ancestral-scale100', 'ancestral-scale200',
-          'ancestral-scale300', 'ddim50-scale10', 'ddim50-scale30')
-
-
 def requested_classes(npz):
     """The labels array (arr_1) of a classifier-sample npz, int64 or int32, little-endian."""
     with zipfile.ZipFile(npz) as z:
@@ -43,10 +39,12 @@ def predictions(json_files):
 
 def main(json_files):
     runs = predictions(json_files)
-    for scale in SCALES:
-        plain, robust = runs.get('noisy1200-' + scale), runs.get('robust1200-' + scale)
-        if not plain or not robust:
+    # Every row of the plain guide (noisy1200-<sampler>-scale<s>) that the robust guide also has, in the JSON's order.
+    for name, plain in runs.items():
+        if not name.startswith('noisy1200-') or 'robust1200-' + name[len('noisy1200-'):] not in runs:
             continue
+        scale = name[len('noisy1200-'):]
+        robust = runs['robust1200-' + scale]
         y = requested_classes(plain[0])
         if y != requested_classes(robust[0]):
             sys.exit(f'{scale}: the two guides were not asked for the same classes; the samples are not paired')
