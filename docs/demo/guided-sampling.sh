@@ -4,7 +4,8 @@
 #   diffusion/     a small diffusion model (image-train, 64 channels, 1 res block per level, 3,000 steps),
 #   noisy1200/     a noise-aware classifier on the same 1000-step process (classifier-train, 1,200 steps),
 #   robust1200/    the same trained adversarially (L2 PGD on x_t, issue 13),
-#   noisy3000/     the plain one trained 3,000 steps (the demo's best guide),
+#   noisy3000/     the plain one trained 3,000 steps,
+#   noisy6000/     the plain one trained 6,000 steps,
 #   *-scale*/      300 samples per classifier scale, ancestral and DDIM, 50 respaced steps each (the same number of
 #                  model calls), the same requested classes and noise at every scale; scale 0 (no guidance) is
 #                  sampled once and shared,
@@ -32,16 +33,22 @@ OUT=${OUT:-runs/guided-demo}
 # end-of-training table and sample-eval's reference row report it). Its last checkpoint is model<iterations - 1>.pt.
 JUDGE_FLAGS=${JUDGE_FLAGS:-"--iterations 3000 --eval_interval 100 --save_interval 1000 --seed 1"}
 SAMPLES=300
-GUIDES=(noisy1200 robust1200 noisy3000)
-# Per guide: its training flags (--iterations marks the stage done) and the scales it is sampled at. The guide
-# trained 3,000 steps came last, the demo's best: its scales are its best two (100, 200) and one below, ancestral
-# only (DDIM trails ancestral sampling for both 1,200-step guides).
+# GUIDES="noisy6000" (a space-separated subset) runs only those guides' stages (and the shared unguided rows).
+read -r -a GUIDES <<< "${GUIDES:-noisy1200 robust1200 noisy3000 noisy6000}"
+# Per guide: its training flags (--iterations marks the stage done) and the scales it is sampled at. The guides
+# trained longer came last: their scales are the best two of the 1,200-step guides (100, 200), and one below for
+# noisy3000, ancestral only (DDIM trails ancestral sampling for both 1,200-step guides).
 declare -A GUIDE_FLAGS=(
   [noisy1200]="--iterations 1200 --save_interval 600"
   [robust1200]="--adversarial True --iterations 1200 --save_interval 600"
-  [noisy3000]="--iterations 3000 --save_interval 1000")
-declare -A ANCESTRAL_SCALES=([noisy1200]="10 30 100 200 300" [robust1200]="10 30 100 200 300" [noisy3000]="50 100 200")
-declare -A DDIM_SCALES=([noisy1200]="10 30" [robust1200]="10 30" [noisy3000]="")
+  [noisy3000]="--iterations 3000 --save_interval 1000"
+  [noisy6000]="--iterations 6000 --save_interval 1000")
+declare -A ANCESTRAL_SCALES=([noisy1200]="10 30 100 200 300" [robust1200]="10 30 100 200 300" [noisy3000]="50 100 200"
+  [noisy6000]="100 200")
+declare -A DDIM_SCALES=([noisy1200]="10 30" [robust1200]="10 30" [noisy3000]="" [noisy6000]="")
+for guide in "${GUIDES[@]}"; do
+  [[ -n "${GUIDE_FLAGS[$guide]:-}" ]] || { echo "GUIDES: unknown guide '$guide' (known: ${!GUIDE_FLAGS[*]})" >&2; exit 1; }
+done
 
 if [[ -z "${GD:-}" ]]; then
   dotnet build src/GuidedDiffusion.Cli -c Release -v quiet -nologo
@@ -140,11 +147,10 @@ for guide in "${GUIDES[@]}"; do
   classifier=$(guide_checkpoint "$guide")
   read -r -a ancestral_scales <<< "${ANCESTRAL_SCALES[$guide]}"
   read -r -a ddim_scales <<< "${DDIM_SCALES[$guide]}"
-  # Scale 0 ignores the classifier's gradient (it only supplies the class count), so one unguided run serves all guides.
-  if [[ $guide == "${GUIDES[0]}" ]]; then
-    sample unguided-ancestral-scale0 "$classifier" 0 "${ANCESTRAL[@]}"
-    sample unguided-ddim50-scale0 "$classifier" 0 "${DDIM[@]}"
-  fi
+  # Scale 0 ignores the classifier's gradient (it only supplies the class count), so one unguided run per sampler
+  # serves all guides (the first guide that needs it samples it; later ones skip the stage).
+  sample unguided-ancestral-scale0 "$classifier" 0 "${ANCESTRAL[@]}"
+  if (( ${#ddim_scales[@]} > 0 )); then sample unguided-ddim50-scale0 "$classifier" 0 "${DDIM[@]}"; fi
   for scale in "${ancestral_scales[@]}"; do
     sample "$guide-ancestral-scale$scale" "$classifier" "$scale" "${ANCESTRAL[@]}"
   done
