@@ -46,9 +46,9 @@ calls() { if [[ -f $STUB_LOG ]]; then wc -l < "$STUB_LOG"; else echo 0; fi; }
 # A robust classifier cut short at its first save: the chain must resume it, not start it again.
 mkdir -p "$OUT/robust1200" && touch "$OUT/robust1200/model000600.pt"
 docs/demo/guided-sampling.sh > "$work/run1.txt"
-# 6 trainings, 2 unguided + 2 guides × (5 ancestral + 2 DDIM) + 3 (noisy3000) + 2 (noisy6000) ancestral samplings,
+# 6 trainings, 2 unguided + 2 guides × (5 ancestral + 2 DDIM) + 3 (noisy3000) + 3 (noisy6000) ancestral samplings,
 # 4 sample-evals, 1 eps-eval.
-stages=$((6 + 2 + 14 + 3 + 2 + 4 + 1))
+stages=$((6 + 2 + 14 + 3 + 3 + 4 + 1))
 NPZ_RE=samples_300x32x32x3\.npz
 [[ $(calls) -eq $stages ]] || fail "first run made $(calls) calls, expected $stages"
 [[ $(($(wc -l < "$OUT/times.tsv") - 1)) -eq $stages ]] || fail "times.tsv has $(($(wc -l < "$OUT/times.tsv") - 1)) rows, expected $stages"
@@ -81,11 +81,11 @@ tail -n 1 "$STUB_LOG" | grep -q -- "--out_dir $OUT/noisy1200-ddim50-scale10 " ||
 OUT=$work/subset GUIDES=noisy6000 docs/demo/guided-sampling.sh > "$work/run4.txt"
 grep -q -- "classifier-train --iterations 6000 --save_interval 1000 --seed 0 --log_dir $work/subset/noisy6000\$" "$STUB_LOG" \
   || fail "GUIDES=noisy6000 did not train the 6,000-step guide"
-# clean, diffusion, eps-eval, the guide, unguided ancestral, scales 100 and 200, its sample-eval.
-[[ $(grep -c -- "$work/subset/" "$STUB_LOG") -eq 8 ]] || fail "GUIDES=noisy6000 made $(grep -c -- "$work/subset/" "$STUB_LOG") calls, expected 8"
+# clean, diffusion, eps-eval, the guide, unguided ancestral, scales 100, 200 and 300, its sample-eval.
+[[ $(grep -c -- "$work/subset/" "$STUB_LOG") -eq 9 ]] || fail "GUIDES=noisy6000 made $(grep -c -- "$work/subset/" "$STUB_LOG") calls, expected 9"
 ! grep -q -- "--use_ddim True .*$work/subset/" "$STUB_LOG" || fail "GUIDES=noisy6000 sampled a DDIM row it does not judge"
-grep -q -- "sample-eval .*agreement-noisy6000.json $work/subset/unguided-ancestral-scale0/$NPZ_RE $work/subset/noisy6000-ancestral-scale100/$NPZ_RE $work/subset/noisy6000-ancestral-scale200/$NPZ_RE\$" "$STUB_LOG" \
-  || fail "sample-eval of noisy6000 should judge scale 0 and its two ancestral rows"
+grep -q -- "sample-eval .*agreement-noisy6000.json $work/subset/unguided-ancestral-scale0/$NPZ_RE $work/subset/noisy6000-ancestral-scale100/$NPZ_RE $work/subset/noisy6000-ancestral-scale200/$NPZ_RE $work/subset/noisy6000-ancestral-scale300/$NPZ_RE\$" "$STUB_LOG" \
+  || fail "sample-eval of noisy6000 should judge scale 0 and its three ancestral rows"
 if OUT=$work/bad GUIDES="noisy6000 noisy9000" docs/demo/guided-sampling.sh > "$work/run5.txt" 2>&1; then fail "an unknown guide was accepted"; fi
 grep -q "GUIDES: unknown guide 'noisy9000'" "$work/run5.txt" || fail "an unknown guide's error does not name it"
 [[ ! -e $work/bad ]] || fail "an unknown guide left a run folder behind"

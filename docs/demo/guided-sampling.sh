@@ -5,7 +5,7 @@
 #   noisy1200/     a noise-aware classifier on the same 1000-step process (classifier-train, 1,200 steps),
 #   robust1200/    the same trained adversarially (L2 PGD on x_t, issue 13),
 #   noisy3000/     the plain one trained 3,000 steps,
-#   noisy6000/     the plain one trained 6,000 steps,
+#   noisy6000/     the plain one trained 6,000 steps (the demo's best guide),
 #   *-scale*/      300 samples per classifier scale, ancestral and DDIM, 50 respaced steps each (the same number of
 #                  model calls), the same requested classes and noise at every scale; scale 0 (no guidance) is
 #                  sampled once and shared,
@@ -36,15 +36,15 @@ SAMPLES=300
 # GUIDES="noisy6000" (a space-separated subset) runs only those guides' stages (and the shared unguided rows).
 read -r -a GUIDES <<< "${GUIDES:-noisy1200 robust1200 noisy3000 noisy6000}"
 # Per guide: its training flags (--iterations marks the stage done) and the scales it is sampled at. The guides
-# trained longer came last: their scales are the best two of the 1,200-step guides (100, 200), and one below for
-# noisy3000, ancestral only (DDIM trails ancestral sampling for both 1,200-step guides).
+# trained longer came last: their scales are the best two of the 1,200-step guides (100, 200) and one below
+# (noisy3000) or beyond (noisy6000), ancestral only (DDIM trails ancestral sampling for both 1,200-step guides).
 declare -A GUIDE_FLAGS=(
   [noisy1200]="--iterations 1200 --save_interval 600"
   [robust1200]="--adversarial True --iterations 1200 --save_interval 600"
   [noisy3000]="--iterations 3000 --save_interval 1000"
   [noisy6000]="--iterations 6000 --save_interval 1000")
 declare -A ANCESTRAL_SCALES=([noisy1200]="10 30 100 200 300" [robust1200]="10 30 100 200 300" [noisy3000]="50 100 200"
-  [noisy6000]="100 200")
+  [noisy6000]="100 200 300")
 declare -A DDIM_SCALES=([noisy1200]="10 30" [robust1200]="10 30" [noisy3000]="" [noisy6000]="")
 for guide in "${GUIDES[@]}"; do
   [[ -n "${GUIDE_FLAGS[$guide]:-}" ]] || { echo "GUIDES: unknown guide '$guide' (known: ${!GUIDE_FLAGS[*]})" >&2; exit 1; }
