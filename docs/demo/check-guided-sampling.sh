@@ -5,7 +5,7 @@
 #   1. from nothing: every stage runs once and gets a times.tsv row; a half-trained robust classifier resumes;
 #   2. again: every stage is skipped, nothing is called;
 #   3. after deleting one sample file: only that sampling stage runs;
-#   4. GUIDES=noisy6000 into a new OUT: only the shared stages and that guide's (no DDIM row); an unknown guide fails.
+#   4. GUIDES=noisy3000 into a new OUT: only the shared stages and that guide's (no DDIM row); an unknown guide fails.
 # Usage: docs/demo/check-guided-sampling.sh   (from the repository root; a few seconds)
 set -euo pipefail
 
@@ -46,9 +46,10 @@ calls() { if [[ -f $STUB_LOG ]]; then wc -l < "$STUB_LOG"; else echo 0; fi; }
 # A robust classifier cut short at its first save: the chain must resume it, not start it again.
 mkdir -p "$OUT/robust1200" && touch "$OUT/robust1200/model000600.pt"
 docs/demo/guided-sampling.sh > "$work/run1.txt"
-# 6 trainings, 2 unguided + 2 guides × (5 ancestral + 2 DDIM) + 3 (noisy3000) + 3 (noisy6000) ancestral samplings,
+# 6 trainings, 2 unguided + 2 guides × (5 ancestral + 2 DDIM) + 3 ancestral (noisy3000) + 3 ancestral and 2 DDIM
+# (noisy6000) samplings,
 # 4 sample-evals, 1 eps-eval.
-stages=$((6 + 2 + 14 + 3 + 3 + 4 + 1))
+stages=$((6 + 2 + 14 + 3 + 5 + 4 + 1))
 NPZ_RE=samples_300x32x32x3\.npz
 [[ $(calls) -eq $stages ]] || fail "first run made $(calls) calls, expected $stages"
 [[ $(($(wc -l < "$OUT/times.tsv") - 1)) -eq $stages ]] || fail "times.tsv has $(($(wc -l < "$OUT/times.tsv") - 1)) rows, expected $stages"
@@ -65,6 +66,8 @@ grep -q -- "--classifier_path $OUT/noisy3000/model002999.pt --classifier_scale 5
   || fail "the 3,000-step guide's samples do not use its final checkpoint"
 grep -q -- "sample-eval .*agreement-noisy3000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy3000-ancestral-scale50/$NPZ_RE $OUT/noisy3000-ancestral-scale100/$NPZ_RE $OUT/noisy3000-ancestral-scale200/$NPZ_RE\$" "$STUB_LOG" \
   || fail "sample-eval of noisy3000 should judge scale 0 and its three ancestral rows, no DDIM"
+grep -q -- "sample-eval .*agreement-noisy6000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy6000-ancestral-scale100/$NPZ_RE $OUT/noisy6000-ancestral-scale200/$NPZ_RE $OUT/noisy6000-ancestral-scale300/$NPZ_RE $OUT/unguided-ddim50-scale0/$NPZ_RE $OUT/noisy6000-ddim50-scale100/$NPZ_RE $OUT/noisy6000-ddim50-scale200/$NPZ_RE\$" "$STUB_LOG" \
+  || fail "sample-eval of noisy6000 should judge scale 0 and its ancestral rows, then the DDIM ones"
 [[ -f $OUT/summary.md ]] || fail "no summary.md"
 
 before=$(calls)
@@ -78,15 +81,15 @@ rm "$OUT/noisy1200-ddim50-scale10/samples_300x32x32x3.npz"
 docs/demo/guided-sampling.sh > "$work/run3.txt"
 [[ $(calls) -eq $((before + 1)) ]] || fail "third run made $(($(calls) - before)) calls, expected 1"
 tail -n 1 "$STUB_LOG" | grep -q -- "--out_dir $OUT/noisy1200-ddim50-scale10 " || fail "third run did not resample noisy1200-ddim50-scale10"
-OUT=$work/subset GUIDES=noisy6000 docs/demo/guided-sampling.sh > "$work/run4.txt"
-grep -q -- "classifier-train --iterations 6000 --save_interval 1000 --seed 0 --log_dir $work/subset/noisy6000\$" "$STUB_LOG" \
-  || fail "GUIDES=noisy6000 did not train the 6,000-step guide"
-# clean, diffusion, eps-eval, the guide, unguided ancestral, scales 100, 200 and 300, its sample-eval.
-[[ $(grep -c -- "$work/subset/" "$STUB_LOG") -eq 9 ]] || fail "GUIDES=noisy6000 made $(grep -c -- "$work/subset/" "$STUB_LOG") calls, expected 9"
-! grep -q -- "--use_ddim True .*$work/subset/" "$STUB_LOG" || fail "GUIDES=noisy6000 sampled a DDIM row it does not judge"
-grep -q -- "sample-eval .*agreement-noisy6000.json $work/subset/unguided-ancestral-scale0/$NPZ_RE $work/subset/noisy6000-ancestral-scale100/$NPZ_RE $work/subset/noisy6000-ancestral-scale200/$NPZ_RE $work/subset/noisy6000-ancestral-scale300/$NPZ_RE\$" "$STUB_LOG" \
-  || fail "sample-eval of noisy6000 should judge scale 0 and its three ancestral rows"
-if OUT=$work/bad GUIDES="noisy6000 noisy9000" docs/demo/guided-sampling.sh > "$work/run5.txt" 2>&1; then fail "an unknown guide was accepted"; fi
+OUT=$work/subset GUIDES=noisy3000 docs/demo/guided-sampling.sh > "$work/run4.txt"
+grep -q -- "classifier-train --iterations 3000 --save_interval 1000 --seed 0 --log_dir $work/subset/noisy3000\$" "$STUB_LOG" \
+  || fail "GUIDES=noisy3000 did not train the 3,000-step guide"
+# clean, diffusion, eps-eval, the guide, unguided ancestral, scales 50, 100 and 200, its sample-eval.
+[[ $(grep -c -- "$work/subset/" "$STUB_LOG") -eq 9 ]] || fail "GUIDES=noisy3000 made $(grep -c -- "$work/subset/" "$STUB_LOG") calls, expected 9"
+! grep -q -- "--use_ddim True .*$work/subset/" "$STUB_LOG" || fail "GUIDES=noisy3000 sampled a DDIM row it does not judge"
+grep -q -- "sample-eval .*agreement-noisy3000.json $work/subset/unguided-ancestral-scale0/$NPZ_RE $work/subset/noisy3000-ancestral-scale50/$NPZ_RE $work/subset/noisy3000-ancestral-scale100/$NPZ_RE $work/subset/noisy3000-ancestral-scale200/$NPZ_RE\$" "$STUB_LOG" \
+  || fail "sample-eval of noisy3000 (subset) should judge scale 0 and its three ancestral rows"
+if OUT=$work/bad GUIDES="noisy3000 noisy9000" docs/demo/guided-sampling.sh > "$work/run5.txt" 2>&1; then fail "an unknown guide was accepted"; fi
 grep -q "GUIDES: unknown guide 'noisy9000'" "$work/run5.txt" || fail "an unknown guide's error does not name it"
 [[ ! -e $work/bad ]] || fail "an unknown guide left a run folder behind"
 echo "guided-sampling.sh: $stages stages run once, all skipped on rerun, one deleted output redone, a subset of guides: OK"

@@ -37,7 +37,8 @@ SAMPLES=300
 read -r -a GUIDES <<< "${GUIDES:-noisy1200 robust1200 noisy3000 noisy6000}"
 # Per guide: its training flags (--iterations marks the stage done) and the scales it is sampled at. The guides
 # trained longer came last: their scales are the best two of the 1,200-step guides (100, 200) and one below
-# (noisy3000) or beyond (noisy6000), ancestral only (DDIM trails ancestral sampling for both 1,200-step guides).
+# (noisy3000) or beyond (noisy6000); DDIM, which trails ancestral sampling for both 1,200-step guides, only for the
+# best guide at its best two.
 declare -A GUIDE_FLAGS=(
   [noisy1200]="--iterations 1200 --save_interval 600"
   [robust1200]="--adversarial True --iterations 1200 --save_interval 600"
@@ -45,7 +46,7 @@ declare -A GUIDE_FLAGS=(
   [noisy6000]="--iterations 6000 --save_interval 1000")
 declare -A ANCESTRAL_SCALES=([noisy1200]="10 30 100 200 300" [robust1200]="10 30 100 200 300" [noisy3000]="50 100 200"
   [noisy6000]="100 200 300")
-declare -A DDIM_SCALES=([noisy1200]="10 30" [robust1200]="10 30" [noisy3000]="" [noisy6000]="")
+declare -A DDIM_SCALES=([noisy1200]="10 30" [robust1200]="10 30" [noisy3000]="" [noisy6000]="100 200")
 for guide in "${GUIDES[@]}"; do
   [[ -n "${GUIDE_FLAGS[$guide]:-}" ]] || { echo "GUIDES: unknown guide '$guide' (known: ${!GUIDE_FLAGS[*]})" >&2; exit 1; }
 done
