@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Checks docs/demo/guided-sampling.sh without training anything: a stub stands in for guided-diffusion (it writes
 # the file each command would write, named from its flags, and logs its arguments), and the chain runs into a
-# temporary OUT three times:
+# temporary OUT:
 #   1. from nothing: every stage runs once and gets a times.tsv row; a half-trained robust classifier resumes;
 #   2. again: every stage is skipped, nothing is called;
 #   3. after deleting one sample file: only that sampling stage runs;
-#   4. GUIDES=noisy3000 into a new OUT: only the shared stages and that guide's (no DDIM row); an unknown guide fails.
+#   4. GUIDES=noisy3000 into a new OUT: only the shared stages and that guide's (no DDIM row); an unknown guide fails;
+#   5. a scale added to a guide: its row is sampled and the guide's verdict, which lacks it, is judged again.
 # Usage: docs/demo/check-guided-sampling.sh   (from the repository root; a few seconds)
 set -euo pipefail
 
@@ -20,10 +21,11 @@ echo "$*" >> "$STUB_LOG"
 command=$1
 shift
 declare -A flag
+files=()
 while (($#)); do
   case $1 in
     --*) if (($# > 1)) && [[ $2 != --* ]]; then flag[${1#--}]=$2; shift 2; else flag[${1#--}]=True; shift; fi ;;
-    *) shift ;;
+    *) files+=("$1"); shift ;;
   esac
 done
 case $command in
@@ -32,7 +34,7 @@ case $command in
   classifier-train) mkdir -p "${flag[log_dir]}"; touch "${flag[log_dir]}/$(printf "model%06d.pt" $((flag[iterations] - 1)))" ;;
   classifier-sample) [[ -f ${flag[model_path]} && -f ${flag[classifier_path]} ]] || { echo "missing input" >&2; exit 1; }
     mkdir -p "${flag[out_dir]}"; touch "${flag[out_dir]}/samples_${flag[num_samples]}x32x32x3.npz" ;;
-  sample-eval) echo "agreement table"; echo "{}" > "${flag[json]}" ;;
+  sample-eval) echo "agreement table"; printf '{"results": [%s]}\n' "$(printf '{"file": "%s"},' "${files[@]}" | sed 's/,$//')" > "${flag[json]}" ;;
   eps-eval) mkdir -p "${flag[log_dir]}"; echo "{}" > "${flag[log_dir]}/eps_eval.json" ;;
   *) echo "unknown command $command" >&2; exit 1 ;;
 esac
@@ -47,8 +49,7 @@ calls() { if [[ -f $STUB_LOG ]]; then wc -l < "$STUB_LOG"; else echo 0; fi; }
 mkdir -p "$OUT/robust1200" && touch "$OUT/robust1200/model000600.pt"
 docs/demo/guided-sampling.sh > "$work/run1.txt"
 # 6 trainings, 2 unguided + 2 guides × (5 ancestral + 2 DDIM) + 3 ancestral (noisy3000) + 3 ancestral and 2 DDIM
-# (noisy6000) samplings,
-# 4 sample-evals, 1 eps-eval.
+# (noisy6000) samplings, 4 sample-evals, 1 eps-eval.
 stages=$((6 + 2 + 14 + 3 + 5 + 4 + 1))
 NPZ_RE=samples_300x32x32x3\.npz
 [[ $(calls) -eq $stages ]] || fail "first run made $(calls) calls, expected $stages"
@@ -92,4 +93,10 @@ grep -q -- "sample-eval .*agreement-noisy3000.json $work/subset/unguided-ancestr
 if OUT=$work/bad GUIDES="noisy3000 noisy9000" docs/demo/guided-sampling.sh > "$work/run5.txt" 2>&1; then fail "an unknown guide was accepted"; fi
 grep -q "GUIDES: unknown guide 'noisy9000'" "$work/run5.txt" || fail "an unknown guide's error does not name it"
 [[ ! -e $work/bad ]] || fail "an unknown guide left a run folder behind"
-echo "guided-sampling.sh: $stages stages run once, all skipped on rerun, one deleted output redone, a subset of guides: OK"
+sed 's/\[noisy3000\]="50 100 200"/[noisy3000]="50 100 200 300"/' docs/demo/guided-sampling.sh > "$work/more-scales.sh"
+OUT=$work/subset GUIDES=noisy3000 bash "$work/more-scales.sh" > "$work/run6.txt"
+grep -q -- "--classifier_scale 300 .*--out_dir $work/subset/noisy3000-ancestral-scale300 " "$STUB_LOG" || fail "the added scale was not sampled"
+grep -qF "$work/subset/noisy3000-ancestral-scale300/samples_300x32x32x3.npz" "$work/subset/agreement-noisy3000.json" \
+  || fail "the verdict was not judged again with the added scale"
+[[ -f $work/subset/agreement-noisy3000.json.stale ]] || fail "the old verdict was not kept aside"
+echo "guided-sampling.sh: $stages stages run once, all skipped on rerun, one deleted output redone, a subset of guides, an added scale: OK"

@@ -163,8 +163,17 @@ for guide in "${GUIDES[@]}"; do
   for scale in "${ancestral_scales[@]}"; do files+=("$OUT/$guide-ancestral-scale$scale/$NPZ"); done
   if (( ${#ddim_scales[@]} > 0 )); then files+=("$OUT/unguided-ddim50-scale0/$NPZ"); fi
   for scale in "${ddim_scales[@]}"; do files+=("$OUT/$guide-ddim50-scale$scale/$NPZ"); done
-  stage "agreement-$guide" "$OUT/agreement-$guide.json" \
-    "$GD" sample-eval --model_path "$JUDGE" --grid True --json "$OUT/agreement-$guide.json" "${files[@]}"
+  # A verdict that lacks one of the rows (a scale added to the guide since) is moved aside, so the stage runs again.
+  json=$OUT/agreement-$guide.json
+  for file in "${files[@]}"; do
+    if [[ -f $json ]] && ! grep -qF "\"$file\"" "$json"; then
+      mv --backup=numbered "$json" "$json.stale"
+      echo "== agreement-$guide: $json lacks $file; moved to $json.stale, judging again"
+      break
+    fi
+  done
+  stage "agreement-$guide" "$json" \
+    "$GD" sample-eval --model_path "$JUDGE" --grid True --json "$json" "${files[@]}"
   if [[ -f "$OUT/agreement-$guide.out" ]]; then cp "$OUT/agreement-$guide.out" "$OUT/agreement-$guide.txt"; fi
 done
 
