@@ -36,9 +36,9 @@ public sealed class AttentionBlock : nn.Module<Tensor, Tensor>
             Heads = channels / numHeadChannels;
         }
         norm = new GroupNorm32(channels);
-        qkv = nn.Conv1d(channels, channels * 3, kernel_size: 1);
+        qkv = Conv.Nd1(channels, channels * 3, 1);
         attention = new QKVAttention(Heads, legacyOrder: !useNewAttentionOrder);
-        projOut = ZeroInit.Apply(nn.Conv1d(channels, channels, kernel_size: 1));
+        projOut = ZeroInit.Apply(Conv.Nd1(channels, channels, 1));
         register_module("norm", norm);
         register_module("qkv", qkv);
         register_module("attention", attention);

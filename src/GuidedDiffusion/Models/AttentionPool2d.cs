@@ -31,8 +31,8 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
         // Same initialisation as the original: randn / sqrt(C).
         register_parameter("positional_embedding",
             new Parameter(randn(embedDim, spatialDim * spatialDim + 1) / Math.Sqrt(embedDim)));
-        qkvProj = nn.Conv1d(embedDim, 3 * embedDim, kernel_size: 1);
-        cProj = nn.Conv1d(embedDim, outputDim ?? embedDim, kernel_size: 1);
+        qkvProj = Conv.Nd1(embedDim, 3 * embedDim, 1);
+        cProj = Conv.Nd1(embedDim, outputDim ?? embedDim, 1);
         attention = new QKVAttention(Heads, legacyOrder: false);
         register_module("qkv_proj", qkvProj);
         register_module("c_proj", cProj);

@@ -35,7 +35,7 @@ internal static class ClassifierHead
             // out.0 norm, out.3 conv: the pool and flatten carry no parameters but keep the indices.
             ClassifierPool.Adaptive => ([
                 new GroupNorm32(channels), nn.SiLU(), nn.AdaptiveAvgPool2d(1),
-                ZeroInit.Apply(nn.Conv2d(channels, options.OutChannels, kernel_size: 1)), nn.Flatten()], 2),
+                ZeroInit.Apply(Conv.Nd2(channels, options.OutChannels, 1)), nn.Flatten()], 2),
             ClassifierPool.Attention => ([
                 new GroupNorm32(channels), nn.SiLU(),
                 new AttentionPool2d(spatialDim, channels, options.NumHeadChannels, options.OutChannels)], -1),

@@ -21,7 +21,7 @@ public sealed class Downsample : nn.Module<Tensor, Tensor>
         OutChannels = outChannels ?? channels;
         if (useConv)
         {
-            op = nn.Conv2d(channels, OutChannels, kernel_size: 3, stride: 2, padding: 1);
+            op = Conv.Nd2(channels, OutChannels, 3, stride: 2, padding: 1);
         }
         else
         {

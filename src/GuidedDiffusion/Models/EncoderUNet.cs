@@ -36,7 +36,7 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
         int ch = options.LevelChannels(0);
         var blocks = new List<TimestepEmbedSequential>
         {
-            new(nn.Conv2d(options.InChannels, ch, kernel_size: 3, padding: 1)),
+            new(Conv.Nd2(options.InChannels, ch, 3, padding: 1)),
         };
         int featureSize = ch;
         int ds = 1;

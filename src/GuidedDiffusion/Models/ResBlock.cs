@@ -44,7 +44,7 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
 
         inNorm = new GroupNorm32(channels);
         inSiLU = nn.SiLU();
-        inConv = nn.Conv2d(channels, OutChannels, kernel_size: 3, padding: 1);
+        inConv = Conv.Nd2(channels, OutChannels, 3, padding: 1);
         inLayers = nn.Sequential(inNorm, inSiLU, inConv);
 
         if (down)
@@ -63,13 +63,13 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
         outNorm = new GroupNorm32(OutChannels);
         var outSiLU = nn.SiLU();
         var outDropout = nn.Dropout(dropout);
-        var outConv = ZeroInit.Apply(nn.Conv2d(OutChannels, OutChannels, kernel_size: 3, padding: 1));
+        var outConv = ZeroInit.Apply(Conv.Nd2(OutChannels, OutChannels, 3, padding: 1));
         outLayers = nn.Sequential(outNorm, outSiLU, outDropout, outConv);
         outRest = nn.Sequential(outSiLU, outDropout, outConv);
 
         skipConnection = OutChannels == channels
             ? nn.Identity()
-            : nn.Conv2d(channels, OutChannels, kernel_size: 1);
+            : Conv.Nd2(channels, OutChannels, 1);
 
         // Registration order = the original's attribute order, which fixes the state-dict key order.
         register_module("in_layers", inLayers);

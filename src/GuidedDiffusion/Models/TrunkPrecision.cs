@@ -21,7 +21,7 @@ internal static class TrunkPrecision
         {
             foreach (var (_, module) in root.named_modules())
             {
-                if (module is Conv1d or Conv2d)
+                if (module is Convolution)
                     module.to(dtype);
             }
         }

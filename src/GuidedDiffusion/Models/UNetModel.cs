@@ -41,7 +41,7 @@ public sealed class UNetModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
         int inputCh = ch;
         var blocks = new List<TimestepEmbedSequential>
         {
-            new(nn.Conv2d(options.InChannels, ch, kernel_size: 3, padding: 1)),
+            new(Conv.Nd2(options.InChannels, ch, 3, padding: 1)),
         };
         var skipChannels = new Stack<int>();
         skipChannels.Push(ch);
@@ -109,7 +109,7 @@ public sealed class UNetModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
         outHead = nn.Sequential(
             new GroupNorm32(ch),
             nn.SiLU(),
-            ZeroInit.Apply(nn.Conv2d(inputCh, options.OutChannels, kernel_size: 3, padding: 1)));
+            ZeroInit.Apply(Conv.Nd2(inputCh, options.OutChannels, 3, padding: 1)));
 
         register_module("time_embed", timeEmbed);
         if (labelEmb is not null) register_module("label_emb", labelEmb);

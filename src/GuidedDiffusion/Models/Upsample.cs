@@ -21,7 +21,7 @@ public sealed class Upsample : nn.Module<Tensor, Tensor>
         OutChannels = outChannels ?? channels;
         if (useConv)
         {
-            conv = nn.Conv2d(channels, OutChannels, kernel_size: 3, padding: 1);
+            conv = Conv.Nd2(channels, OutChannels, 3, padding: 1);
             register_module("conv", conv);
         }
         else if (OutChannels != channels)

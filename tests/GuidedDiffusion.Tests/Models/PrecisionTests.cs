@@ -43,7 +43,7 @@ public class PrecisionTests
         // bf16 keeps 8 bits of mantissa: logits move by ~1e-2 at most on this small model.
         Reference.AssertClose(logits, expected["logits"], 0, 0.05, "bf16 logits");
         nn.functional.cross_entropy(logits, expected["labels"]).backward();
-        var stem = model.InputBlocks[0].Layers[0] as Conv2d;
+        var stem = model.InputBlocks[0].Layers[0] as Convolution;
         Assert.NotNull(stem);
         Assert.Equal(ScalarType.BFloat16, stem!.weight!.grad!.dtype);
     }
