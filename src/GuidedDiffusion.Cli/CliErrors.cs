@@ -20,7 +20,8 @@ internal static class CliErrors
         catch (Exception e) when (e is ConfigurationException or CheckpointException or DatasetException
                                        or Data.Decoding.ImageDecodeException or FileNotFoundException or DirectoryNotFoundException
                                        or InvalidDataException or Distributed.MpiUnavailableException
-                                       or IOException or UnauthorizedAccessException)
+                                       or IOException or UnauthorizedAccessException
+                                       or Training.NonFiniteTrainingException or Models.KernelCheckException)
         {
             Console.Error.WriteLine($"error: {Describe(e)}");
             return 2;

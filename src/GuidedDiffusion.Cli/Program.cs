@@ -19,6 +19,7 @@ public static class Program
         root.Subcommands.Add(ImageTrainCommand.Create());
         root.Subcommands.Add(ImageNllCommand.Create());
         root.Subcommands.Add(EpsEvalCommand.Create());
+        root.Subcommands.Add(DoctorCommand.Create());
         return root;
     }
 

@@ -111,6 +111,13 @@ public sealed class GuidedSamplingJob
         if (o.ClassId is { } fixedClass && (fixedClass < 0 || fixedClass >= numClasses))
             throw new ConfigurationException("class_id", $"must be -1 or a class below {numClasses}, got {fixedClass}.");
 
+        // Milliseconds: the native kernels of both models' unusual layers against float64 on this CPU (issue 24).
+        if (_device.type == TorchSharp.DeviceType.CPU)
+        {
+            foreach (var model in new nn.Module[] { trained.Model, classifier.Model })
+                if (KernelSelfCheck.EnsureCorrect(model, Runtime.CpuFeatures.Current) is { } line) _console.WriteLine(line);
+        }
+
         var guided = new GuidedSampler(trained.Model, ReverseProcess.For(diffusionConfig), new ClassifierGuidance(classifier.Model, o.ClassifierScale));
         return Sample(guided, numClasses, modelConfig.ImageSize);
     }

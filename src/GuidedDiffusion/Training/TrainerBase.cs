@@ -163,6 +163,9 @@ public abstract class TrainerBase : IDisposable
             Message?.Invoke($"Found NaN, decreased lg_loss_scale to {Precision.LgLossScale}");
             return false;
         }
+        if (!double.IsFinite(norms.Value.GradNorm))
+            throw new NonFiniteTrainingException(CompletedSteps, norms.Value.GradNorm, ProgressMetric,
+                Metrics.Snapshot().GetValueOrDefault(ProgressMetric, double.NaN));
         Metrics.AddToMean("grad_norm", norms.Value.GradNorm);
         Metrics.AddToMean("param_norm", norms.Value.ParamNorm);
         if (Config.GradClip > 0)

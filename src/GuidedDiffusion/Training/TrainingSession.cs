@@ -108,6 +108,9 @@ internal sealed class TrainingSession(TrainingConfig training, string logDirecto
         manual_seed(StepSeeds.For(Training.Seed, 0, 0, StepSeeds.Purpose.Init));
         var model = ComputeDevice.OnCpu(build);
         _owned.Add(model);
+        // Milliseconds: the native kernels of the model's unusual layers against float64 on this CPU (issue 24).
+        if (Device.type == DeviceType.CPU && Models.KernelSelfCheck.EnsureCorrect(model, Runtime.CpuFeatures.Current) is { } checkedLine)
+            Log(checkedLine);
         Communicator.BroadcastParameters(model);
         if (Training.Precision.TrunkType() is { } trunkType) convertTrunk(model, trunkType);
         model.to(Device);

@@ -27,7 +27,8 @@ public sealed partial class LayerDependencyTests
         ["GuidedDiffusion.Diffusion"] = [Root],
         ["GuidedDiffusion.Runtime"] = [Root],
         ["GuidedDiffusion.Formats"] = [Root],
-        ["GuidedDiffusion.Models"] = [Root],
+        ["GuidedDiffusion.Diagnostics"] = [Root, "GuidedDiffusion.Runtime", "GuidedDiffusion.Models"],  // guided-diffusion doctor
+        ["GuidedDiffusion.Models"] = [Root, "GuidedDiffusion.Runtime"],  // the kernel self-check names the CPU and poisons the allocator
         ["GuidedDiffusion.Distributed"] = [Root, "GuidedDiffusion.Distributed.Mpi", "GuidedDiffusion.Distributed.Posix"],
         ["GuidedDiffusion.Distributed.Mpi"] = [Root, "GuidedDiffusion.Distributed.Posix"],  // dlopen of libmpi
         ["GuidedDiffusion.Distributed.Posix"] = [Root],
