@@ -37,7 +37,7 @@ public sealed partial class LayerDependencyTests
         // Layer 2: the L2 PGD attack on x_t, shared by robust training and robust evaluation.
         ["GuidedDiffusion.Adversarial"] = [Root, "GuidedDiffusion.Diffusion"],
         // Layer 3: the jobs of the original's scripts.
-        ["GuidedDiffusion.Guidance"] = [Root, "GuidedDiffusion.Formats", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", .. DataAll],
+        ["GuidedDiffusion.Guidance"] = [Root, "GuidedDiffusion.Runtime", "GuidedDiffusion.Formats", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", .. DataAll],
         ["GuidedDiffusion.Evaluation"] = [Root, "GuidedDiffusion.Adversarial", "GuidedDiffusion.Formats", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", "GuidedDiffusion.Guidance", .. DataAll],
         ["GuidedDiffusion.Training"] = [Root, "GuidedDiffusion.Adversarial", "GuidedDiffusion.Runtime", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", "GuidedDiffusion.Distributed", "GuidedDiffusion.Evaluation", .. DataAll],
     };
