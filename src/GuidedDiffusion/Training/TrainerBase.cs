@@ -161,6 +161,11 @@ public abstract class TrainerBase : IDisposable
         if (norms is null)
         {
             Message?.Invoke($"Found NaN, decreased lg_loss_scale to {Precision.LgLossScale}");
+            // Scaling down cures an overflow, not a NaN: once the scale is below 1 (16 halvings from the initial
+            // 2^16) the gradients are non-finite at any scale, and skipping on would skip every remaining step.
+            if (Precision.LgLossScale < 0)
+                throw new NonFiniteTrainingException(CompletedSteps, double.NaN, ProgressMetric,
+                    Metrics.Snapshot().GetValueOrDefault(ProgressMetric, double.NaN));
             return false;
         }
         if (!double.IsFinite(norms.Value.GradNorm))
