@@ -3,6 +3,7 @@ using GuidedDiffusion.Bench;
 // Benchmarks of GuidedDiffusion.NET. Each subcommand lives in its own file; results go in BENCHMARKS.md.
 // Allocator and OpenMP settings first, as the CLI does, so the benchmark measures what users get.
 GuidedDiffusion.Runtime.CpuRuntime.Configure();
+GuidedDiffusion.Runtime.MklCpuDispatch.Enable(GuidedDiffusion.Runtime.CpuFeatures.Current);
 var rest = args.Skip(1).ToArray();
 switch (args.FirstOrDefault())
 {

@@ -28,6 +28,8 @@ public static class Program
     {
         // Allocator and OpenMP settings must precede libtorch's first allocation and thread pool.
         GuidedDiffusion.Runtime.CpuRuntime.Configure();
+        // Before the first BLAS call: MKL's AVX-512 kernels on AMD CPUs that have AVX-512 (GUIDED_DIFFUSION_MKL_DISPATCH=off: not).
+        GuidedDiffusion.Runtime.MklCpuDispatch.Enable(GuidedDiffusion.Runtime.CpuFeatures.Current);
         SettingText.Spelling = CliErrors.Flag;  // log and warning lines name flags as typed
         var parse = BuildRoot().Parse(args);
         if (parse.Errors.Count == 0) return parse.Invoke();

@@ -50,7 +50,7 @@ public static partial class HostReport
         output.WriteLine($"CPU:        {cpu.Model} ({CpuIdentity()}), {Environment.ProcessorCount} logical CPUs");
         output.WriteLine($"features:   {cpu.Summary}; {string.Join(' ', cpu.Flags.Where(f => f.StartsWith("avx", StringComparison.Ordinal) || f.StartsWith("amx", StringComparison.Ordinal) || f == "fma").Order(StringComparer.Ordinal))}");
         output.WriteLine($"libtorch:   {torch.__version__} (TorchSharp {typeof(torch).Assembly.GetName().Version})");
-        output.WriteLine($"MKL:        {MklVersion() ?? "not found"}; Intel code path: {MklIntelPath()}");
+        output.WriteLine($"MKL:        {MklVersion() ?? "not found"}; CPU dispatch: {MklCpuDispatch.Result?.Note ?? $"not set up in this process; MKL's own answer to 'Intel CPU?': {MklIntelPath()}"}");
         output.WriteLine($"threads:    torch {torch.get_num_threads()}, OMP_NUM_THREADS={Env("OMP_NUM_THREADS")}, OMP_WAIT_POLICY={Env("OMP_WAIT_POLICY")}");
         var plan = CpuRuntime.Configure();
         output.WriteLine($"allocator:  glibc mmap {(plan.DisableMmap ? "off" : "left alone")}, trim {(plan.KeepFreedMemory ? "off" : "left alone")}, LD_PRELOAD={Env("LD_PRELOAD")}"

@@ -20,6 +20,26 @@ internal static partial class NativeMethods
     /// <summary>getrusage: the calling process.</summary>
     public const int RUSAGE_SELF = 0;
 
+    /// <summary>mprotect: read access.</summary>
+    public const int PROT_READ = 1;
+
+    /// <summary>mprotect: write access.</summary>
+    public const int PROT_WRITE = 2;
+
+    [LibraryImport(LibC, EntryPoint = "mprotect", SetLastError = true)]
+    public static partial int MProtect(IntPtr address, nuint length, int protection);
+
+    /// <summary>dladdr: the shared object containing an address (glibc 2.34+ has it in libc).</summary>
+    [LibraryImport(LibC, EntryPoint = "dladdr")]
+    public static partial int DlAddr(IntPtr address, out DlInfo info);
+
+    /// <summary><c>Dl_info</c>: file name, load base, nearest symbol name and address.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct DlInfo
+    {
+        public IntPtr FileName, FileBase, SymbolName, SymbolAddress;
+    }
+
     [LibraryImport(LibC, EntryPoint = "mallopt")]
     public static partial int MallOpt(int param, int value);
 
