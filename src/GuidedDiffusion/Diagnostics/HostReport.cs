@@ -35,8 +35,15 @@ public static partial class HostReport
     ];
 
     /// <summary>Runs the self-check on <see cref="Shapes"/> through the layers the models use (padded) or the raw kernels.</summary>
-    public static IReadOnlyList<LayerCheck> SelfCheck(bool aligned) =>
-        Shapes.Select(s => KernelSelfCheck.Check(s.Layer, s.Shape, aligned)).ToArray();
+    /// <remarks>Where the CPU has native bf16 kernels (bf16 is then the default training precision), the trunk's
+    /// unusual layer (the 3-channel first convolution) is checked in bf16 too.</remarks>
+    public static IReadOnlyList<LayerCheck> SelfCheck(bool aligned)
+    {
+        var results = Shapes.Select(s => KernelSelfCheck.Check(s.Layer, s.Shape, aligned)).ToList();
+        if (CpuFeatures.Current.HasNativeBf16)
+            results.AddRange(Shapes.Where(s => s.Shape.InChannels == 3).Select(s => KernelSelfCheck.Check(s.Layer, s.Shape, aligned, dtype: TorchSharp.torch.ScalarType.BFloat16)));
+        return results;
+    }
 
     /// <summary>Writes the report to <paramref name="output"/>; returns whether the self-check passed.</summary>
     /// <param name="output">Where the lines go.</param>
@@ -58,7 +65,7 @@ public static partial class HostReport
         output.WriteLine($"channel padding (BlockAlignedConv): {(BlockAlignedConv.Enabled ? "on" : "OFF (GUIDED_DIFFUSION_CONV_ALIGN=off)")}");
         if (reexecute is { } child) WriteOneDnnTrace(output, child);
 
-        output.WriteLine($"self-check (float32 against float64, allowed {KernelSelfCheck.Tolerance:0e0}, unwritten memory NaN-filled: {(AllocatorPoison.JunkFillAvailable ? "c10 junk fill + freed heap" : "freed heap only")}):");
+        output.WriteLine($"self-check (against float64, allowed {KernelSelfCheck.Tolerance:0e0} in float32 and {KernelSelfCheck.HalfTolerance:0e0} in bf16, unwritten memory NaN-filled: {(AllocatorPoison.JunkFillAvailable ? "c10 junk fill + freed heap" : "freed heap only")}):");
         var results = SelfCheck(aligned: true);
         foreach (var r in results) output.WriteLine("  " + r);
         bool passed = results.All(r => r.Passed);

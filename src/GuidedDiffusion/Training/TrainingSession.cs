@@ -108,11 +108,12 @@ internal sealed class TrainingSession(TrainingConfig training, string logDirecto
         manual_seed(StepSeeds.For(Training.Seed, 0, 0, StepSeeds.Purpose.Init));
         var model = ComputeDevice.OnCpu(build);
         _owned.Add(model);
-        // Milliseconds: the native kernels of the model's unusual layers against float64 on this CPU (issue 24).
-        if (Device.type == DeviceType.CPU && Models.KernelSelfCheck.EnsureCorrect(model, Runtime.CpuFeatures.Current) is { } checkedLine)
-            Log(checkedLine);
         Communicator.BroadcastParameters(model);
         if (Training.Precision.TrunkType() is { } trunkType) convertTrunk(model, trunkType);
+        // Milliseconds: the native kernels of the model's unusual layers, in the dtypes they will run in, against
+        // float64 on this CPU (issue 24).
+        if (Device.type == DeviceType.CPU && Models.KernelSelfCheck.EnsureCorrect(model, Runtime.CpuFeatures.Current) is { } checkedLine)
+            Log(checkedLine);
         model.to(Device);
         var reducer = Communicator.WorldSize > 1 ? new GradientAllReducer(Communicator, model.parameters()) : null;
         if (reducer is not null) _owned.Add(reducer);

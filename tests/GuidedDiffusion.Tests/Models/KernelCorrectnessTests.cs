@@ -46,6 +46,17 @@ public class KernelCorrectnessTests
         }
     }
 
+    [Theory, MemberData(nameof(Shapes))]
+    public void Sweep_PaddedLayerInBf16_MatchesFloat64_WhereBf16IsTheDefault(int dims, int cin, int cout, int k, int stride, int padding)
+    {
+        // bf16 is the default training precision where oneDNN has native bf16 kernels; elsewhere it runs reference
+        // loops that oneDNN's blocked kernels never see.
+        if (!CpuFeatures.Current.HasNativeBf16) return;
+        var shape = new ConvolutionShape(dims, cin, cout, k, stride, padding);
+        var result = KernelSelfCheck.Check("sweep", shape, aligned: true, seed: 0, dtype: ScalarType.BFloat16);
+        Assert.True(result.Passed, result.ToString());
+    }
+
     [Fact]
     public void Models_HandOneDnnNoPaddedChannelBlocks()
     {
