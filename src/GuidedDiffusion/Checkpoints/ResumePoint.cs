@@ -61,8 +61,9 @@ public sealed class ResumePoint
             if (!allowMismatch)
                 throw new ConfigurationException("resume_checkpoint", message + $" Pass the same flags, or {SettingText.Ref("allow_config_mismatch")} True to load it anyway.");
         }
-        // The original's file index is the update just made, so the weights hold index + 1 updates.
-        return new ResumePoint(path, manifest, manifest?.CompletedSteps ?? index + 1);
+        // Without our sidecar the optimizer's AdamW step says how many updates the weights hold; the file name does
+        // not (classifier_train.py's index is the update just made, image_train.py's last file counts them).
+        return new ResumePoint(path, manifest, manifest?.CompletedSteps ?? CheckpointStore.OptimizerSteps(optPath) ?? index + 1);
     }
 
     /// <summary>The optimizer file written with <see cref="ModelPath"/> (<c>optNNNNNN.pt</c>).</summary>

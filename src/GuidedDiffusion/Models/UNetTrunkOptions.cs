@@ -76,7 +76,9 @@ public abstract record UNetTrunkOptions
         Positive(InChannels, "in_channels");
         Positive(ModelChannels, names.ModelChannels);
         Positive(OutChannels, names.OutChannels);
-        Positive(NumResBlocks, names.NumResBlocks);
+        // 0 is allowed: the original builds such a trunk (only the level changes and the middle block) and saves it.
+        if (NumResBlocks < 0)
+            throw new ConfigurationException(names.NumResBlocks, $"{SettingText.Ref(names.NumResBlocks)} must be 0 or more, got {NumResBlocks}.");
         ValidateOwnSizes();
         if (!(Dropout >= 0 && Dropout < 1))
             throw new ConfigurationException("dropout", $"{SettingText.Ref("dropout")} must be in [0, 1), got {Dropout}.");

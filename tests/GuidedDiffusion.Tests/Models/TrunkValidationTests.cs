@@ -26,7 +26,8 @@ public class TrunkValidationTests
     [Fact]
     public void ClassifierDepthAndClasses_AreNamedAsFlags()
     {
-        Assert.Equal("classifier_depth", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Depth = 0 }.ToOptions()).Setting);
+        Assert.Equal("classifier_depth", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Depth = -1 }.ToOptions()).Setting);
+        new ClassifierConfig { Depth = 0 }.Validate();  // the original trains and saves depth-0 classifiers
         Assert.Equal("num_classes", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { NumClasses = -1 }.ToOptions()).Setting);
         Assert.Equal("num_classes", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { NumClasses = null }.ToOptions()).Setting);
         new ClassifierConfig { NumClasses = null }.Validate();  // the class count may come later, from the data
