@@ -74,8 +74,6 @@ public sealed class ResumePoint
 
     private string Folder => Path.GetDirectoryName(Path.GetFullPath(ModelPath))!;
 
-    private static string Differences<T>(T saved, T current) =>
-        string.Join("; ", typeof(T).GetProperties()
-            .Where(p => !Equals(p.GetValue(saved), p.GetValue(current)))
-            .Select(p => $"{p.Name} {p.GetValue(saved) ?? "(default)"} in the checkpoint vs {p.GetValue(current) ?? "(default)"} now"));
+    private static string Differences<T>(T saved, T current) where T : class =>
+        SettingAgreement.Describe(SettingAgreement.Differences(current, saved, typed: null), "checkpoint");
 }
