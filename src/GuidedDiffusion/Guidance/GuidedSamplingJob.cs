@@ -106,7 +106,9 @@ public sealed class GuidedSamplingJob
         if (modelConfig.UseFp16 || o.Classifier.UseFp16)
             _warnings.WriteLine(SettingText.Show($"warning: {SettingText.Ref("use_fp16")}/{SettingText.Ref("classifier_use_fp16")} are ignored on CPU (float16 is 30-70x slower there); sampling in float32."));
 
-        using var classifier = TrainedClassifier.Load(o.ClassifierPath, o.Classifier with { ImageSize = modelConfig.ImageSize }, diffusionConfig, o.ClassifierSettingsGiven, _device);
+        // A classifier without a sidecar (the original's) was trained on the model's process; the sampling respacing is not its own.
+        using var classifier = TrainedClassifier.Load(o.ClassifierPath, o.Classifier with { ImageSize = modelConfig.ImageSize },
+            diffusionConfig with { TimestepRespacing = "" }, o.ClassifierSettingsGiven, _device);
         int numClasses = CheckCompatible(classifier, modelConfig, diffusionConfig, trained.Model.IsClassConditional);
         if (o.ClassId is { } fixedClass && (fixedClass < 0 || fixedClass >= numClasses))
             throw new ConfigurationException("class_id", $"must be -1 or a class below {numClasses}, got {fixedClass}.");

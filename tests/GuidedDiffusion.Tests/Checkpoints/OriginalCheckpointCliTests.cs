@@ -89,6 +89,8 @@ public class OriginalCheckpointCliTests
             "--timestep_respacing", "3", "--num_samples", "2", "--batch_size", "2", "--classifier_scale", "1", "--out_dir", dir]);
         Assert.True(result.ExitCode == 0, result.Error);
         Assert.True(File.Exists(Path.Combine(dir, "samples_2x64x64x3.npz")), result.Output);
+        // The sampling respacing is not mistaken for the sidecar-less classifier's training respacing.
+        Assert.DoesNotContain("was trained with", result.Error);
     }
 
     [Fact]
