@@ -27,6 +27,8 @@ public static class Program
     {
         // Allocator and OpenMP settings must precede libtorch's first allocation and thread pool.
         GuidedDiffusion.Runtime.CpuRuntime.Configure();
+        SettingText.Spelling = CliErrors.Flag;  // log and warning lines name flags as typed
+        // Run then spells them as the chosen command's flags.
         return Run(args, setProcessSpelling: true);
     }
 
