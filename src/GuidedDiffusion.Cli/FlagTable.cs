@@ -9,6 +9,13 @@ internal interface IFlag
     /// <summary>The snake_case name, as the original's argparse spells it (the kebab alias is derived).</summary>
     string Name { get; }
 
+    /// <summary>
+    /// The library's name of the setting this flag sets (<see cref="ConfigurationException.Setting"/>, the names marked
+    /// in messages): usually <see cref="Name"/>; a classifier's channel_mult is <c>classifier_channel_mult</c>, since a
+    /// command may also have the diffusion model's. Each command spells a setting as the option it made from the flag.
+    /// </summary>
+    string Setting { get; }
+
     /// <summary>The help text.</summary>
     string Help { get; }
 
@@ -31,9 +38,10 @@ internal abstract class Flag<TRecord> : IFlag
 {
     private readonly List<Flag<TRecord>> _demoNeedsUntyped = [];
 
-    protected Flag(string name, string help) => (Name, Help) = (name, help);
+    protected Flag(string name, string help, string setting) => (Name, Help, Setting) = (name, help, setting);
 
     public string Name { get; }
+    public string Setting { get; }
     public string Help { get; }
     public Type Record => typeof(TRecord);
 
@@ -56,8 +64,8 @@ internal abstract class Flag<TRecord> : IFlag
 
 /// <summary>A flag whose record value <typeparamref name="T"/> is spelled on the command line as <typeparamref name="TText"/>.</summary>
 internal sealed class Flag<TRecord, T, TText>(
-    string name, string help, Func<TRecord, T> get, Func<TRecord, T, TRecord> set, Func<TText, T> fromText, Func<T, TText> toText)
-    : Flag<TRecord>(name, help)
+    string name, string help, string setting, Func<TRecord, T> get, Func<TRecord, T, TRecord> set, Func<TText, T> fromText, Func<T, TText> toText)
+    : Flag<TRecord>(name, help, setting)
 {
     public override Option CreateOption(string name, TRecord defaults) => Flags.Create(name, toText(get(defaults)), Help);
 
@@ -85,8 +93,13 @@ internal sealed class FlagTable<TRecord>
     public IReadOnlyList<Flag<TRecord>> Flags => _flags;
 
     /// <summary>A flag whose command-line type is the record's.</summary>
-    public Flag<TRecord> Add<T>(string name, string help, Func<TRecord, T> get, Func<TRecord, T, TRecord> set) =>
-        Add<T, T>(name, help, get, set, v => v, v => v);
+    /// <param name="name">The snake_case flag name.</param>
+    /// <param name="help">The help text.</param>
+    /// <param name="get">Reads the flag's value from a record.</param>
+    /// <param name="set">A copy of the record with the value (<c>with</c>).</param>
+    /// <param name="setting">The library's name of the setting (default: <paramref name="name"/>); see <see cref="IFlag.Setting"/>.</param>
+    public Flag<TRecord> Add<T>(string name, string help, Func<TRecord, T> get, Func<TRecord, T, TRecord> set, string? setting = null) =>
+        Add<T, T>(name, help, get, set, v => v, v => v, setting);
 
     /// <summary>A flag spelled as <typeparamref name="TText"/> on the command line and held as <typeparamref name="T"/> (an enum, a list, "unset").</summary>
     /// <param name="name">The snake_case flag name.</param>
@@ -95,11 +108,12 @@ internal sealed class FlagTable<TRecord>
     /// <param name="set">A copy of the record with the value (<c>with</c>).</param>
     /// <param name="fromText">Parses the typed text; throws <see cref="ConfigurationException"/> for a bad value.</param>
     /// <param name="toText">Spells a record value (the default shown in help).</param>
+    /// <param name="setting">The library's name of the setting (default: <paramref name="name"/>); see <see cref="IFlag.Setting"/>.</param>
     public Flag<TRecord> Add<T, TText>(string name, string help, Func<TRecord, T> get, Func<TRecord, T, TRecord> set,
-        Func<TText, T> fromText, Func<T, TText> toText)
+        Func<TText, T> fromText, Func<T, TText> toText, string? setting = null)
     {
         if (_flags.Any(f => f.Name == name)) throw new InvalidOperationException($"flag {name} is declared twice in the {typeof(TRecord).Name} table.");
-        var flag = new Flag<TRecord, T, TText>(name, help, get, set, fromText, toText);
+        var flag = new Flag<TRecord, T, TText>(name, help, setting ?? name, get, set, fromText, toText);
         _flags.Add(flag);
         return flag;
     }
@@ -175,6 +189,10 @@ internal sealed class FlagSet<TRecord> : IFlagSet
 
     /// <summary>Whether the user typed <paramref name="flag"/>.</summary>
     public bool Given(ParseResult parse, Flag<TRecord> flag) => _options.Any(o => o.Flag == flag && parse.WasGiven(o.Option));
+
+    /// <summary>The settings (<see cref="IFlag.Setting"/>) of the flags the user typed, except <paramref name="except"/>.</summary>
+    public IReadOnlySet<string> GivenSettings(ParseResult parse, params Flag<TRecord>[] except) =>
+        _options.Where(o => !except.Contains(o.Flag) && parse.WasGiven(o.Option)).Select(o => o.Flag.Setting).ToHashSet();
 
     /// <summary>Whether the user typed any of these flags except <paramref name="except"/>.</summary>
     public bool AnyGiven(ParseResult parse, params Flag<TRecord>[] except) =>

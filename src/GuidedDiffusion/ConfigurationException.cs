@@ -19,5 +19,7 @@ public sealed class ConfigurationException : ArgumentException
     /// <summary>The snake_case name of the setting that was rejected (the original's argparse flag name).</summary>
     public string Setting { get; }
 
-    private static string Marked(string setting, string message) => $"{SettingText.Ref(setting)}: {message}";
+    // A message that already starts with the setting's name is not prefixed with it again.
+    private static string Marked(string setting, string message) =>
+        message.StartsWith(SettingText.Ref(setting), StringComparison.Ordinal) ? message : $"{SettingText.Ref(setting)}: {message}";
 }

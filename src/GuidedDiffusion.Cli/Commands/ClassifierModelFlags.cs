@@ -30,11 +30,12 @@ internal static class ClassifierModelFlags
     public static readonly Flag<ClassifierConfig> Pool = Table.Add<ClassifierPool, string>("classifier_pool", "Classifier output head: adaptive, attention, spatial or spatial_v2.",
         c => c.Pool, (c, v) => c with { Pool = v }, text => ClassifierPools.Parse(text), pool => pool.ToFlag());
     public static readonly Flag<ClassifierConfig> ChannelMult = Table.Add<SettingList<double>?, string>("channel_mult", "Classifier channel multiplier per level, comma separated (default: the original's for the image size).",
-        c => c.ChannelMult, (c, v) => c with { ChannelMult = v }, ChannelMultFlag.Parse, ChannelMultFlag.Spell);
+        c => c.ChannelMult, (c, v) => c with { ChannelMult = v }, text => ChannelMultFlag.Parse(text, ClassifierConfig.SettingNames.ChannelMult), ChannelMultFlag.Spell,
+        setting: ClassifierConfig.SettingNames.ChannelMult);
     public static readonly Flag<ClassifierConfig> NumHeadChannels = Table.Add("num_head_channels", "Classifier channels per attention head (the original: 64).",
-        c => c.NumHeadChannels, (c, v) => c with { NumHeadChannels = v });
+        c => c.NumHeadChannels, (c, v) => c with { NumHeadChannels = v }, setting: ClassifierConfig.SettingNames.NumHeadChannels);
     public static readonly Flag<ClassifierConfig> NumClasses = Table.Add<int?, int>("num_classes", "Classifier outputs (0: the number of classes in the data, or the checkpoint's; the released ImageNet classifiers have 1000).",
-        c => c.NumClasses, (c, v) => c with { NumClasses = v }, n => n == 0 ? null : n, n => n ?? 0);
+        c => c.NumClasses, (c, v) => c with { NumClasses = v }, n => n == 0 ? null : n, n => n ?? 0, setting: ClassifierConfig.SettingNames.OutChannels);
     public static readonly Flag<ClassifierConfig> Dropout = Table.Add("dropout", "Dropout rate in the ResBlocks.",
         c => c.Dropout, (c, v) => c with { Dropout = v });
 
@@ -44,12 +45,12 @@ internal static class ClassifierModelFlags
     /// <summary>The classifier flags and the noise-process flags of a command that trains or loads a classifier on its own.</summary>
     public sealed record Bound(FlagSet<ClassifierConfig> Classifier, FlagSet<DiffusionConfig> Diffusion)
     {
-        /// <summary>Whether an architecture flag was typed (a sidecar then does not silently override it).</summary>
-        public bool ArchitectureGiven(ParseResult parse) => ClassifierModelFlags.ArchitectureGiven(Classifier, parse);
+        /// <summary>The architecture settings typed (a sidecar must agree with each).</summary>
+        public IReadOnlySet<string> ArchitectureGiven(ParseResult parse) => ClassifierModelFlags.ArchitectureGiven(Classifier, parse);
     }
 
-    /// <summary>Whether an architecture flag of <paramref name="flags"/> was typed (precision and dropout describe training, not the weights).</summary>
-    public static bool ArchitectureGiven(FlagSet<ClassifierConfig> flags, ParseResult parse) => flags.AnyGiven(parse, UseFp16, Dropout);
+    /// <summary>The architecture settings of <paramref name="flags"/> typed (precision and dropout describe training, not the weights).</summary>
+    public static IReadOnlySet<string> ArchitectureGiven(FlagSet<ClassifierConfig> flags, ParseResult parse) => flags.GivenSettings(parse, UseFp16, Dropout);
 
     /// <summary>Adds the classifier and diffusion flags to a command that trains or loads a classifier on its own.</summary>
     public static Bound AddTo(Command command) =>
@@ -71,7 +72,7 @@ internal static class ClassifierSourceFlags
     public static readonly FlagTable<ClassifierSource> Table = new();
 
     public static readonly Flag<ClassifierSource> ModelPath = Table.Add("model_path", "Classifier checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture and diffusion.",
-        s => s.Path, (s, v) => s with { Path = v });
+        s => s.Path, (s, v) => s with { Path = v }, setting: "classifier_path");
 
     /// <summary>The checkpoint flag with the architecture flags that describe a checkpoint without a sidecar.</summary>
     public sealed record Bound(FlagSet<ClassifierSource> Source, ClassifierModelFlags.Bound Model)

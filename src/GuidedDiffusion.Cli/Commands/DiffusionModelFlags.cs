@@ -27,7 +27,7 @@ internal static class DiffusionModelFlags
     public static readonly Flag<DiffusionModelConfig> AttentionResolutions = Table.Add<SettingList<int>, string>("attention_resolutions", "Resolutions with attention blocks, comma separated.",
         m => m.AttentionResolutions, (m, v) => m with { AttentionResolutions = v }, text => SettingList<int>.Parse(text, "attention_resolutions"), v => v.ToString());
     public static readonly Flag<DiffusionModelConfig> ChannelMult = Table.Add<SettingList<double>?, string>("channel_mult", "Channel multiplier per level (default: the original's for the image size).",
-        m => m.ChannelMult, (m, v) => m with { ChannelMult = v }, ChannelMultFlag.Parse, ChannelMultFlag.Spell);
+        m => m.ChannelMult, (m, v) => m with { ChannelMult = v }, text => ChannelMultFlag.Parse(text, "channel_mult"), ChannelMultFlag.Spell);
     public static readonly Flag<DiffusionModelConfig> Dropout = Table.Add("dropout", "Dropout in the ResBlocks (inactive while sampling).",
         m => m.Dropout, (m, v) => m with { Dropout = v });
     public static readonly Flag<DiffusionModelConfig> ClassCond = Table.Add("class_cond", "The model is class-conditional (has label_emb).",
@@ -51,8 +51,9 @@ internal static class DiffusionModelFlags
         /// <summary>The model as typed; learn_sigma is a diffusion flag that also shapes the model's output.</summary>
         public DiffusionModelConfig BindModel(ParseResult parse) => Model.Bind(parse) with { LearnSigma = Diffusion.Bind(parse).LearnSigma };
 
-        /// <summary>Whether a model or process flag was typed (the respacing applies to any checkpoint, so it does not compete with a sidecar).</summary>
-        public bool SettingsGiven(ParseResult parse) => Model.AnyGiven(parse) || Diffusion.AnyGiven(parse, DiffusionFlags.TimestepRespacing);
+        /// <summary>The model and process settings typed (the respacing applies to any checkpoint, so it never competes with a sidecar).</summary>
+        public IReadOnlySet<string> SettingsGiven(ParseResult parse) =>
+            Model.GivenSettings(parse).Union(Diffusion.GivenSettings(parse, DiffusionFlags.TimestepRespacing)).ToHashSet();
     }
 
     /// <summary>Adds the model and diffusion flags, with the records' defaults (or <paramref name="model"/>'s).</summary>
@@ -63,8 +64,10 @@ internal static class DiffusionModelFlags
 /// <summary>How channel_mult is spelled on the command line: a comma-separated list, empty for the image size's default (null).</summary>
 internal static class ChannelMultFlag
 {
-    public static SettingList<double>? Parse(string? text) =>
-        string.IsNullOrWhiteSpace(text) ? null : SettingList<double>.Parse(text, "channel_mult");
+    /// <param name="text">The text typed.</param>
+    /// <param name="setting">The setting named in an error (channel_mult, or a classifier's classifier_channel_mult).</param>
+    public static SettingList<double>? Parse(string? text, string setting) =>
+        string.IsNullOrWhiteSpace(text) ? null : SettingList<double>.Parse(text, setting);
 
     public static string Spell(SettingList<double>? mult) => mult?.ToString() ?? "";
 }

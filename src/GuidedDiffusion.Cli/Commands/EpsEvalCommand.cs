@@ -55,7 +55,7 @@ internal static class EpsEvalCommand
             var diffusion = model.Diffusion.Bind(parse);
             if (diffusion.TimestepRespacing.Length > 0)
                 throw new ConfigurationException("timestep_respacing", "does not apply: eps-eval measures the model at the timesteps of the process it was trained on.");
-            var flagsGiven = model.Model.AnyGiven(parse) || model.Diffusion.AnyGiven(parse);
+            var flagsGiven = model.Model.GivenSettings(parse).Union(model.Diffusion.GivenSettings(parse)).ToHashSet();
             var device = run.Bind(parse).ComputeOn();
             using var trained = TrainedDiffusionModel.Load(request.ModelPath, model.BindModel(parse), diffusion, flagsGiven, device);
             if (trained.Sidecar is not null) Console.WriteLine($"architecture and noise process from {trained.Sidecar}");

@@ -97,18 +97,60 @@ public static partial class CheckpointStore
             .FirstOrDefault();
     }
 
-    /// <summary>Loads AdamW state saved by us or by the original (PyTorch optimizer state_dict).</summary>
-    public static void LoadOptimizer(TorchSharp.Modules.OptimizerHelper optimizer, string path)
+    /// <summary>
+    /// Loads AdamW state written by <c>torch.save(opt.state_dict())</c> — ours, the original's fp32 layout (one state
+    /// per parameter) or its fp16 layout (two flat master parameters: every parameter with ndim ≤ 1, then every other
+    /// one, each in model order) — into <paramref name="optimizer"/>. Each moment must have its parameter's shape;
+    /// the hyperparameters (lr, betas, eps, weight decay) are taken from the file, as PyTorch's load_state_dict does.
+    /// </summary>
+    /// <param name="optimizer">AdamW over the master parameters, in model order.</param>
+    /// <param name="parameterNames">The state-dict name of each of the optimizer's parameters (for messages).</param>
+    /// <param name="path">The <c>optNNNNNN.pt</c> file (zip or legacy torch.save format).</param>
+    /// <exception cref="CheckpointException">Missing, unreadable, or its state does not fit the parameters (nothing is loaded then).</exception>
+    public static void LoadOptimizer(TorchSharp.Modules.AdamW optimizer, IReadOnlyList<string> parameterNames, string path)
     {
         if (!File.Exists(path))
             throw new CheckpointException(path, $"Optimizer state '{path}' is missing; resuming needs the opt file written with the model (or start a fresh run).");
+        object? loaded;
         try
         {
-            ComputeDevice.OnCpu(() => optimizer.load_py(path));
+            loaded = ComputeDevice.OnCpu(() => TorchSaveFile.Load(path));
         }
-        catch (Exception e) when (e is not CheckpointException)
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
-            throw new CheckpointException(path, $"Optimizer state '{path}' could not be loaded: {e.Message}");
+            throw new CheckpointException(path, $"Optimizer state '{path}' could not be read: {e.Message}", e);
+        }
+        try
+        {
+            using var scope = NewDisposeScope();
+            AdamWStateFile.Apply(optimizer, parameterNames, path, loaded);
+        }
+        finally
+        {
+            TorchSaveFile.DisposeTensors(loaded);
+        }
+    }
+
+    /// <summary>
+    /// The number of updates an optimizer file records (the largest AdamW <c>step</c> in it), or null when it has no
+    /// state or cannot be read. The original's file names do not say it reliably: classifier_train.py's
+    /// <c>modelNNNNNN.pt</c> holds NNNNNN + 1 updates, image_train.py's last one NNNNNN.
+    /// </summary>
+    public static long? OptimizerSteps(string path)
+    {
+        object? loaded = null;
+        try
+        {
+            loaded = ComputeDevice.OnCpu(() => TorchSaveFile.Load(path));
+            return AdamWStateFile.MaxStep(loaded);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        finally
+        {
+            TorchSaveFile.DisposeTensors(loaded);
         }
     }
 

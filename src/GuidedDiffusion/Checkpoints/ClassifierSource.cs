@@ -14,11 +14,11 @@ public sealed record ClassifierSource
     public string Path { get; init; } = "";
     /// <summary>The architecture, for checkpoints without a sidecar (a null NumClasses: read from the checkpoint).</summary>
     public ClassifierConfig Architecture { get; init; } = new();
-    /// <summary>Whether <see cref="Architecture"/> was set explicitly (a sidecar must then agree with it).</summary>
-    public bool ArchitectureGiven { get; init; }
+    /// <summary>The settings of <see cref="Architecture"/> the user typed (a sidecar must agree with each); empty: none.</summary>
+    public IReadOnlyCollection<string> ArchitectureGiven { get; init; } = [];
     /// <summary>The noise process, for checkpoints without a sidecar.</summary>
     public DiffusionConfig Diffusion { get; init; } = new();
 
-    /// <summary>Loads the classifier (<see cref="TrainedClassifier.Load"/>) and moves it to <paramref name="device"/> (null: the CPU).</summary>
+    /// <summary>Loads the classifier (<see cref="TrainedClassifier.Load(string, ClassifierConfig, DiffusionConfig, IReadOnlyCollection{string}?, Device?)"/>) and moves it to <paramref name="device"/> (null: the CPU).</summary>
     public TrainedClassifier Load(Device? device = null) => TrainedClassifier.Load(Path, Architecture, Diffusion, ArchitectureGiven, device);
 }

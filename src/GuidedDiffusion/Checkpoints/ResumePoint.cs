@@ -61,8 +61,9 @@ public sealed class ResumePoint
             if (!allowMismatch)
                 throw new ConfigurationException("resume_checkpoint", message + $" Pass the same flags, or {SettingText.Ref("allow_config_mismatch")} True to load it anyway.");
         }
-        // The original's file index is the update just made, so the weights hold index + 1 updates.
-        return new ResumePoint(path, manifest, manifest?.CompletedSteps ?? index + 1);
+        // Without our sidecar the optimizer's AdamW step says how many updates the weights hold; the file name does
+        // not (classifier_train.py's index is the update just made, image_train.py's last file counts them).
+        return new ResumePoint(path, manifest, manifest?.CompletedSteps ?? CheckpointStore.OptimizerSteps(optPath) ?? index + 1);
     }
 
     /// <summary>The optimizer file written with <see cref="ModelPath"/> (<c>optNNNNNN.pt</c>).</summary>
@@ -73,8 +74,6 @@ public sealed class ResumePoint
 
     private string Folder => Path.GetDirectoryName(Path.GetFullPath(ModelPath))!;
 
-    private static string Differences<T>(T saved, T current) =>
-        string.Join("; ", typeof(T).GetProperties()
-            .Where(p => !Equals(p.GetValue(saved), p.GetValue(current)))
-            .Select(p => $"{p.Name} {p.GetValue(saved) ?? "(default)"} in the checkpoint vs {p.GetValue(current) ?? "(default)"} now"));
+    private static string Differences<T>(T saved, T current) where T : class =>
+        SettingAgreement.Describe(SettingAgreement.Differences(current, saved, typed: null), "checkpoint");
 }

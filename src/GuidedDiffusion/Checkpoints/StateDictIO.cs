@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Collections.Specialized;
 using TorchSharp;
 using TorchSharp.PyBridge;
@@ -36,22 +35,38 @@ public static class StateDictIO
                 CheckSafetensorsHeader(path);
                 return Safetensors.LoadStateDict(path);
             }
-            var table = PyTorchUnpickler.UnpickleStateDict(path);
-            var result = new Dictionary<string, Tensor>(table.Count);
-            foreach (DictionaryEntry entry in table)
-            {
-                if (entry.Key is not string key || entry.Value is not Tensor tensor)
-                    throw new CheckpointException(path,
-                        $"'{path}' is not a state dict of tensors (entry '{entry.Key}' is {entry.Value?.GetType().Name ?? "null"}).");
-                result[key] = tensor;
-            }
-            return result;
+            return ToStateDict(path, TorchSaveFile.Load(path));
         }
         catch (Exception e) when (e is not CheckpointException)
         {
             throw new CheckpointException(path,
                 $"Cannot read checkpoint '{path}' as {(safetensors ? "safetensors" : "a PyTorch state dict")}: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// A torch.save object as a state dict: a dict (or OrderedDict, whose <c>_metadata</c> is ignored) of string keys
+    /// to tensors. Values of <c>nn.Parameter</c> (the original's trainers save those) arrive as tensors.
+    /// </summary>
+    private static Dictionary<string, Tensor> ToStateDict(string path, object? loaded)
+    {
+        if (loaded is not PickleDict table)
+        {
+            TorchSaveFile.DisposeTensors(loaded);
+            throw new CheckpointException(path, $"'{path}' is not a state dict: it holds a {(loaded is null ? "None" : loaded.GetType().Name)} instead of a dict of tensors.");
+        }
+        var result = new Dictionary<string, Tensor>(table.Count);
+        foreach (var (key, value) in table.Entries)
+        {
+            if (key is not string name || value is not Tensor tensor)
+            {
+                TorchSaveFile.DisposeTensors(table);
+                throw new CheckpointException(path,
+                    $"'{path}' is not a state dict of tensors (entry '{key}' is {(value is null ? "None" : value is PickleDict ? "a dict" : value.GetType().Name)}).");
+            }
+            result[name] = tensor;
+        }
+        return result;
     }
 
     /// <summary>The safetensors format's own limit on the JSON header (100 MB).</summary>

@@ -43,19 +43,33 @@ public sealed class TrainedClassifier : IDisposable
     /// <param name="modelPath">The checkpoint.</param>
     /// <param name="flags">The architecture, for a checkpoint without a sidecar.</param>
     /// <param name="diffusionFlags">The noise process, for a checkpoint without a sidecar.</param>
-    /// <param name="flagsGiven">Whether the flags were set explicitly (a sidecar must then agree).</param>
+    /// <param name="flagsGiven">Whether the flags were set explicitly (then a sidecar must agree with every one of them).</param>
     /// <param name="device">Where the model goes after it is read on the CPU (null: it stays there).</param>
-    public static TrainedClassifier Load(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven, Device? device = null)
+    public static TrainedClassifier Load(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven, Device? device = null) =>
+        Load(modelPath, flags, diffusionFlags, flagsGiven ? null : Array.Empty<string>(), device);
+
+    /// <summary>
+    /// <see cref="Load(string, ClassifierConfig, DiffusionConfig, bool, Device?)"/> where only the settings in
+    /// <paramref name="givenSettings"/> (e.g. <c>classifier_width</c>; null: all) were typed: a sidecar must agree
+    /// with those, and every one that does not is named with both values in one error.
+    /// </summary>
+    /// <param name="modelPath">The checkpoint (the setting <c>classifier_path</c>).</param>
+    /// <param name="flags">The architecture, for a checkpoint without a sidecar.</param>
+    /// <param name="diffusionFlags">The noise process, for a checkpoint without a sidecar.</param>
+    /// <param name="givenSettings">The architecture settings the user typed (null: all of them).</param>
+    /// <param name="device">Where the model goes after it is read on the CPU (null: it stays there).</param>
+    public static TrainedClassifier Load(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags,
+        IReadOnlyCollection<string>? givenSettings, Device? device = null)
     {
-        var loaded = ComputeDevice.OnCpu(() => LoadOnCpu(modelPath, flags, diffusionFlags, flagsGiven));
+        var loaded = ComputeDevice.OnCpu(() => LoadOnCpu(modelPath, flags, diffusionFlags, givenSettings));
         if (device is not null) loaded.Model.to(device);
         return loaded;
     }
 
-    private static TrainedClassifier LoadOnCpu(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven)
+    private static TrainedClassifier LoadOnCpu(string modelPath, ClassifierConfig flags, DiffusionConfig diffusionFlags, IReadOnlyCollection<string>? givenSettings)
     {
         if (!File.Exists(modelPath))
-            throw new CheckpointException(modelPath, $"{SettingText.Ref("model_path")} '{modelPath}' does not exist.");
+            throw new CheckpointException(modelPath, $"{SettingText.Ref("classifier_path")} '{modelPath}' does not exist.");
         var sidecar = CheckpointManifest.PathFor(modelPath);
         var manifest = File.Exists(sidecar) ? CheckpointManifest.Read(sidecar) : null;
         var weights = StateDictIO.Read(modelPath);
@@ -68,9 +82,11 @@ public sealed class TrainedClassifier : IDisposable
                     $"'{modelPath}' is not a classifier checkpoint: its sidecar '{sidecar}' records no classifier (a diffusion model?).");
                 config = saved with { UseFp16 = false };
                 var typed = flags with { NumClasses = flags.NumClasses ?? config.NumClasses, UseFp16 = false };
-                if (flagsGiven && typed != config)
-                    throw new ConfigurationException("model_path",
-                        $"'{modelPath}' records its architecture in '{sidecar}', and the architecture flags given disagree with it; drop the flags or fix them.");
+                var differences = SettingAgreement.Differences(typed, config, givenSettings);
+                if (differences.Count > 0)
+                    throw new ConfigurationException("classifier_path",
+                        $"'{modelPath}' records its architecture in '{sidecar}', and flags given disagree with it: "
+                        + $"{SettingAgreement.Describe(differences, "sidecar")}; drop those flags or fix them.");
             }
             else
             {

@@ -44,16 +44,30 @@ public sealed partial class TrainedDiffusionModel : IDisposable
     /// <param name="modelPath">The checkpoint.</param>
     /// <param name="flags">The architecture, for a checkpoint without a sidecar.</param>
     /// <param name="diffusionFlags">The noise process (its respacing always applies).</param>
-    /// <param name="flagsGiven">Whether the flags were set explicitly (a sidecar must then agree).</param>
+    /// <param name="flagsGiven">Whether the flags were set explicitly (then a sidecar must agree with every one of them).</param>
     /// <param name="device">Where the model goes after it is read on the CPU (null: it stays there).</param>
-    public static TrainedDiffusionModel Load(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven, Device? device = null)
+    public static TrainedDiffusionModel Load(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven, Device? device = null) =>
+        Load(modelPath, flags, diffusionFlags, flagsGiven ? null : Array.Empty<string>(), device);
+
+    /// <summary>
+    /// <see cref="Load(string, DiffusionModelConfig, DiffusionConfig, bool, Device?)"/> where only the settings in
+    /// <paramref name="givenSettings"/> (e.g. <c>num_channels</c>; null: all) were typed: a sidecar must agree with
+    /// those, and every one that does not is named with both values in one error.
+    /// </summary>
+    /// <param name="modelPath">The checkpoint.</param>
+    /// <param name="flags">The architecture, for a checkpoint without a sidecar.</param>
+    /// <param name="diffusionFlags">The noise process (its respacing always applies).</param>
+    /// <param name="givenSettings">The model and process settings the user typed (null: all of them).</param>
+    /// <param name="device">Where the model goes after it is read on the CPU (null: it stays there).</param>
+    public static TrainedDiffusionModel Load(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags,
+        IReadOnlyCollection<string>? givenSettings, Device? device = null)
     {
-        var loaded = ComputeDevice.OnCpu(() => LoadOnCpu(modelPath, flags, diffusionFlags, flagsGiven));
+        var loaded = ComputeDevice.OnCpu(() => LoadOnCpu(modelPath, flags, diffusionFlags, givenSettings));
         if (device is not null) loaded.Model.to(device);
         return loaded;
     }
 
-    private static TrainedDiffusionModel LoadOnCpu(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags, bool flagsGiven)
+    private static TrainedDiffusionModel LoadOnCpu(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags, IReadOnlyCollection<string>? givenSettings)
     {
         ArgumentNullException.ThrowIfNull(flags);
         ArgumentNullException.ThrowIfNull(diffusionFlags);
@@ -75,10 +89,12 @@ public sealed partial class TrainedDiffusionModel : IDisposable
                 UseKl = diffusionFlags.UseKl,
                 RescaleLearnedSigmas = diffusionFlags.RescaleLearnedSigmas,
             };
-            if (flagsGiven && (config != flags || diffusion != diffusionFlags))
+            var differences = SettingAgreement.Differences(flags, config, givenSettings)
+                .Concat(SettingAgreement.Differences(diffusionFlags, diffusion, givenSettings)).ToList();
+            if (differences.Count > 0)
                 throw new ConfigurationException("model_path",
-                    $"'{modelPath}' records its architecture and noise process in '{sidecar}', and the flags given disagree with it "
-                    + $"(only {SettingText.Ref("timestep_respacing")} may differ); drop the flags or fix them.");
+                    $"'{modelPath}' records its architecture and noise process in '{sidecar}', and flags given disagree with it: "
+                    + $"{SettingAgreement.Describe(differences, "sidecar")}; drop those flags or fix them (only {SettingText.Ref("timestep_respacing")} may differ).");
         }
         var model = new UNetModel(config);
         try

@@ -19,15 +19,15 @@ public sealed record GuidedSamplingOptions
     public DiffusionModelConfig Model { get; init; } = new();
     /// <summary>The noise process, for checkpoints without a sidecar (the respacing always applies).</summary>
     public DiffusionConfig Diffusion { get; init; } = new();
-    /// <summary>Whether <see cref="Model"/> / <see cref="Diffusion"/> were set explicitly (a sidecar must then agree).</summary>
-    public bool ModelSettingsGiven { get; init; }
+    /// <summary>The settings of <see cref="Model"/> / <see cref="Diffusion"/> typed (a sidecar must agree with each); empty: none.</summary>
+    public IReadOnlyCollection<string> ModelSettingsGiven { get; init; } = [];
     /// <summary>
     /// The classifier's architecture, for checkpoints without a sidecar; its image size is the model's. Its
     /// <see cref="ClassifierConfig.UseFp16"/> is ignored with a warning (float16 is for GPUs).
     /// </summary>
     public ClassifierConfig Classifier { get; init; } = new();
-    /// <summary>Whether <see cref="Classifier"/> was set explicitly (a sidecar must then agree).</summary>
-    public bool ClassifierSettingsGiven { get; init; }
+    /// <summary>The settings of <see cref="Classifier"/> typed (a sidecar must agree with each); empty: none.</summary>
+    public IReadOnlyCollection<string> ClassifierSettingsGiven { get; init; } = [];
     /// <summary>Guidance scale: the classifier gradient is multiplied by it (0 disables guidance). Default 1.</summary>
     public double ClassifierScale { get; init; } = 1.0;
     /// <summary>Number of images to generate. Default 10000.</summary>
@@ -106,7 +106,9 @@ public sealed class GuidedSamplingJob
         if (modelConfig.UseFp16 || o.Classifier.UseFp16)
             _warnings.WriteLine(SettingText.Show($"warning: {SettingText.Ref("use_fp16")}/{SettingText.Ref("classifier_use_fp16")} are ignored on CPU (float16 is 30-70x slower there); sampling in float32."));
 
-        using var classifier = TrainedClassifier.Load(o.ClassifierPath, o.Classifier with { ImageSize = modelConfig.ImageSize }, diffusionConfig, o.ClassifierSettingsGiven, _device);
+        // A classifier without a sidecar (the original's) was trained on the model's process; the sampling respacing is not its own.
+        using var classifier = TrainedClassifier.Load(o.ClassifierPath, o.Classifier with { ImageSize = modelConfig.ImageSize },
+            diffusionConfig with { TimestepRespacing = "" }, o.ClassifierSettingsGiven, _device);
         int numClasses = CheckCompatible(classifier, modelConfig, diffusionConfig, trained.Model.IsClassConditional);
         if (o.ClassId is { } fixedClass && (fixedClass < 0 || fixedClass >= numClasses))
             throw new ConfigurationException("class_id", $"must be -1 or a class below {numClasses}, got {fixedClass}.");

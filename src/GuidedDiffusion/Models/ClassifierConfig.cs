@@ -60,7 +60,7 @@ public sealed record ClassifierConfig
 
     /// <summary>The channel multipliers: <see cref="ChannelMult"/> if given, else the default for the image size.</summary>
     /// <exception cref="ConfigurationException">A value that is not positive, or an image size without a default.</exception>
-    public IReadOnlyList<double> ResolveChannelMult() => TrunkFlags.ResolveChannelMult(ChannelMult, ImageSize);
+    public IReadOnlyList<double> ResolveChannelMult() => TrunkFlags.ResolveChannelMult(ChannelMult, ImageSize, SettingNames.ChannelMult);
 
     /// <summary>
     /// The attention downsample factors image_size // resolution for each of <see cref="AttentionResolutions"/>
@@ -113,7 +113,7 @@ public sealed record ClassifierConfig
     /// <summary>The <c>EncoderUNetModel</c> arguments these flags stand for (validated).</summary>
     /// <exception cref="ConfigurationException">Any flag that cannot work, or an unset <see cref="NumClasses"/>, named in the message.</exception>
     public EncoderUNetOptions ToOptions() => Build(NumClasses
-        ?? throw new ConfigurationException("num_classes", $"{SettingText.Ref("num_classes")} is not set: the classifier's number of outputs must be given."));
+        ?? throw new ConfigurationException(SettingNames.OutChannels, $"{SettingText.Ref(SettingNames.OutChannels)} is not set: the classifier's number of outputs must be given."));
 
     private EncoderUNetOptions Build(int numClasses)
     {
@@ -136,12 +136,19 @@ public sealed record ClassifierConfig
         return options;
     }
 
-    /// <summary>The classifier flags behind the trunk's renamed arguments.</summary>
-    private static readonly TrunkSettingNames SettingNames = new()
+    /// <summary>
+    /// The classifier's settings behind the trunk's arguments, as its errors name them. channel_mult,
+    /// num_head_channels and num_classes are the classifier's own (<c>classifier_</c>), never the diffusion model's of
+    /// the same name: each front end spells them its way (classifier-train's <c>--channel_mult</c>,
+    /// classifier-sample's <c>--classifier_channel_mult</c>).
+    /// </summary>
+    public static TrunkSettingNames SettingNames { get; } = new()
     {
         ModelChannels = "classifier_width",
         NumResBlocks = "classifier_depth",
-        OutChannels = "num_classes",
+        OutChannels = "classifier_num_classes",
         AttentionResolutions = "classifier_attention_resolutions",
+        ChannelMult = "classifier_channel_mult",
+        NumHeadChannels = "classifier_num_head_channels",
     };
 }

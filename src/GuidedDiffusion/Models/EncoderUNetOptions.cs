@@ -13,9 +13,9 @@ public sealed record EncoderUNetOptions : UNetTrunkOptions
     public ClassifierPool Pool { get; init; } = ClassifierPool.Adaptive;
 
     /// <summary>The attention pool needs a positive <c>num_head_channels</c> (channels per head).</summary>
-    private protected override void ValidateOwnHeads()
+    private protected override void ValidateOwnHeads(TrunkSettingNames names)
     {
         if (Pool == ClassifierPool.Attention && NumHeadChannels == -1)
-            throw new ConfigurationException("num_head_channels", $"pool 'attention' needs {SettingText.Ref("num_head_channels")} (channels per head); -1 is not allowed.");
+            throw new ConfigurationException(names.NumHeadChannels, $"pool 'attention' needs {SettingText.Ref(names.NumHeadChannels)} (channels per head); -1 is not allowed.");
     }
 }

@@ -19,18 +19,21 @@ internal static class TrunkFlags
     };
 
     /// <summary>The channel multipliers: <paramref name="mult"/> (positive, finite) if given, else the default for <paramref name="imageSize"/>.</summary>
+    /// <param name="mult">The multipliers given (null or empty: the image size's default).</param>
+    /// <param name="imageSize">The image side.</param>
+    /// <param name="setting">The channel_mult setting named in errors (a classifier's is classifier_channel_mult).</param>
     /// <exception cref="ConfigurationException">A value that is not positive, or an image size without a default.</exception>
-    public static IReadOnlyList<double> ResolveChannelMult(SettingList<double>? mult, int imageSize)
+    public static IReadOnlyList<double> ResolveChannelMult(SettingList<double>? mult, int imageSize, string setting = "channel_mult")
     {
         if (imageSize <= 0) throw new ConfigurationException("image_size", $"{SettingText.Ref("image_size")} must be positive, got {imageSize}.");
         if (mult is null || mult.Count == 0)
         {
             if (DefaultChannelMult.TryGetValue(imageSize, out var defaults)) return defaults;
-            throw new ConfigurationException("channel_mult",
+            throw new ConfigurationException(setting,
                 $"unsupported image size: {imageSize} has no default channel_mult (defaults exist for "
-                + $"{string.Join(", ", DefaultChannelMult.Keys)}); pass {SettingText.Ref("channel_mult")}, e.g. {SettingText.Ref("channel_mult")} 1,2,2.");
+                + $"{string.Join(", ", DefaultChannelMult.Keys)}); pass {SettingText.Ref(setting)}, e.g. {SettingText.Ref(setting)} 1,2,2.");
         }
-        mult.CheckPositive("channel_mult");
+        mult.CheckPositive(setting);
         return mult;
     }
 

@@ -27,7 +27,7 @@ public sealed record UNetOptions : UNetTrunkOptions
     }
 
     /// <summary>The decoder's head count must be positive when heads are counted (num_head_channels −1).</summary>
-    private protected override void ValidateOwnHeads()
+    private protected override void ValidateOwnHeads(TrunkSettingNames names)
     {
         if (NumHeadChannels == -1) Positive(EffectiveNumHeadsUpsample, "num_heads_upsample");
     }

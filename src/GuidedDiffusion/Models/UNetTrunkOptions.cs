@@ -76,16 +76,18 @@ public abstract record UNetTrunkOptions
         Positive(InChannels, "in_channels");
         Positive(ModelChannels, names.ModelChannels);
         Positive(OutChannels, names.OutChannels);
-        Positive(NumResBlocks, names.NumResBlocks);
+        // 0 is allowed: the original builds such a trunk (only the level changes and the middle block) and saves it.
+        if (NumResBlocks < 0)
+            throw new ConfigurationException(names.NumResBlocks, $"{SettingText.Ref(names.NumResBlocks)} must be 0 or more, got {NumResBlocks}.");
         ValidateOwnSizes();
         if (!(Dropout >= 0 && Dropout < 1))
             throw new ConfigurationException("dropout", $"{SettingText.Ref("dropout")} must be in [0, 1), got {Dropout}.");
         if (ChannelMult.Count == 0)
-            throw new ConfigurationException("channel_mult", $"{SettingText.Ref("channel_mult")} needs at least one level.");
+            throw new ConfigurationException(names.ChannelMult, $"{SettingText.Ref(names.ChannelMult)} needs at least one level.");
         if (NumHeadChannels == -1) Positive(NumHeads, "num_heads");
         else if (NumHeadChannels <= 0)
-            throw new ConfigurationException("num_head_channels", $"{SettingText.Ref("num_head_channels")} must be positive or -1, got {NumHeadChannels}.");
-        ValidateOwnHeads();
+            throw new ConfigurationException(names.NumHeadChannels, $"{SettingText.Ref(names.NumHeadChannels)} must be positive or -1, got {NumHeadChannels}.");
+        ValidateOwnHeads(names);
 
         int levels = ChannelMult.Count;
         for (int level = 0; level < levels; level++)
@@ -118,7 +120,7 @@ public abstract record UNetTrunkOptions
     private protected virtual void ValidateOwnSizes() { }
 
     /// <summary>Checks the derived model's own head settings; runs right after the shared head checks.</summary>
-    private protected virtual void ValidateOwnHeads() { }
+    private protected virtual void ValidateOwnHeads(TrunkSettingNames names) { }
 
     /// <summary>Checks the derived model's extra attention at level <paramref name="level"/> (factor <paramref name="ds"/>).</summary>
     private protected virtual void ValidateOwnAttention(int level, int ds, TrunkSettingNames names) { }
@@ -135,7 +137,7 @@ public abstract record UNetTrunkOptions
             throw new ConfigurationException(names.ModelChannels,
                 $"q,k,v channels {channels} is not divisible by num_head_channels {NumHeadChannels} ({where}: {SettingText.Ref(names.ModelChannels)} "
                 + $"{ModelChannels} × channel_mult {ChannelMult[level]} at resolution {ImageSize >> level}); use a width that makes every "
-                + $"attention level a multiple of it, change {SettingText.Ref("num_head_channels")}, or {SettingText.Ref(names.AttentionResolutions)}.");
+                + $"attention level a multiple of it, change {SettingText.Ref(names.NumHeadChannels)}, or {SettingText.Ref(names.AttentionResolutions)}.");
         if (NumHeadChannels == -1 && channels % heads != 0)
             throw new ConfigurationException(headsFlag, $"{channels} channels ({where}) are not divisible by {SettingText.Ref(headsFlag)} {heads}.");
     }
@@ -164,4 +166,10 @@ public sealed record TrunkSettingNames
 
     /// <summary>The setting behind <c>attention_resolutions</c> (classifier_attention_resolutions).</summary>
     public string AttentionResolutions { get; init; } = "attention_resolutions";
+
+    /// <summary>The setting behind <c>channel_mult</c> (classifier_channel_mult: a classifier's is not the diffusion model's).</summary>
+    public string ChannelMult { get; init; } = "channel_mult";
+
+    /// <summary>The setting behind <c>num_head_channels</c> (classifier_num_head_channels).</summary>
+    public string NumHeadChannels { get; init; } = "num_head_channels";
 }

@@ -46,7 +46,7 @@ public sealed class ClassifierTrainingJob : TrainingJob
         var (trainSource, valSource) = OpenData();
         int numClasses = _classifier.NumClasses ?? trainSource.Classes.Count;
         if (numClasses < trainSource.Classes.Count)
-            throw new ConfigurationException("num_classes", $"{numClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
+            throw new ConfigurationException(ClassifierConfig.SettingNames.OutChannels, $"{numClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
         var classifier = _classifier with { NumClasses = numClasses };
         var architecture = classifier.ToOptions();
         using var session = TrainingSession.Open(Training, classifier.UseFp16,

@@ -31,7 +31,7 @@ public static class TrainerCheckpoints
         }
         var optPath = resume.OptimizerPath;
         log($"loading optimizer state from checkpoint: {optPath}");
-        CheckpointStore.LoadOptimizer(trainer.Optimizer, optPath);
+        CheckpointStore.LoadOptimizer(trainer.Optimizer, trainer.NamedParameters.Select(p => p.name).ToArray(), optPath);
         foreach (var ema in trainer.Emas)
         {
             var emaPath = resume.EmaPath(ema.Rate);

@@ -26,9 +26,14 @@ public class TrunkValidationTests
     [Fact]
     public void ClassifierDepthAndClasses_AreNamedAsFlags()
     {
-        Assert.Equal("classifier_depth", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Depth = 0 }.ToOptions()).Setting);
-        Assert.Equal("num_classes", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { NumClasses = -1 }.ToOptions()).Setting);
-        Assert.Equal("num_classes", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { NumClasses = null }.ToOptions()).Setting);
+        Assert.Equal("classifier_depth", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { Depth = -1 }.ToOptions()).Setting);
+        new ClassifierConfig { Depth = 0 }.Validate();  // the original trains and saves depth-0 classifiers
+        // The classifier's own settings, never the diffusion model's of the same name (a command may have both).
+        Assert.Equal("classifier_num_classes", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { NumClasses = -1 }.ToOptions()).Setting);
+        Assert.Equal("classifier_num_classes", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { NumClasses = null }.ToOptions()).Setting);
+        Assert.Equal("classifier_channel_mult", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ChannelMult = [1, -2] }.ToOptions()).Setting);
+        Assert.Equal("classifier_num_head_channels", Assert.Throws<ConfigurationException>(() => new ClassifierConfig { NumHeadChannels = -3 }.ToOptions()).Setting);
+        Assert.Equal("channel_mult", Assert.Throws<ConfigurationException>(() => new DiffusionModelConfig { ChannelMult = [1, -2] }.ToOptions()).Setting);
         new ClassifierConfig { NumClasses = null }.Validate();  // the class count may come later, from the data
     }
 }

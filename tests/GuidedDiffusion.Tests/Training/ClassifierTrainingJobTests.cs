@@ -121,7 +121,7 @@ public class ClassifierTrainingJobTests : IClassFixture<EightClassRun>
     {
         var wider = TrainingFixtures.SmallClassifier(8) with { Width = 64 };
         var e = Assert.Throws<ConfigurationException>(() => ResumePoint.Find(Path.Combine(_run.LogDir, "model000020.pt"), _run.LogDir, wider, false));
-        Assert.Contains("Width 32 in the checkpoint vs 64 now", e.Message);
+        Assert.Contains("classifier_width 64 (checkpoint: 32)", e.Message);
         Assert.NotNull(ResumePoint.Find(Path.Combine(_run.LogDir, "model000020.pt"), _run.LogDir, wider, allowMismatch: true));
     }
 

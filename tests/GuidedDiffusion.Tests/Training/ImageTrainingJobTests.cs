@@ -131,7 +131,7 @@ public class ImageTrainingJobTests : IClassFixture<TinyImageRun>
         };
         var e = Assert.Throws<ConfigurationException>(() =>
             new ImageTrainingJob(config, TinyImageRun.Model with { NumChannels = 64 }, TinyImageRun.Diffusion).Run());
-        Assert.Contains("NumChannels", e.Message);
+        Assert.Contains($"num_channels 64 (checkpoint: {TinyImageRun.Model.NumChannels})", e.Message);
     }
 
     [Fact]
