@@ -86,15 +86,17 @@ public static partial class CheckpointStore
     }
 
     /// <summary>The newest complete checkpoint (model, optimizer and sidecar present) in <paramref name="directory"/>, or null.</summary>
-    public static string? FindLatest(string directory)
+    public static string? FindLatest(string directory) => CompleteCheckpoints(directory).FirstOrDefault();
+
+    /// <summary>Every complete checkpoint (model, optimizer and sidecar present) in <paramref name="directory"/>, newest first.</summary>
+    public static IEnumerable<string> CompleteCheckpoints(string directory)
     {
-        if (!Directory.Exists(directory)) return null;
+        if (!Directory.Exists(directory)) return [];
         return Directory.EnumerateFiles(directory, "model*.json")
             .Select(json => Path.ChangeExtension(json, ".pt"))
             .Where(pt => File.Exists(pt) && IndexPattern().IsMatch(Path.GetFileName(pt))
                 && File.Exists(Path.Combine(directory, OptimizerFile(ParseIndex(pt)))))
-            .OrderByDescending(ParseIndex)
-            .FirstOrDefault();
+            .OrderByDescending(ParseIndex);
     }
 
     /// <summary>

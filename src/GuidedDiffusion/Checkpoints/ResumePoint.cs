@@ -8,12 +8,16 @@ namespace GuidedDiffusion.Checkpoints;
 /// </summary>
 public sealed class ResumePoint
 {
-    private ResumePoint(string modelPath, CheckpointManifest? manifest, long completedSteps)
+    private ResumePoint(string modelPath, CheckpointManifest? manifest, long completedSteps, IReadOnlyList<string> skippedNonFinite)
     {
         ModelPath = modelPath;
         Manifest = manifest;
         CompletedSteps = completedSteps;
+        SkippedNonFinite = skippedNonFinite;
     }
+
+    /// <summary>Newer checkpoints that <c>auto</c> passed over because they hold NaN or infinite values.</summary>
+    public IReadOnlyList<string> SkippedNonFinite { get; }
 
     /// <summary>The model checkpoint.</summary>
     public string ModelPath { get; }
@@ -44,7 +48,8 @@ public sealed class ResumePoint
     private static ResumePoint? Find(string resumeCheckpoint, string logDir, bool allowMismatch, string what, Func<CheckpointManifest, string?> differences)
     {
         if (string.IsNullOrWhiteSpace(resumeCheckpoint)) return null;
-        string? path = resumeCheckpoint == "auto" ? CheckpointStore.FindLatest(logDir) : resumeCheckpoint;
+        var skipped = new List<string>();
+        string? path = resumeCheckpoint == "auto" ? LatestFinite(logDir, skipped) : resumeCheckpoint;
         if (path is null) return null;
         if (!File.Exists(path))
             throw new CheckpointException(path, $"{SettingText.Ref("resume_checkpoint")} '{path}' does not exist.");
@@ -63,7 +68,28 @@ public sealed class ResumePoint
         }
         // Without our sidecar the optimizer's AdamW step says how many updates the weights hold; the file name does
         // not (classifier_train.py's index is the update just made, image_train.py's last file counts them).
-        return new ResumePoint(path, manifest, manifest?.CompletedSteps ?? CheckpointStore.OptimizerSteps(optPath) ?? index + 1);
+        return new ResumePoint(path, manifest, manifest?.CompletedSteps ?? CheckpointStore.OptimizerSteps(optPath) ?? index + 1, skipped);
+    }
+
+    // "auto" never continues from weights a diverged run wrote (NaN or infinite values): the newest complete
+    // checkpoint whose model file is finite; the ones passed over are listed in skipped.
+    private static string? LatestFinite(string logDir, List<string> skipped)
+    {
+        foreach (var path in CheckpointStore.CompleteCheckpoints(logDir))
+        {
+            if (AllFinite(path)) return path;
+            skipped.Add(path);
+        }
+        if (skipped.Count > 0)
+            throw new CheckpointException(skipped[0], $"{SettingText.Ref("resume_checkpoint")} auto: every checkpoint in '{logDir}' holds NaN or infinite weights "
+                + $"({skipped.Count} file(s)); nothing to continue from. Pass {SettingText.Ref("overwrite")} True to start over (the files are moved aside, not deleted).");
+        return null;
+    }
+
+    private static bool AllFinite(string path)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        return StateDictIO.Read(path).Values.All(t => !t.is_floating_point() || t.isfinite().all().item<bool>());
     }
 
     /// <summary>The optimizer file written with <see cref="ModelPath"/> (<c>optNNNNNN.pt</c>).</summary>

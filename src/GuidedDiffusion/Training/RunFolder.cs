@@ -133,6 +133,8 @@ public static partial class RunFolder
                 notes.Add($"removed '{name}', the temp file of an interrupted write");
         }
         var resume = findResume();
+        foreach (var skipped in resume?.SkippedNonFinite ?? [])
+            notes.Add($"{SettingText.Ref("resume_checkpoint")} auto: passed over '{skipped}', which holds NaN or infinite weights");
         bool continues = auto || (resume is not null
             && Path.GetFullPath(Path.GetDirectoryName(Path.GetFullPath(resume.ModelPath))!) == Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
         if (isMain)
