@@ -62,9 +62,9 @@ public class ClassifierConfigTests
     public void UnsupportedImageSize_WithoutChannelMult_SaysToPassChannelMult()
     {
         var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ImageSize = 48 }.ToOptions());
-        Assert.Equal("channel_mult", error.Setting);
+        Assert.Equal("classifier_channel_mult", error.Setting);
         Assert.Contains("unsupported image size: 48", error.Message);
-        Assert.Contains("--channel_mult", CliErrors.Describe(error));
+        Assert.Contains("pass --channel_mult", SettingText.MessageOf(error, OnClassifierTrain));
     }
 
     [Fact]
@@ -139,27 +139,31 @@ public class ClassifierConfigTests
             Assert.Contains($"--classifier_attention_resolutions {resolution} is never reached", SettingText.Render(warning, CliErrors.Flag));
     }
 
+    /// <summary>How classifier-train spells the settings (a classifier's num_classes is its own setting, typed --num_classes there).</summary>
+    private static readonly Func<string, string> OnClassifierTrain =
+        CliErrors.SpellingFor(GuidedDiffusion.Cli.Program.BuildRoot().Subcommands.Single(c => c.Name == "classifier-train"));
+
     [Theory]
-    [InlineData("image_size")]
-    [InlineData("classifier_width")]
-    [InlineData("classifier_depth")]
-    [InlineData("num_classes")]
-    [InlineData("num_head_channels")]
-    [InlineData("in_channels")]
-    public void NonPositiveValues_AreRefused_NamingTheFlag(string flag)
+    [InlineData("image_size", "--image_size")]
+    [InlineData("classifier_width", "--classifier_width")]
+    [InlineData("classifier_depth", "--classifier_depth")]
+    [InlineData("classifier_num_classes", "--num_classes")]
+    [InlineData("classifier_num_head_channels", "--num_head_channels")]
+    [InlineData("in_channels", "--in_channels")]
+    public void NonPositiveValues_AreRefused_NamingTheFlag(string setting, string flag)
     {
-        var config = flag switch
+        var config = setting switch
         {
             "image_size" => new ClassifierConfig { ImageSize = 0 },
             "classifier_width" => new ClassifierConfig { Width = -128 },
-            "classifier_depth" => new ClassifierConfig { Depth = 0 },
-            "num_classes" => new ClassifierConfig { NumClasses = 0 },
-            "num_head_channels" => new ClassifierConfig { NumHeadChannels = 0 },
+            "classifier_depth" => new ClassifierConfig { Depth = -1 },  // 0 is allowed, as in the original
+            "classifier_num_classes" => new ClassifierConfig { NumClasses = 0 },
+            "classifier_num_head_channels" => new ClassifierConfig { NumHeadChannels = 0 },
             _ => new ClassifierConfig { InChannels = 0 },
         };
         var error = Assert.Throws<ConfigurationException>(config.Validate);
-        Assert.Equal(flag, error.Setting);
-        Assert.Contains($"--{flag}", CliErrors.Describe(error));
+        Assert.Equal(setting, error.Setting);
+        Assert.Matches($"^{System.Text.RegularExpressions.Regex.Escape(flag)}[: ]", SettingText.MessageOf(error, OnClassifierTrain));
     }
 
     [Theory]
@@ -180,7 +184,7 @@ public class ClassifierConfigTests
     {
         // A list written as a collection expression has not been parsed: the build checks it.
         var error = Assert.Throws<ConfigurationException>(() => new ClassifierConfig { ChannelMult = [.. mult] }.ToOptions());
-        Assert.Equal("channel_mult", error.Setting);
+        Assert.Equal("classifier_channel_mult", error.Setting);
         Assert.Contains("every value must be positive", error.Message);
     }
 
