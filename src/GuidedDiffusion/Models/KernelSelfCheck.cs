@@ -131,6 +131,12 @@ public static class KernelSelfCheck
     public static LayerCheck Check(string layer, ConvolutionShape shape, bool aligned = true, long seed = 0, ScalarType dtype = ScalarType.Float32)
     {
         ArgumentNullException.ThrowIfNull(shape);
+        // A check of this CPU's kernels: on the CPU whatever torch's default device is (a job may run under "meta").
+        return ComputeDevice.OnCpu(() => CheckOnCpu(layer, shape, aligned, seed, dtype));
+    }
+
+    private static LayerCheck CheckOnCpu(string layer, ConvolutionShape shape, bool aligned, long seed, ScalarType dtype)
+    {
         using var scope = NewDisposeScope();
         using var generator = new Generator((ulong)seed);
         long[] spatial = shape.Dims == 2 ? [8, 8] : [17];
