@@ -40,7 +40,9 @@ public sealed record ClassifierConfig
     /// <summary><c>classifier_use_checkpoint</c> (ours; the original's <c>create_classifier</c> never passes
     /// use_checkpoint): gradient checkpointing of the ResBlocks and AttentionBlocks
     /// (<see cref="UNetTrunkOptions.UseCheckpoint"/>): less activation memory for a second forward pass in the backward;
-    /// outputs and gradients are unchanged. Default false.</summary>
+    /// outputs and gradients are unchanged. Default false. A sidecar records it only when on, so the sidecars written
+    /// before it existed read back byte for byte.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
     public bool UseCheckpoint { get; init; }
 
     /// <summary><c>num_classes</c>: number of logits (the original hard-codes 1000); null: not decided yet (training
