@@ -17,7 +17,8 @@ namespace GuidedDiffusion.Models;
 /// backward advances the generator. Here, with <c>preserveRng</c>, the default CPU generator's state is saved before
 /// the forward and restored around the recomputation (then put back to where the backward found it), so the
 /// gradients and the random stream of the rest of training equal those without checkpointing — what
-/// <c>torch.utils.checkpoint</c> does by default.</item>
+/// <c>torch.utils.checkpoint</c> does by default. TorchSharp 0.107 exposes no CUDA generator state, so on a GPU the
+/// recomputation of a block with active dropout draws a new mask, as in the original.</item>
 /// <item>Inputs that did not require a gradient in the forward get none in the backward (the original differentiates
 /// every input, the images included), and the forward is skipped altogether when autograd is off.</item>
 /// </list>
@@ -26,6 +27,8 @@ public static class GradientCheckpoint
 {
     [ThreadStatic] private static long recordedNodes;
     [ThreadStatic] private static long recomputations;
+
+    // Per thread: libtorch runs a CPU backward on the thread that called it, so a training loop sees its own counts.
 
     /// <summary>Checkpointed blocks this thread has put into an autograd graph (a diagnostic: tests use it to prove
     /// checkpointing is on).</summary>
