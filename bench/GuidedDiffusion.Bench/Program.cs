@@ -20,7 +20,7 @@ switch (args.FirstOrDefault())
     default:
         Console.Error.WriteLine("usage: GuidedDiffusion.Bench <benchmark> [options]");
         Console.Error.WriteLine("  loader [--images N] [--dir PATH] [--batch B] [--batches K]   data loader throughput");
-        Console.Error.WriteLine("  train-step [classifier flags] [--precision fp32|bf16|fp16|auto] [--allow_slow_bf16] --batch_size 16 --warmup 3 --steps 10 --threads 2");
+        Console.Error.WriteLine("  train-step [classifier flags] [--precision fp32|bf16|fp16|auto] [--allow_slow_bf16] [--use_checkpoint] [--ceilings false] [--breakdown_steps 0] --batch_size 16 --warmup 3 --steps 10 --threads 2");
         Console.Error.WriteLine("  adversarial-step [--attack_steps 7] [--precision fp32|bf16] --batch_size 32 --pairs 6 --threads 2   plain vs adversarial steps, alternating");
         Console.Error.WriteLine("  ops [--threads 2] [--rounds 2]   per-op fp32 vs bf16 rates (conv NCHW/NHWC, matmul, attention einsum/SDPA, GroupNorm)");
         Console.Error.WriteLine("  allreduce   gradient all-reduce over MPI: mpiexec -n 2 dotnet GuidedDiffusion.Bench.dll allreduce [--iterations N] [--layout state_dict_manifest.json]");

@@ -35,17 +35,21 @@ internal static class TrainStepBenchmark
             ChannelMult = a.Str("channel_mult", "") is { Length: > 0 } m ? SettingList<double>.Parse(m, "channel_mult") : null,
             NumHeadChannels = a.Int("num_head_channels", 64),
             NumClasses = a.Int("num_classes", 1000),
+            UseCheckpoint = a.Bool("use_checkpoint", false),
         };
         int numClasses = classifier.NumClasses!.Value;
         var cpu = CpuFeatures.Current;
         var precision = PrecisionPolicy.Resolve(TrainingPrecisions.Parse(a.Str("precision", "fp32")), a.Bool("allow_slow_bf16", false), cpu);
         int batch = a.Int("batch_size", 16), warmup = a.Int("warmup", 3), steps = a.Int("steps", 10), threads = a.Int("threads", 2);
-        int breakdownSteps = Math.Max(2, a.Int("breakdown_steps", 3));
+        // --breakdown_steps 0 and --ceilings false leave out the extra passes (memory runs: the peak RSS is then the
+        // training steps' own).
+        int breakdownSteps = a.Int("breakdown_steps", 3) is 0 ? 0 : Math.Max(2, a.Int("breakdown_steps", 3));
+        bool ceilings = a.Bool("ceilings", true);
         torch.set_num_threads(threads);
 
-        double matmulGflops = Ceiling.MatmulGflops(ScalarType.Float32);
-        double convGflops = Ceiling.ConvFwdBwdGflops(ScalarType.Float32, channelsLast: false);
-        double spinMs = Ceiling.IdleSpinCpuMs();
+        double matmulGflops = ceilings ? Ceiling.MatmulGflops(ScalarType.Float32) : double.NaN;
+        double convGflops = ceilings ? Ceiling.ConvFwdBwdGflops(ScalarType.Float32, channelsLast: false) : double.NaN;
+        double spinMs = ceilings ? Ceiling.IdleSpinCpuMs() : double.NaN;
         manual_seed(0);
         using var model = new EncoderUNet(classifier);
         long parameters = model.parameters().Sum(p => p.numel());
@@ -86,7 +90,10 @@ internal static class TrainStepBenchmark
         var usage = ProcessUsage.Now().Since(usageStart);
         double rssEnd = Rss.CurrentMb();
         Console.Error.WriteLine();
-        var breakdown = Breakdown.Measure(model, trainer, images, labels, breakdownSteps);
+        double peakRssSteps = Rss.PeakMb();
+        var breakdown = breakdownSteps > 0
+            ? Breakdown.Measure(model, trainer, images, labels, breakdownSteps)
+            : new Breakdown.Result(double.NaN, double.NaN, double.NaN, new Dictionary<string, double>());
         times.Sort();
         double median = times[times.Count / 2], min = times[0];
         double stepGflop = 3 * forwardFlops.Total / 1e9;
@@ -99,6 +106,7 @@ internal static class TrainStepBenchmark
             ["classifier_width"] = classifier.Width,
             ["precision"] = precision.Spelling(),
             ["channels_last"] = a.Bool("channels_last", false),
+            ["use_checkpoint"] = classifier.UseCheckpoint,
             ["batch_size"] = batch,
             ["threads"] = threads,
             ["load_average_1min"] = LoadAverage(),
@@ -120,6 +128,7 @@ internal static class TrainStepBenchmark
             ["share_optimizer"] = breakdown.Optimizer,
             ["forward_share_by_op"] = breakdown.ForwardByOp,
             ["peak_rss_mb"] = Math.Round(Rss.PeakMb(), 1),
+            ["peak_rss_mb_training_steps"] = Math.Round(peakRssSteps, 1),
             ["rss_growth_mb"] = Math.Round(rssEnd - rssAfterWarmup, 1),
             ["rss_growth_pct"] = Math.Round(100 * (rssEnd - rssAfterWarmup) / rssAfterWarmup, 2),
             ["rss_mb_after_step"] = rssTrace,
@@ -128,7 +137,8 @@ internal static class TrainStepBenchmark
             ["system_cpu_s_per_step"] = Math.Round(usage.SystemSeconds / Math.Max(1, steps), 3),
             ["user_cpu_s_per_step"] = Math.Round(usage.UserSeconds / Math.Max(1, steps), 3),
         };
-        Console.WriteLine(JsonSerializer.Serialize(result));
+        // NaN marks what --ceilings false / --breakdown_steps 0 left out.
+        Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
         return 0;
     }
 

@@ -38,6 +38,8 @@ internal static class ClassifierModelFlags
         c => c.NumClasses, (c, v) => c with { NumClasses = v }, n => n == 0 ? null : n, n => n ?? 0, setting: ClassifierConfig.SettingNames.OutChannels);
     public static readonly Flag<ClassifierConfig> Dropout = Table.Add("dropout", "Dropout rate in the ResBlocks.",
         c => c.Dropout, (c, v) => c with { Dropout = v });
+    public static readonly Flag<ClassifierConfig> UseCheckpoint = Table.Add("classifier_use_checkpoint", "Gradient checkpointing in training: ResBlocks and attention are recomputed in the backward instead of keeping their activations (less memory, ~1 more forward of time; same results).",
+        c => c.UseCheckpoint, (c, v) => c with { UseCheckpoint = v });
 
     /// <summary>The command line's classifier defaults: the original's, with the class count left to the data or checkpoint (spelled 0).</summary>
     public static ClassifierConfig Defaults { get; } = new() { NumClasses = null };
@@ -49,8 +51,8 @@ internal static class ClassifierModelFlags
         public IReadOnlySet<string> ArchitectureGiven(ParseResult parse) => ClassifierModelFlags.ArchitectureGiven(Classifier, parse);
     }
 
-    /// <summary>The architecture settings of <paramref name="flags"/> typed (precision and dropout describe training, not the weights).</summary>
-    public static IReadOnlySet<string> ArchitectureGiven(FlagSet<ClassifierConfig> flags, ParseResult parse) => flags.GivenSettings(parse, UseFp16, Dropout);
+    /// <summary>The architecture settings of <paramref name="flags"/> typed (precision, dropout and checkpointing describe training, not the weights).</summary>
+    public static IReadOnlySet<string> ArchitectureGiven(FlagSet<ClassifierConfig> flags, ParseResult parse) => flags.GivenSettings(parse, UseFp16, Dropout, UseCheckpoint);
 
     /// <summary>Adds the classifier and diffusion flags to a command that trains or loads a classifier on its own.</summary>
     public static Bound AddTo(Command command) =>
@@ -62,7 +64,7 @@ internal static class ClassifierModelFlags
     /// the noise process are the model's.
     /// </summary>
     public static FlagSet<ClassifierConfig> AddBesideDiffusionModel(Command command) =>
-        Table.AddTo(command, Defaults, include: f => f != ImageSize && f != Dropout,
+        Table.AddTo(command, Defaults, include: f => f != ImageSize && f != Dropout && f != UseCheckpoint,
             rename: f => f == ChannelMult || f == NumHeadChannels || f == NumClasses ? "classifier_" + f.Name : null);
 }
 

@@ -31,11 +31,13 @@ public sealed class ResumePoint
     /// <summary>
     /// Resolves <c>--resume_checkpoint</c>: "" → null (fresh run); "auto" → the newest complete checkpoint in
     /// <paramref name="logDir"/> (null when there is none); else the given file. A sidecar whose classifier
-    /// config differs from <paramref name="classifier"/> is an error unless <paramref name="allowMismatch"/>.
+    /// config differs from <paramref name="classifier"/> is an error unless <paramref name="allowMismatch"/>
+    /// (gradient checkpointing may change between runs: it does not change the weights).
     /// </summary>
     public static ResumePoint? Find(string resumeCheckpoint, string logDir, ClassifierConfig classifier, bool allowMismatch) =>
         Find(resumeCheckpoint, logDir, allowMismatch, "classifier",
-            manifest => manifest.Classifier is { } saved ? (saved == classifier ? null : Differences(saved, classifier)) : "the checkpoint holds no classifier");
+            manifest => manifest.Classifier is { } recorded && recorded with { UseCheckpoint = classifier.UseCheckpoint } is var saved
+                ? (saved == classifier ? null : Differences(saved, classifier)) : "the checkpoint holds no classifier");
 
     /// <summary>
     /// <see cref="Find(string, string, ClassifierConfig, bool)"/> for a diffusion model: the sidecar's UNet config
@@ -43,7 +45,8 @@ public sealed class ResumePoint
     /// </summary>
     public static ResumePoint? Find(string resumeCheckpoint, string logDir, DiffusionModelConfig model, bool allowMismatch) =>
         Find(resumeCheckpoint, logDir, allowMismatch, "diffusion model",
-            manifest => manifest.DiffusionModel is { } saved ? (saved == model ? null : Differences(saved, model)) : "the checkpoint holds no diffusion model");
+            manifest => manifest.DiffusionModel is { } recorded && recorded with { UseCheckpoint = model.UseCheckpoint } is var saved
+                ? (saved == model ? null : Differences(saved, model)) : "the checkpoint holds no diffusion model");
 
     private static ResumePoint? Find(string resumeCheckpoint, string logDir, bool allowMismatch, string what, Func<CheckpointManifest, string?> differences)
     {

@@ -80,7 +80,7 @@ public sealed class TrainedClassifier : IDisposable
             {
                 var saved = manifest.Classifier ?? throw new CheckpointException(modelPath,
                     $"'{modelPath}' is not a classifier checkpoint: its sidecar '{sidecar}' records no classifier (a diffusion model?).");
-                config = saved with { UseFp16 = false };
+                config = saved with { UseFp16 = false, UseCheckpoint = flags.UseCheckpoint };
                 var typed = flags with { NumClasses = flags.NumClasses ?? config.NumClasses, UseFp16 = false };
                 var differences = SettingAgreement.Differences(typed, config, givenSettings);
                 if (differences.Count > 0)

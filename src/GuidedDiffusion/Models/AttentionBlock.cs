@@ -20,10 +20,15 @@ public sealed class AttentionBlock : nn.Module<Tensor, Tensor>
     /// <param name="numHeads">Heads, used when <paramref name="numHeadChannels"/> is −1.</param>
     /// <param name="numHeadChannels">Channels per head (heads = C / this); −1 to use <paramref name="numHeads"/>.</param>
     /// <param name="useNewAttentionOrder">Split q, k, v before heads instead of the legacy layout.</param>
-    public AttentionBlock(long channels, long numHeads = 1, long numHeadChannels = -1, bool useNewAttentionOrder = false)
+    /// <param name="useCheckpoint">Gradient checkpointing: recompute the block in the backward instead of keeping its
+    /// activations (<see cref="GradientCheckpoint"/>). The original always checkpoints its attention blocks; see
+    /// <see cref="UNetTrunkOptions.UseCheckpoint"/> for why this port does so only when asked.</param>
+    public AttentionBlock(long channels, long numHeads = 1, long numHeadChannels = -1, bool useNewAttentionOrder = false,
+        bool useCheckpoint = false)
         : base(nameof(AttentionBlock))
     {
         Channels = channels;
+        UseCheckpoint = useCheckpoint;
         if (numHeadChannels == -1)
         {
             Heads = numHeads;
@@ -51,8 +56,15 @@ public sealed class AttentionBlock : nn.Module<Tensor, Tensor>
     /// <summary>Number of attention heads.</summary>
     public long Heads { get; }
 
+    /// <summary>Whether the block is recomputed in the backward instead of keeping its activations.</summary>
+    public bool UseCheckpoint { get; }
+
     /// <inheritdoc/>
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => UseCheckpoint
+        ? GradientCheckpoint.Apply(inputs => Forward(inputs[0]), [x], parameters(), preserveRng: false)
+        : Forward(x);
+
+    private Tensor Forward(Tensor x)
     {
         var shape = x.shape;
         x = x.reshape(shape[0], shape[1], -1);

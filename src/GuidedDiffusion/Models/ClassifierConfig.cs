@@ -37,6 +37,14 @@ public sealed record ClassifierConfig
     /// the trainer converts it (<see cref="EncoderUNet.ConvertToFp16"/>) as the original's trainer does. Default false.</summary>
     public bool UseFp16 { get; init; }
 
+    /// <summary><c>classifier_use_checkpoint</c> (ours; the original's <c>create_classifier</c> never passes
+    /// use_checkpoint): gradient checkpointing of the ResBlocks and AttentionBlocks
+    /// (<see cref="UNetTrunkOptions.UseCheckpoint"/>): less activation memory for a second forward pass in the backward;
+    /// outputs and gradients are unchanged. Default false. A sidecar records it only when on, so the sidecars written
+    /// before it existed read back byte for byte.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool UseCheckpoint { get; init; }
+
     /// <summary><c>num_classes</c>: number of logits (the original hard-codes 1000); null: not decided yet (training
     /// takes the data's class count, loading the checkpoint's; spelled 0 on the command line). Default 1000.</summary>
     public int? NumClasses { get; init; } = 1000;
@@ -131,6 +139,7 @@ public sealed record ClassifierConfig
             UseScaleShiftNorm = UseScaleShiftNorm,
             ResblockUpdown = ResblockUpdown,
             Pool = Pool,
+            UseCheckpoint = UseCheckpoint,
         };
         options.Validate(SettingNames);
         return options;

@@ -43,8 +43,9 @@ public sealed record DiffusionModelConfig
     /// <summary><c>class_cond</c>: a label embedding conditions the model on y. Default false.</summary>
     public bool ClassCond { get; init; }
 
-    /// <summary><c>use_checkpoint</c>: gradient checkpointing in the original. Accepted and ignored: it changes
-    /// memory use during training only, never the outputs. Default false.</summary>
+    /// <summary><c>use_checkpoint</c>: gradient checkpointing of the ResBlocks and AttentionBlocks
+    /// (<see cref="UNetTrunkOptions.UseCheckpoint"/>): less activation memory in training for a second forward pass
+    /// in the backward; the outputs and gradients are unchanged. Default false.</summary>
     public bool UseCheckpoint { get; init; }
 
     /// <summary><c>use_scale_shift_norm</c>: FiLM-style timestep conditioning. Default true.</summary>
@@ -114,6 +115,7 @@ public sealed record DiffusionModelConfig
             UseScaleShiftNorm = UseScaleShiftNorm,
             ResblockUpdown = ResblockUpdown,
             UseNewAttentionOrder = UseNewAttentionOrder,
+            UseCheckpoint = UseCheckpoint,
         };
         options.Validate(new TrunkSettingNames { ModelChannels = "num_channels", OutChannels = "in_channels" });
         return options;

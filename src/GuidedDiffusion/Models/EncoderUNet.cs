@@ -47,7 +47,7 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
                 int outCh = options.LevelChannels(level);
                 var layers = new List<nn.Module>
                 {
-                    new ResBlock(ch, timeEmbedDim, options.Dropout, outCh, options.UseScaleShiftNorm),
+                    new ResBlock(ch, timeEmbedDim, options.Dropout, outCh, options.UseScaleShiftNorm, useCheckpoint: options.UseCheckpoint),
                 };
                 ch = outCh;
                 if (options.AttentionResolutions.Contains(ds))
@@ -58,7 +58,7 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
             if (level != options.ChannelMult.Count - 1)
             {
                 blocks.Add(new TimestepEmbedSequential(options.ResblockUpdown
-                    ? new ResBlock(ch, timeEmbedDim, options.Dropout, ch, options.UseScaleShiftNorm, down: true)
+                    ? new ResBlock(ch, timeEmbedDim, options.Dropout, ch, options.UseScaleShiftNorm, down: true, useCheckpoint: options.UseCheckpoint)
                     : new Downsample(ch, options.ConvResample, ch)));
                 ds *= 2;
                 featureSize += ch;
@@ -68,9 +68,9 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
         inputBlocks = nn.ModuleList(inputBlockArray);
 
         middleBlock = new TimestepEmbedSequential(
-            new ResBlock(ch, timeEmbedDim, options.Dropout, useScaleShiftNorm: options.UseScaleShiftNorm),
+            new ResBlock(ch, timeEmbedDim, options.Dropout, useScaleShiftNorm: options.UseScaleShiftNorm, useCheckpoint: options.UseCheckpoint),
             NewAttentionBlock(ch, options),
-            new ResBlock(ch, timeEmbedDim, options.Dropout, useScaleShiftNorm: options.UseScaleShiftNorm));
+            new ResBlock(ch, timeEmbedDim, options.Dropout, useScaleShiftNorm: options.UseScaleShiftNorm, useCheckpoint: options.UseCheckpoint));
         featureSize += ch;
         FeatureSize = featureSize;
 
@@ -193,7 +193,7 @@ public sealed class EncoderUNet : nn.Module<Tensor, Tensor, Tensor>
     }
 
     private static AttentionBlock NewAttentionBlock(int channels, EncoderUNetOptions options) =>
-        new(channels, options.NumHeads, options.NumHeadChannels, options.UseNewAttentionOrder);
+        new(channels, options.NumHeads, options.NumHeadChannels, options.UseNewAttentionOrder, options.UseCheckpoint);
 
     /// <summary>Children are registered explicitly, in the original's order.</summary>
     protected override void RegisterComponents() { }

@@ -1,8 +1,7 @@
 namespace GuidedDiffusion.Models;
 
 /// <summary>
-/// The constructor arguments of the original's <c>EncoderUNetModel</c>, one to one (2-D only, no gradient
-/// checkpointing): the shared trunk (<see cref="UNetTrunkOptions"/>) plus the pooling head.
+/// The constructor arguments of the original's <c>EncoderUNetModel</c>, one to one (2-D only): the shared trunk (<see cref="UNetTrunkOptions"/>) plus the pooling head.
 /// <see cref="ClassifierConfig.ToOptions"/> derives them from the command-line flags the way
 /// <c>create_classifier</c> does; build this record directly for non-standard models (the small reference cases).
 /// Defaults are the original constructor's defaults.

@@ -32,8 +32,10 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     /// <param name="useScaleShiftNorm">FiLM-style conditioning: norm(h)·(1+scale)+shift instead of adding.</param>
     /// <param name="down">Halve the resolution with average pooling on both paths.</param>
     /// <param name="up">Double the resolution with nearest-neighbour upsampling on both paths.</param>
+    /// <param name="useCheckpoint">Gradient checkpointing: recompute the block in the backward instead of keeping its
+    /// activations (<see cref="GradientCheckpoint"/>).</param>
     public ResBlock(long channels, long embChannels, double dropout, long? outChannels = null,
-        bool useScaleShiftNorm = false, bool down = false, bool up = false) : base(nameof(ResBlock))
+        bool useScaleShiftNorm = false, bool down = false, bool up = false, bool useCheckpoint = false) : base(nameof(ResBlock))
     {
         if (up && down) throw new ArgumentException("a ResBlock cannot both upsample and downsample.", nameof(up));
         Channels = channels;
@@ -41,6 +43,8 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
         UseScaleShiftNorm = useScaleShiftNorm;
         Down = down;
         Up = up;
+        Dropout = dropout;
+        UseCheckpoint = useCheckpoint;
 
         inNorm = new GroupNorm32(channels);
         inSiLU = nn.SiLU();
@@ -98,8 +102,18 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Whether this block doubles the resolution.</summary>
     public bool Up { get; }
 
+    /// <summary>Dropout probability before the last convolution.</summary>
+    public double Dropout { get; }
+
+    /// <summary>Whether the block is recomputed in the backward instead of keeping its activations.</summary>
+    public bool UseCheckpoint { get; }
+
     /// <summary>Applies the block to x [B, C, H, W] given the timestep embedding emb [B, E].</summary>
-    public override Tensor forward(Tensor x, Tensor emb)
+    public override Tensor forward(Tensor x, Tensor emb) => UseCheckpoint
+        ? GradientCheckpoint.Apply(inputs => Forward(inputs[0], inputs[1]), [x, emb], parameters(), preserveRng: training && Dropout > 0)
+        : Forward(x, emb);
+
+    private Tensor Forward(Tensor x, Tensor emb)
     {
         Tensor h;
         if (Down || Up)

@@ -54,18 +54,18 @@ public sealed class UNetModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
                 int outCh = options.LevelChannels(level);
                 var layers = new List<nn.Module>
                 {
-                    new ResBlock(ch, timeEmbedDim, options.Dropout, outCh, options.UseScaleShiftNorm),
+                    new ResBlock(ch, timeEmbedDim, options.Dropout, outCh, options.UseScaleShiftNorm, useCheckpoint: options.UseCheckpoint),
                 };
                 ch = outCh;
                 if (options.AttentionResolutions.Contains(ds))
-                    layers.Add(new AttentionBlock(ch, options.NumHeads, options.NumHeadChannels, options.UseNewAttentionOrder));
+                    layers.Add(new AttentionBlock(ch, options.NumHeads, options.NumHeadChannels, options.UseNewAttentionOrder, options.UseCheckpoint));
                 blocks.Add(new TimestepEmbedSequential(layers.ToArray()));
                 skipChannels.Push(ch);
             }
             if (level != levels - 1)
             {
                 blocks.Add(new TimestepEmbedSequential(options.ResblockUpdown
-                    ? new ResBlock(ch, timeEmbedDim, options.Dropout, ch, options.UseScaleShiftNorm, down: true)
+                    ? new ResBlock(ch, timeEmbedDim, options.Dropout, ch, options.UseScaleShiftNorm, down: true, useCheckpoint: options.UseCheckpoint)
                     : new Downsample(ch, options.ConvResample, ch)));
                 skipChannels.Push(ch);
                 ds *= 2;
@@ -75,9 +75,9 @@ public sealed class UNetModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
         inputBlocks = nn.ModuleList(inputBlockArray);
 
         middleBlock = new TimestepEmbedSequential(
-            new ResBlock(ch, timeEmbedDim, options.Dropout, useScaleShiftNorm: options.UseScaleShiftNorm),
-            new AttentionBlock(ch, options.NumHeads, options.NumHeadChannels, options.UseNewAttentionOrder),
-            new ResBlock(ch, timeEmbedDim, options.Dropout, useScaleShiftNorm: options.UseScaleShiftNorm));
+            new ResBlock(ch, timeEmbedDim, options.Dropout, useScaleShiftNorm: options.UseScaleShiftNorm, useCheckpoint: options.UseCheckpoint),
+            new AttentionBlock(ch, options.NumHeads, options.NumHeadChannels, options.UseNewAttentionOrder, options.UseCheckpoint),
+            new ResBlock(ch, timeEmbedDim, options.Dropout, useScaleShiftNorm: options.UseScaleShiftNorm, useCheckpoint: options.UseCheckpoint));
 
         var upBlocks = new List<TimestepEmbedSequential>();
         for (int level = levels - 1; level >= 0; level--)
@@ -88,15 +88,15 @@ public sealed class UNetModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>
                 int outCh = options.LevelChannels(level);
                 var layers = new List<nn.Module>
                 {
-                    new ResBlock(ch + skip, timeEmbedDim, options.Dropout, outCh, options.UseScaleShiftNorm),
+                    new ResBlock(ch + skip, timeEmbedDim, options.Dropout, outCh, options.UseScaleShiftNorm, useCheckpoint: options.UseCheckpoint),
                 };
                 ch = outCh;
                 if (options.AttentionResolutions.Contains(ds))
-                    layers.Add(new AttentionBlock(ch, options.EffectiveNumHeadsUpsample, options.NumHeadChannels, options.UseNewAttentionOrder));
+                    layers.Add(new AttentionBlock(ch, options.EffectiveNumHeadsUpsample, options.NumHeadChannels, options.UseNewAttentionOrder, options.UseCheckpoint));
                 if (level > 0 && i == options.NumResBlocks)
                 {
                     layers.Add(options.ResblockUpdown
-                        ? new ResBlock(ch, timeEmbedDim, options.Dropout, ch, options.UseScaleShiftNorm, up: true)
+                        ? new ResBlock(ch, timeEmbedDim, options.Dropout, ch, options.UseScaleShiftNorm, up: true, useCheckpoint: options.UseCheckpoint)
                         : new Upsample(ch, options.ConvResample, ch));
                     ds /= 2;
                 }

@@ -1,8 +1,7 @@
 namespace GuidedDiffusion.Models;
 
 /// <summary>
-/// The constructor arguments of the original's diffusion <c>UNetModel</c>, one to one (2-D only, no gradient
-/// checkpointing): the shared trunk (<see cref="UNetTrunkOptions"/>; the network itself is size-agnostic, so
+/// The constructor arguments of the original's diffusion <c>UNetModel</c>, one to one (2-D only): the shared trunk (<see cref="UNetTrunkOptions"/>; the network itself is size-agnostic, so
 /// image_size is recorded) plus the label embedding and the decoder's heads. <see cref="DiffusionModelConfig.ToOptions"/>
 /// derives them from the command-line flags the way <c>create_model</c> does; build this record directly for
 /// non-standard models. Defaults are the original constructor's defaults.

@@ -53,6 +53,16 @@ public abstract record UNetTrunkOptions
     /// <summary><c>use_new_attention_order</c>: split q, k, v before heads in AttentionBlocks. Default false.</summary>
     public bool UseNewAttentionOrder { get; init; }
 
+    /// <summary>
+    /// <c>use_checkpoint</c>: gradient checkpointing of every ResBlock and AttentionBlock (<see cref="GradientCheckpoint"/>):
+    /// a block keeps only its inputs in the forward and is run again in the backward, so activation memory falls to
+    /// about one tensor per block for roughly one more forward pass of time. Outputs and gradients are unchanged.
+    /// The original also recomputes every AttentionBlock when this is off (it passes <c>True</c> there); this port
+    /// does not: its fused attention keeps no T×T matrix, so recomputing it would cost time for little memory.
+    /// Default false.
+    /// </summary>
+    public bool UseCheckpoint { get; init; }
+
     /// <summary>Channels of level <paramref name="level"/>: <c>int(mult·model_channels)</c>, truncated like the original.</summary>
     public int LevelChannels(int level) => (int)(ChannelMult[level] * ModelChannels);
 

@@ -150,7 +150,12 @@ internal sealed class TrainingSession(TrainingConfig training, string logDirecto
             AfterStep = afterStep,
             Manifest = manifest,
         };
-        return loop.Run(trainData, Resume, stop);
+        long recomputedBefore = Models.GradientCheckpoint.Recomputations;
+        var result = loop.Run(trainData, Resume, stop);
+        // Proof that use_checkpoint took effect: blocks re-run by the backward passes of this thread's steps.
+        if (Models.GradientCheckpoint.Recomputations - recomputedBefore is > 0 and var recomputed)
+            Log($"gradient checkpointing: {recomputed} block forwards were recomputed in the backward passes of this run.");
+        return result;
     }
 
     /// <inheritdoc />
