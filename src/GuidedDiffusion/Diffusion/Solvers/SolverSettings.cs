@@ -110,7 +110,7 @@ public sealed record SolverOptions
         if (Method == SolverMethod.Multistep && Steps < Order)
             throw new ConfigurationException("steps", $"a multistep solver of order {Order} needs at least {Order} steps, got {Steps}.");
         if (Kind == SolverKind.UniPC && Method != SolverMethod.Multistep)
-            throw new ConfigurationException("solver_method", "UniPC is multistep only; use --solver_method multistep.");
+            throw new ConfigurationException("solver_method", $"UniPC is multistep only; use {SettingText.Ref("solver_method")} multistep.");
         if (Thresholding && !PredictsData)
             throw new ConfigurationException("thresholding", "dynamic thresholding clips x0 predictions: it needs dpm_solver++ or unipc with data prediction.");
         if (!(ThresholdingRatio > 0 && ThresholdingRatio <= 1))
