@@ -69,7 +69,9 @@ public sealed class GuidedSampler
     /// <param name="solver">The solver settings (its <see cref="SolverOptions.Kind"/> is taken from <paramref name="sampler"/>); ignored by ancestral and DDIM.</param>
     /// <param name="noise">The noise source (x_T and, for ancestral and DDIM, every step's noise).</param>
     /// <param name="interval">Where guidance applies, or null for everywhere.</param>
-    /// <param name="clipDenoised">Clip x₀ predictions in ancestral and DDIM steps. Default true.</param>
+    /// <param name="clipDenoised">Clip the model's x₀ predictions to [−1, 1] (the original's default): in ancestral and
+    /// DDIM steps as the original; for the solvers with <see cref="SolverModels.ClipDenoised"/>, before the guidance term
+    /// (false gives the reference solvers' unclipped behaviour).</param>
     /// <param name="eta">DDIM η. Default 0.</param>
     /// <param name="progress">Called after every step with (done, total).</param>
     /// <exception cref="ConfigurationException">A solver setting is invalid, or a solver is asked to run on a respaced process.</exception>
@@ -90,6 +92,7 @@ public sealed class GuidedSampler
             var schedule = DiscreteNoiseSchedule.For(Process.Diffusion, clipLambda: kind != SolverKind.UniPC);
             var xT = noise(empty(shape, dtype: ScalarType.Float32, device: classes.device));
             var eps = SolverModels.FromDenoiser(ModelFn, schedule, classes, Process.MeanType);
+            if (clipDenoised) eps = SolverModels.ClipDenoised(eps, schedule);
             // Scale 0 is unguided: the classifier's forward and backward passes are skipped.
             if (condFn is not null && Guidance!.Scale != 0) eps = SolverModels.WithGuidance(eps, condFn, schedule, classes);
             Action<SolverStep>? onStep = progress is null ? null : step => progress(step.Step, step.Steps);

@@ -147,6 +147,24 @@ public class SolverBehaviourTests
     }
 
     [Fact]
+    public void ClipDenoised_ReDerivesEpsFromTheClippedX0_LikeTheOriginalsConditionScore()
+    {
+        using var scope = NewDisposeScope();
+        var schedule = DiscreteNoiseSchedule.For(new DiffusionConfig().Build());
+        var x = 3 * randn(2, 3, 4, 4, generator: new Generator(8));
+        NoisePredictionFn eps = (xs, t) => -xs;  // x₀ = (x + σx)/α, far outside [−1, 1] for |x| ~ 3
+        foreach (double t in new[] { 0.05, 0.5, 0.95 })
+        {
+            double alpha = schedule.MarginalAlpha(t), sigma = schedule.MarginalStd(t);
+            var raw = (x - sigma * eps(x, t)) / alpha;
+            Assert.True(raw.abs().max().item<float>() > 1.5);
+            var clipped = SolverModels.ClipDenoised(eps, schedule)(x, t);
+            var x0 = (x - sigma * clipped) / alpha;
+            Assert.True((x0 - raw.clamp(-1, 1)).abs().max().item<float>() < 1e-4, $"t = {t}");
+        }
+    }
+
+    [Fact]
     public void Networks_TakeFractionalTimesteps_AsTheSolversPassThem()
     {
         // The solvers evaluate at model times such as 899.1: the sinusoidal embedding must use the fraction, not round it.

@@ -44,6 +44,23 @@ public static class SolverModels
         };
 
     /// <summary>
+    /// The original's <c>clip_denoised</c> for the solvers: the model's x₀ = (x − σ_t·ε)/α_t is clipped to [−1, 1] and ε
+    /// re-derived from it, ε' = (x − α_t·clip(x₀))/σ_t. Wrapped inside <see cref="WithGuidance"/> this is exactly the
+    /// original DDIM's order (<c>p_mean_variance</c> clips, <c>condition_score</c> re-derives ε from the clipped x₀ and
+    /// then subtracts the guidance), so a first-order solver takes DDIM's steps. The reference solvers do not clip.
+    /// </summary>
+    /// <param name="eps">The noise prediction.</param>
+    /// <param name="schedule">The schedule (α_t, σ_t).</param>
+    public static NoisePredictionFn ClipDenoised(NoisePredictionFn eps, DiscreteNoiseSchedule schedule) =>
+        (x, t) =>
+        {
+            using var scope = NewDisposeScope();
+            double alpha = schedule.MarginalAlpha(t), sigma = schedule.MarginalStd(t);
+            var x0 = ((x - sigma * eps(x, t)) / alpha).clamp(-1.0, 1.0);
+            return ((x - alpha * x0) / sigma).MoveToOuterDisposeScope();
+        };
+
+    /// <summary>
     /// Classifier guidance on the noise prediction (DPM-Solver's <c>guidance_type="classifier"</c>, the original's
     /// <c>condition_score</c>): ε̃ = ε − σ_t·cond_fn(x, model time, y), where cond_fn already carries the scale s, so
     /// ε̃ = ε − s·σ_t·∇ₓ log p(y | x_t, t). cond_fn is called first, with the same model time the model sees.
