@@ -69,13 +69,13 @@ grep -q -- "--classifier_path $OUT/noisy3000/model002999.pt --classifier_scale 5
   || fail "the 3,000-step guide's samples do not use its final checkpoint"
 grep -q -- "sample-eval .*agreement-noisy3000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy3000-ancestral-scale50/$NPZ_RE $OUT/noisy3000-ancestral-scale100/$NPZ_RE $OUT/noisy3000-ancestral-scale200/$NPZ_RE\$" "$STUB_LOG" \
   || fail "sample-eval of noisy3000 should judge scale 0 and its three ancestral rows, no DDIM"
-grep -q -- "sample-eval .*agreement-noisy6000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy6000-ancestral-scale100/$NPZ_RE $OUT/noisy6000-ancestral-scale200/$NPZ_RE $OUT/noisy6000-ancestral-scale300/$NPZ_RE $OUT/unguided-ddim50-scale0/$NPZ_RE $OUT/noisy6000-ddim50-scale100/$NPZ_RE $OUT/noisy6000-ddim50-scale200/$NPZ_RE $OUT/noisy6000-dpmpp2m-10steps-scale100/$NPZ_RE .* $OUT/noisy6000-unipc_bh2-25steps-scale100/$NPZ_RE $OUT/noisy6000-dpmpp2m-20steps-scale100-interval0-800/$NPZ_RE\$" "$STUB_LOG" \
+grep -q -- "sample-eval .*agreement-noisy6000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy6000-ancestral-scale100/$NPZ_RE $OUT/noisy6000-ancestral-scale200/$NPZ_RE $OUT/noisy6000-ancestral-scale300/$NPZ_RE $OUT/unguided-ddim50-scale0/$NPZ_RE $OUT/noisy6000-ddim50-scale100/$NPZ_RE $OUT/noisy6000-ddim50-scale200/$NPZ_RE $OUT/noisy6000-dpmpp2m-10steps-scale100/$NPZ_RE .* $OUT/noisy6000-unipc_bh2-25steps-scale100/$NPZ_RE $OUT/noisy6000-dpmpp2m-20steps-scale100-interval100-999/$NPZ_RE\$" "$STUB_LOG" \
   || fail "sample-eval of noisy6000 should judge scale 0 and its ancestral rows, then the DDIM ones, then the solvers' and the interval row"
 [[ $(grep -c -- "classifier-sample .*--sampler " "$STUB_LOG") -eq $((7 * 4 + 1)) ]] || fail "expected 29 fast-solver samplings"
 ! grep -q -- "--sampler .*--timestep_respacing\|--timestep_respacing .*--sampler" "$STUB_LOG" || fail "a fast solver got a respacing"
 grep -q -- "--classifier_scale 100 .*--out_dir $OUT/noisy6000-dpm3-15steps-scale100 --sampler dpm_solver --solver_order 3 --solver_method singlestep --steps 15\$" "$STUB_LOG" \
   || fail "the DPM-Solver-3 row at 15 steps lacks its flags"
-grep -q -- "--out_dir $OUT/noisy6000-dpmpp2m-20steps-scale100-interval0-800 --sampler dpm_solver++ --solver_order 2 --steps 20 --guidance_interval 0,800\$" "$STUB_LOG" \
+grep -q -- "--out_dir $OUT/noisy6000-dpmpp2m-20steps-scale100-interval100-999 --sampler dpm_solver++ --solver_order 2 --steps 20 --guidance_interval 100,999\$" "$STUB_LOG" \
   || fail "the guidance-interval row lacks its flags"
 [[ -f $OUT/summary.md ]] || fail "no summary.md"
 

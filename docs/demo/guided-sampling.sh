@@ -63,7 +63,7 @@ declare -A SOLVER_FLAGS=(
 read -r -a SOLVERS <<< "${SOLVERS-dpmpp2m dpmpp3m dpmpp2s dpm2 dpm3 unipc_bh1 unipc_bh2}"
 read -r -a SOLVER_STEPS <<< "${SOLVER_STEPS:-10 15 20 25}"
 declare -A SOLVER_SCALES=([noisy6000]="100")
-declare -A SOLVER_INTERVALS=([noisy6000]="dpmpp2m 20 100 0,800")
+declare -A SOLVER_INTERVALS=([noisy6000]="dpmpp2m 20 100 100,999")
 for solver in "${SOLVERS[@]}"; do
   [[ -n "${SOLVER_FLAGS[$solver]:-}" ]] || { echo "SOLVERS: unknown solver '$solver' (known: ${!SOLVER_FLAGS[*]})" >&2; exit 1; }
 done
