@@ -44,7 +44,7 @@ internal static class ClassifierSampleCommand
             v => Spellings.Parse<UniPCVariant>(v, "unipc_variant", "variant"), v => v.Spelling());
         Table.Add<GuidanceInterval?, string>("guidance_interval", "Guide only while the classifier's timestep is in lo,hi (0 = clean .. diffusion_steps-1), e.g. 200,800; empty: everywhere. Any sampler.",
             o => o.GuidanceInterval, (o, v) => o with { GuidanceInterval = v }, v => GuidanceInterval.Parse(v), v => v?.ToString() ?? "");
-        Table.Add("clip_denoised", "Clip the x0 predictions to [-1, 1].", o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v });
+        Table.Add("clip_denoised", "Clip the x0 predictions to [-1, 1] (the fast solvers: the model's x0, before guidance; False gives the reference solvers' behaviour).", o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v });
         Table.Add<int?, int>("class_id", "Class to generate (-1: a random class per image, like the original).", o => o.ClassId, (o, v) => o with { ClassId = v },
             id => id >= 0 ? id : null, id => id ?? -1);
         Table.Add("seed", "Seed for the classes and every noise draw; the same seed gives the same samples.", o => o.Seed, (o, v) => o with { Seed = v });

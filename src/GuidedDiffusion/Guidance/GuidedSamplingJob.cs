@@ -43,7 +43,7 @@ public sealed record GuidedSamplingOptions
     public SolverOptions Solver { get; init; } = new();
     /// <summary>Guide only while the classifier's timestep lies in this interval (every sampler); null: everywhere.</summary>
     public GuidanceInterval? GuidanceInterval { get; init; }
-    /// <summary>Clip the x₀ predictions to [−1, 1]. Default true.</summary>
+    /// <summary>Clip the x₀ predictions to [−1, 1] (ancestral and DDIM as the original; the solvers clip the model's x₀ before guidance). Default true.</summary>
     public bool ClipDenoised { get; init; } = true;
     /// <summary>The class to generate; null: a random class per image, like the original.</summary>
     public int? ClassId { get; init; }
