@@ -168,6 +168,9 @@ public class SolverBehaviourTests
     public void Networks_TakeFractionalTimesteps_AsTheSolversPassThem()
     {
         // The solvers evaluate at model times such as 899.1: the sinusoidal embedding must use the fraction, not round it.
+        // The shared models must be built outside this scope, or their parameters die with it (and other tests with them).
+        _ = GuidanceModels.CondUNet;
+        _ = GuidanceModels.Classifier;
         using var scope = NewDisposeScope();
         var embedding = TimestepEmbedding.Sinusoidal(tensor(new[] { 899.1f }), 8).Float64();
         for (int i = 0; i < 4; i++)
