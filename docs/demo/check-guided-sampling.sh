@@ -6,12 +6,14 @@
 #   2. again: every stage is skipped, nothing is called;
 #   3. after deleting one sample file: only that sampling stage runs;
 #   4. GUIDES=noisy3000 into a new OUT: only the shared stages and that guide's (no DDIM row); an unknown guide fails;
-#   5. a scale added to a guide: its row is sampled and the guide's verdict, which lacks it, is judged again.
+#   5. a scale added to a guide: its row is sampled and the guide's verdict, which lacks it, is judged again;
+#   6. the fast-solver rows (issue 27): each solver's flags at each step count without respacing, the interval row,
+#      SOLVERS="" and a subset, an unknown solver fails.
 # Usage: docs/demo/check-guided-sampling.sh   (from the repository root; a few seconds)
 set -euo pipefail
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
 stub=$work/guided-diffusion
 cat > "$stub" <<'STUB'
 #!/usr/bin/env bash
@@ -49,8 +51,8 @@ calls() { if [[ -f $STUB_LOG ]]; then wc -l < "$STUB_LOG"; else echo 0; fi; }
 mkdir -p "$OUT/robust1200" && touch "$OUT/robust1200/model000600.pt"
 docs/demo/guided-sampling.sh > "$work/run1.txt"
 # 6 trainings, 2 unguided + 2 guides × (5 ancestral + 2 DDIM) + 3 ancestral (noisy3000) + 3 ancestral and 2 DDIM
-# (noisy6000) samplings, 4 sample-evals, 1 eps-eval.
-stages=$((6 + 2 + 14 + 3 + 5 + 4 + 1))
+# (noisy6000) + 7 solvers × 4 step counts and 1 interval row (noisy6000) samplings, 4 sample-evals, 1 eps-eval.
+stages=$((6 + 2 + 14 + 3 + 5 + 7 * 4 + 1 + 4 + 1))
 NPZ_RE=samples_300x32x32x3\.npz
 [[ $(calls) -eq $stages ]] || fail "first run made $(calls) calls, expected $stages"
 [[ $(($(wc -l < "$OUT/times.tsv") - 1)) -eq $stages ]] || fail "times.tsv has $(($(wc -l < "$OUT/times.tsv") - 1)) rows, expected $stages"
@@ -67,8 +69,14 @@ grep -q -- "--classifier_path $OUT/noisy3000/model002999.pt --classifier_scale 5
   || fail "the 3,000-step guide's samples do not use its final checkpoint"
 grep -q -- "sample-eval .*agreement-noisy3000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy3000-ancestral-scale50/$NPZ_RE $OUT/noisy3000-ancestral-scale100/$NPZ_RE $OUT/noisy3000-ancestral-scale200/$NPZ_RE\$" "$STUB_LOG" \
   || fail "sample-eval of noisy3000 should judge scale 0 and its three ancestral rows, no DDIM"
-grep -q -- "sample-eval .*agreement-noisy6000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy6000-ancestral-scale100/$NPZ_RE $OUT/noisy6000-ancestral-scale200/$NPZ_RE $OUT/noisy6000-ancestral-scale300/$NPZ_RE $OUT/unguided-ddim50-scale0/$NPZ_RE $OUT/noisy6000-ddim50-scale100/$NPZ_RE $OUT/noisy6000-ddim50-scale200/$NPZ_RE\$" "$STUB_LOG" \
-  || fail "sample-eval of noisy6000 should judge scale 0 and its ancestral rows, then the DDIM ones"
+grep -q -- "sample-eval .*agreement-noisy6000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy6000-ancestral-scale100/$NPZ_RE $OUT/noisy6000-ancestral-scale200/$NPZ_RE $OUT/noisy6000-ancestral-scale300/$NPZ_RE $OUT/unguided-ddim50-scale0/$NPZ_RE $OUT/noisy6000-ddim50-scale100/$NPZ_RE $OUT/noisy6000-ddim50-scale200/$NPZ_RE $OUT/noisy6000-dpmpp2m-10steps-scale100/$NPZ_RE .* $OUT/noisy6000-unipc_bh2-25steps-scale100/$NPZ_RE $OUT/noisy6000-dpmpp2m-20steps-scale100-interval100-999/$NPZ_RE\$" "$STUB_LOG" \
+  || fail "sample-eval of noisy6000 should judge scale 0 and its ancestral rows, then the DDIM ones, then the solvers' and the interval row"
+[[ $(grep -c -- "classifier-sample .*--sampler " "$STUB_LOG") -eq $((7 * 4 + 1)) ]] || fail "expected 29 fast-solver samplings"
+! grep -q -- "--sampler .*--timestep_respacing\|--timestep_respacing .*--sampler" "$STUB_LOG" || fail "a fast solver got a respacing"
+grep -q -- "--classifier_scale 100 .*--out_dir $OUT/noisy6000-dpm3-15steps-scale100 --sampler dpm_solver --solver_order 3 --solver_method singlestep --steps 15\$" "$STUB_LOG" \
+  || fail "the DPM-Solver-3 row at 15 steps lacks its flags"
+grep -q -- "--out_dir $OUT/noisy6000-dpmpp2m-20steps-scale100-interval100-999 --sampler dpm_solver++ --solver_order 2 --steps 20 --guidance_interval 100,999\$" "$STUB_LOG" \
+  || fail "the guidance-interval row lacks its flags"
 [[ -f $OUT/summary.md ]] || fail "no summary.md"
 
 before=$(calls)
@@ -101,4 +109,15 @@ grep -q -- "--classifier_scale 300 .*--out_dir $work/subset/noisy3000-ancestral-
 grep -qF "$work/subset/noisy3000-ancestral-scale300/samples_300x32x32x3.npz" "$work/subset/agreement-noisy3000.json" \
   || fail "the verdict was not judged again with the added scale"
 [[ -f $work/subset/agreement-noisy3000.json.stale ]] || fail "the old verdict was not kept aside"
-echo "guided-sampling.sh: $stages stages run once, all skipped on rerun, one deleted output redone, a subset of guides, an added scale: OK"
+OUT=$work/nosolvers GUIDES=noisy6000 SOLVERS="" docs/demo/guided-sampling.sh > "$work/run7.txt"
+! grep -q -- "--sampler .*$work/nosolvers/\|$work/nosolvers/.*--sampler " "$STUB_LOG" || fail "SOLVERS=\"\" still sampled solver rows"
+OUT=$work/nosolvers GUIDES=noisy6000 SOLVERS="unipc_bh2" SOLVER_STEPS="10" docs/demo/guided-sampling.sh > "$work/run8.txt"
+[[ $(grep -c -- "--sampler .*--out_dir $work/nosolvers/\|--out_dir $work/nosolvers/[^ ]* --sampler" "$STUB_LOG") -eq 1 ]] \
+  || fail "SOLVERS=unipc_bh2 SOLVER_STEPS=10 should add exactly one row"
+grep -q -- "--out_dir $work/nosolvers/noisy6000-unipc_bh2-10steps-scale100 --sampler unipc --solver_order 2 --unipc_variant bh2 --steps 10\$" "$STUB_LOG" \
+  || fail "the UniPC row of the subset lacks its flags"
+grep -qF "$work/nosolvers/noisy6000-unipc_bh2-10steps-scale100/samples_300x32x32x3.npz" "$work/nosolvers/agreement-noisy6000.json" \
+  || fail "the added solver row was not judged"
+if OUT=$work/bad2 SOLVERS="euler" docs/demo/guided-sampling.sh > "$work/run9.txt" 2>&1; then fail "an unknown solver was accepted"; fi
+grep -q "SOLVERS: unknown solver 'euler'" "$work/run9.txt" || fail "an unknown solver's error does not name it"
+echo "guided-sampling.sh: $stages stages run once, all skipped on rerun, one deleted output redone, a subset of guides, an added scale, the fast-solver rows: OK"

@@ -9,6 +9,8 @@
 #   *-scale*/      300 samples per classifier scale, ancestral and DDIM, 50 respaced steps each (the same number of
 #                  model calls), the same requested classes and noise at every scale; scale 0 (no guidance) is
 #                  sampled once and shared,
+#   *-<solver>-<N>steps-scale*/  the fast solvers of issue 27 (DPM-Solver++ 2M/3M/2S, DPM-Solver 2/3, UniPC bh1/bh2) at
+#                  10, 15, 20 and 25 steps for the best guide, and with a guidance interval (*-interval<lo>-<hi>),
 #   agreement-*    sample-eval: how often the judge labels a sample as the requested class (with 95 % Wilson
 #                  intervals), agree@5, the diversity of the judge's features, and the judge on real images,
 #   eps-eval/      the diffusion model's per-channel noise-prediction error against t (the colour-cast diagnostic).
@@ -47,6 +49,24 @@ declare -A GUIDE_FLAGS=(
 declare -A ANCESTRAL_SCALES=([noisy1200]="10 30 100 200 300" [robust1200]="10 30 100 200 300" [noisy3000]="50 100 200"
   [noisy6000]="100 200 300")
 declare -A DDIM_SCALES=([noisy1200]="10 30" [robust1200]="10 30" [noisy3000]="" [noisy6000]="100 200")
+# The fast solvers (issue 27): each NAME's flags, run at every SOLVER_STEPS count at the guide's SOLVER_SCALES, and
+# the guide's SOLVER_INTERVALS rows (solver steps scale lo,hi: guidance only while the classifier's t is in [lo, hi]).
+# SOLVERS="dpmpp2m unipc_bh2" (a subset) runs only those; SOLVERS="" none.
+declare -A SOLVER_FLAGS=(
+  [dpmpp2m]="--sampler dpm_solver++ --solver_order 2"
+  [dpmpp3m]="--sampler dpm_solver++ --solver_order 3"
+  [dpmpp2s]="--sampler dpm_solver++ --solver_order 2 --solver_method singlestep"
+  [dpm2]="--sampler dpm_solver --solver_order 2 --solver_method singlestep"
+  [dpm3]="--sampler dpm_solver --solver_order 3 --solver_method singlestep"
+  [unipc_bh1]="--sampler unipc --solver_order 2 --unipc_variant bh1"
+  [unipc_bh2]="--sampler unipc --solver_order 2 --unipc_variant bh2")
+read -r -a SOLVERS <<< "${SOLVERS-dpmpp2m dpmpp3m dpmpp2s dpm2 dpm3 unipc_bh1 unipc_bh2}"
+read -r -a SOLVER_STEPS <<< "${SOLVER_STEPS:-10 15 20 25}"
+declare -A SOLVER_SCALES=([noisy6000]="100")
+declare -A SOLVER_INTERVALS=([noisy6000]="dpmpp2m 20 100 100,999")
+for solver in "${SOLVERS[@]}"; do
+  [[ -n "${SOLVER_FLAGS[$solver]:-}" ]] || { echo "SOLVERS: unknown solver '$solver' (known: ${!SOLVER_FLAGS[*]})" >&2; exit 1; }
+done
 for guide in "${GUIDES[@]}"; do
   [[ -n "${GUIDE_FLAGS[$guide]:-}" ]] || { echo "GUIDES: unknown guide '$guide' (known: ${!GUIDE_FLAGS[*]})" >&2; exit 1; }
 done
@@ -158,11 +178,32 @@ for guide in "${GUIDES[@]}"; do
   for scale in "${ddim_scales[@]}"; do
     sample "$guide-ddim50-scale$scale" "$classifier" "$scale" "${DDIM[@]}"
   done
-  # The judge's verdict: ancestral rows, then DDIM rows (if any), then the real validation images as reference.
+  # The fast solvers integrate the full 1000-step process: no --timestep_respacing.
+  solver_rows=()
+  read -r -a solver_scales <<< "${SOLVER_SCALES[$guide]:-}"
+  for solver in "${SOLVERS[@]}"; do
+    for steps in "${SOLVER_STEPS[@]}"; do
+      for scale in "${solver_scales[@]}"; do
+        # shellcheck disable=SC2086  # the solver's flags are a list
+        sample "$guide-$solver-${steps}steps-scale$scale" "$classifier" "$scale" ${SOLVER_FLAGS[$solver]} --steps "$steps"
+        solver_rows+=("$guide-$solver-${steps}steps-scale$scale")
+      done
+    done
+  done
+  read -r -a interval <<< "${SOLVER_INTERVALS[$guide]:-}"
+  # The interval row runs when its solver is among SOLVERS.
+  if (( ${#interval[@]} == 4 )) && [[ " ${SOLVERS[*]} " == *" ${interval[0]} "* ]]; then
+    row="$guide-${interval[0]}-${interval[1]}steps-scale${interval[2]}-interval${interval[3]/,/-}"
+    # shellcheck disable=SC2086
+    sample "$row" "$classifier" "${interval[2]}" ${SOLVER_FLAGS[${interval[0]}]} --steps "${interval[1]}" --guidance_interval "${interval[3]}"
+    solver_rows+=("$row")
+  fi
+  # The judge's verdict: ancestral rows, then DDIM rows (if any), then the solvers', then the real validation images.
   files=("$OUT/unguided-ancestral-scale0/$NPZ")
   for scale in "${ancestral_scales[@]}"; do files+=("$OUT/$guide-ancestral-scale$scale/$NPZ"); done
   if (( ${#ddim_scales[@]} > 0 )); then files+=("$OUT/unguided-ddim50-scale0/$NPZ"); fi
   for scale in "${ddim_scales[@]}"; do files+=("$OUT/$guide-ddim50-scale$scale/$NPZ"); done
+  for row in "${solver_rows[@]}"; do files+=("$OUT/$row/$NPZ"); done
   # A verdict that lacks one of the rows (a scale added to the guide since) is moved aside, so the stage runs again.
   json=$OUT/agreement-$guide.json
   for file in "${files[@]}"; do

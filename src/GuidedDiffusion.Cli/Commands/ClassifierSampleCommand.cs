@@ -1,12 +1,14 @@
 using System.CommandLine;
 using System.Diagnostics;
+using GuidedDiffusion.Diffusion.Solvers;
 using GuidedDiffusion.Guidance;
 
 namespace GuidedDiffusion.Cli.Commands;
 
 /// <summary>
 /// <c>guided-diffusion classifier-sample</c>: the original's <c>scripts/classifier_sample.py</c>. Loads a diffusion
-/// model and a noise-aware classifier, samples with classifier guidance (ancestral or DDIM), and writes the
+/// model and a noise-aware classifier, samples with classifier guidance (ancestral, DDIM, or the fast solvers
+/// DPM-Solver, DPM-Solver++ and UniPC, optionally within a guidance interval), and writes the
 /// original's <c>samples_NxHxWx3.npz</c> (arr_0: uint8 NHWC images, arr_1: int64 labels) plus a PNG grid.
 /// </summary>
 internal static class ClassifierSampleCommand
@@ -22,7 +24,27 @@ internal static class ClassifierSampleCommand
         Table.Add("num_samples", "Number of images to generate.", o => o.NumSamples, (o, v) => o with { NumSamples = v });
         Table.Add("batch_size", "Images per sampling batch.", o => o.BatchSize, (o, v) => o with { BatchSize = v });
         Table.Add("use_ddim", "DDIM steps (eta 0) instead of ancestral sampling; pair with --timestep_respacing ddimN.", o => o.UseDdim, (o, v) => o with { UseDdim = v });
-        Table.Add("clip_denoised", "Clip the x0 predictions to [-1, 1].", o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v });
+        Table.Add<SamplerKind, string>("sampler", "Sampler: ancestral, ddim (as --use_ddim True), or a fast ODE solver over the full process: dpm_solver, dpm_solver++, unipc.",
+            o => o.Sampler, (o, v) => o with { Sampler = v }, SamplerKinds.Parse, v => v.Spelling());
+        Table.Add("steps", "Fast solvers: steps, i.e. model evaluations per sample (10-25 is their range).", o => o.Solver.Steps, (o, v) => o with { Solver = o.Solver with { Steps = v } });
+        Table.Add("solver_order", "Fast solvers: order 1, 2 or 3 (dpm_solver++ 2 = 2M; 3 = 3M; with --solver_method singlestep 2 = 2S).",
+            o => o.Solver.Order, (o, v) => o with { Solver = o.Solver with { Order = v } });
+        Table.Add<SolverMethod, string>("solver_method", "DPM-Solver(++): multistep or singlestep (UniPC is multistep only).",
+            o => o.Solver.Method, (o, v) => o with { Solver = o.Solver with { Method = v } },
+            v => Spellings.Parse<SolverMethod>(v, "solver_method", "method"), v => v.Spelling());
+        Table.Add<SkipType, string>("skip_type", "Fast solvers: time-step spacing, time_uniform, logSNR or time_quadratic.",
+            o => o.Solver.SkipType, (o, v) => o with { Solver = o.Solver with { SkipType = v } },
+            v => Spellings.Parse<SkipType>(v, "skip_type", "spacing"), v => v.Spelling());
+        Table.Add("lower_order_final", "Fast solvers: lower the order of the last steps (DPM-Solver multistep: only below 10 steps, as its reference).",
+            o => o.Solver.LowerOrderFinal, (o, v) => o with { Solver = o.Solver with { LowerOrderFinal = v } });
+        Table.Add("thresholding", "dpm_solver++ / unipc: dynamic thresholding of the x0 predictions (ratio 0.995, max value 1).",
+            o => o.Solver.Thresholding, (o, v) => o with { Solver = o.Solver with { Thresholding = v } });
+        Table.Add<UniPCVariant, string>("unipc_variant", "UniPC's B(h): bh1 or bh2 (recommended for guided sampling).",
+            o => o.Solver.Variant, (o, v) => o with { Solver = o.Solver with { Variant = v } },
+            v => Spellings.Parse<UniPCVariant>(v, "unipc_variant", "variant"), v => v.Spelling());
+        Table.Add<GuidanceInterval?, string>("guidance_interval", "Guide only while the classifier's timestep is in lo,hi (0 = clean .. diffusion_steps-1), e.g. 200,800; empty: everywhere. Any sampler.",
+            o => o.GuidanceInterval, (o, v) => o with { GuidanceInterval = v }, v => GuidanceInterval.Parse(v), v => v?.ToString() ?? "");
+        Table.Add("clip_denoised", "Clip the x0 predictions to [-1, 1] (the fast solvers: the model's x0, before guidance; False gives the reference solvers' behaviour).", o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v });
         Table.Add<int?, int>("class_id", "Class to generate (-1: a random class per image, like the original).", o => o.ClassId, (o, v) => o with { ClassId = v },
             id => id >= 0 ? id : null, id => id ?? -1);
         Table.Add("seed", "Seed for the classes and every noise draw; the same seed gives the same samples.", o => o.Seed, (o, v) => o with { Seed = v });

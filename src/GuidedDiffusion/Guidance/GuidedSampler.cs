@@ -1,4 +1,5 @@
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Diffusion.Solvers;
 using GuidedDiffusion.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -7,8 +8,9 @@ namespace GuidedDiffusion.Guidance;
 
 /// <summary>
 /// The sampling half of the original's <c>scripts/classifier_sample.py</c>: a diffusion model, its (spaced)
-/// process and optional classifier guidance; draws batches of images for given classes with ancestral sampling or
-/// DDIM and returns them as uint8 NHWC, as the script saves them.
+/// process and optional classifier guidance; draws batches of images for given classes with ancestral sampling,
+/// DDIM or a fast ODE solver (DPM-Solver, DPM-Solver++, UniPC), optionally guiding only within a
+/// <see cref="GuidanceInterval"/>, and returns them as uint8 NHWC, as the script saves them.
 /// </summary>
 public sealed class GuidedSampler
 {
@@ -42,8 +44,9 @@ public sealed class GuidedSampler
     public Tensor ModelFn(Tensor x, Tensor modelTimesteps, Tensor? y) => Model.forward(x, modelTimesteps, Model.IsClassConditional ? y : null);
 
     /// <summary>
-    /// Samples one batch of images for <paramref name="classes"/> (int64 [B]) and returns them as uint8 NHWC
-    /// (<see cref="ToUInt8Nhwc"/>). The batch is sampled on the device of <paramref name="classes"/>, where the models must be.
+    /// Samples one batch of images for <paramref name="classes"/> (int64 [B]) with ancestral sampling or DDIM and returns
+    /// them as uint8 NHWC (<see cref="ToUInt8Nhwc"/>). The batch is sampled on the device of <paramref name="classes"/>,
+    /// where the models must be.
     /// </summary>
     /// <param name="classes">The wanted class of each image (guidance target and, for class-conditional models, y).</param>
     /// <param name="useDdim">DDIM steps (<c>--use_ddim</c>) instead of ancestral p_sample steps.</param>
@@ -52,15 +55,57 @@ public sealed class GuidedSampler
     /// <param name="eta">DDIM η. Default 0.</param>
     /// <param name="progress">Called after every step with (done, total).</param>
     public Tensor SampleBatch(Tensor classes, bool useDdim, NoiseFn noise, bool clipDenoised = true, double eta = 0.0,
-        Action<int, int>? progress = null)
+        Action<int, int>? progress = null) =>
+        SampleBatch(classes, useDdim ? SamplerKind.Ddim : SamplerKind.Ancestral, new SolverOptions(), noise, null, clipDenoised, eta, progress);
+
+    /// <summary>
+    /// Samples one batch with any sampler: ancestral and DDIM as the original (over this sampler's process, respaced or
+    /// not), or a fast solver over the full process (then the process must not be respaced). Guidance, when there is
+    /// some and its scale is not 0, is applied only where <paramref name="interval"/> allows (everywhere when null).
+    /// Returns uint8 NHWC.
+    /// </summary>
+    /// <param name="classes">The wanted class of each image [B] (int64).</param>
+    /// <param name="sampler">The sampler.</param>
+    /// <param name="solver">The solver settings (its <see cref="SolverOptions.Kind"/> is taken from <paramref name="sampler"/>); ignored by ancestral and DDIM.</param>
+    /// <param name="noise">The noise source (x_T and, for ancestral and DDIM, every step's noise).</param>
+    /// <param name="interval">Where guidance applies, or null for everywhere.</param>
+    /// <param name="clipDenoised">Clip the model's x₀ predictions to [−1, 1] (the original's default): in ancestral and
+    /// DDIM steps as the original; for the solvers with <see cref="SolverModels.ClipDenoised"/>, before the guidance term
+    /// (false gives the reference solvers' unclipped behaviour).</param>
+    /// <param name="eta">DDIM η. Default 0.</param>
+    /// <param name="progress">Called after every step with (done, total).</param>
+    /// <exception cref="ConfigurationException">A solver setting is invalid, or a solver is asked to run on a respaced process.</exception>
+    public Tensor SampleBatch(Tensor classes, SamplerKind sampler, SolverOptions solver, NoiseFn noise, GuidanceInterval? interval = null,
+        bool clipDenoised = true, double eta = 0.0, Action<int, int>? progress = null)
     {
         using var scope = NewDisposeScope();
         int size = Model.Options.ImageSize;
         var shape = new[] { classes.shape[0], Model.Options.InChannels, size, size };
         var condFn = Guidance?.AsConditionFn();
-        var sample = useDdim
-            ? Process.DdimSampleLoop(ModelFn, shape, classes, noise, condFn, eta, clipDenoised, progress: progress, device: classes.device)
-            : Process.PSampleLoop(ModelFn, shape, classes, noise, condFn, clipDenoised, progress: progress, device: classes.device);
+        if (condFn is not null && interval is { } range) condFn = range.Restrict(condFn);
+        Tensor sample;
+        if (sampler.Solver() is { } kind)
+        {
+            var options = solver with { Kind = kind };
+            options.Validate();
+            // DPM-Solver clips the noisiest steps (λ < −5.1) as its reference does; UniPC's reference does not.
+            var schedule = DiscreteNoiseSchedule.For(Process.Diffusion, clipLambda: kind != SolverKind.UniPC);
+            var xT = noise(empty(shape, dtype: ScalarType.Float32, device: classes.device));
+            var eps = SolverModels.FromDenoiser(ModelFn, schedule, classes, Process.MeanType);
+            if (clipDenoised) eps = SolverModels.ClipDenoised(eps, schedule);
+            // Scale 0 is unguided: the classifier's forward and backward passes are skipped.
+            if (condFn is not null && Guidance!.Scale != 0) eps = SolverModels.WithGuidance(eps, condFn, schedule, classes);
+            Action<SolverStep>? onStep = progress is null ? null : step => progress(step.Step, step.Steps);
+            sample = kind == SolverKind.UniPC
+                ? UniPC.Sample(eps, schedule, xT, options, onStep)
+                : DpmSolver.Sample(eps, schedule, xT, options, onStep);
+        }
+        else
+        {
+            sample = sampler == SamplerKind.Ddim
+                ? Process.DdimSampleLoop(ModelFn, shape, classes, noise, condFn, eta, clipDenoised, progress: progress, device: classes.device)
+                : Process.PSampleLoop(ModelFn, shape, classes, noise, condFn, clipDenoised, progress: progress, device: classes.device);
+        }
         return ToUInt8Nhwc(sample).MoveToOuterDisposeScope();
     }
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Diffusion.Solvers;
 using GuidedDiffusion.Formats;
 using GuidedDiffusion.Models;
 using static TorchSharp.torch;
@@ -34,9 +35,15 @@ public sealed record GuidedSamplingOptions
     public int NumSamples { get; init; } = 10000;
     /// <summary>Images per sampling batch. Default 16.</summary>
     public int BatchSize { get; init; } = 16;
-    /// <summary>DDIM steps (η 0) instead of ancestral sampling.</summary>
+    /// <summary>DDIM steps (η 0) instead of ancestral sampling (the original's flag; the same as <see cref="Sampler"/> ddim).</summary>
     public bool UseDdim { get; init; }
-    /// <summary>Clip the x₀ predictions to [−1, 1]. Default true.</summary>
+    /// <summary>The sampler: ancestral (default), ddim, or a fast solver (dpm_solver, dpm_solver++, unipc) over the full process.</summary>
+    public SamplerKind Sampler { get; init; } = SamplerKind.Ancestral;
+    /// <summary>The fast solvers' settings (steps, order, method, spacing, ...); their <see cref="SolverOptions.Kind"/> follows <see cref="Sampler"/>.</summary>
+    public SolverOptions Solver { get; init; } = new();
+    /// <summary>Guide only while the classifier's timestep lies in this interval (every sampler); null: everywhere.</summary>
+    public GuidanceInterval? GuidanceInterval { get; init; }
+    /// <summary>Clip the x₀ predictions to [−1, 1] (ancestral and DDIM as the original; the solvers clip the model's x₀ before guidance). Default true.</summary>
     public bool ClipDenoised { get; init; } = true;
     /// <summary>The class to generate; null: a random class per image, like the original.</summary>
     public int? ClassId { get; init; }
@@ -55,8 +62,8 @@ public sealed record GuidedSamplingResult(string NpzPath, string GridPath, IRead
 
 /// <summary>
 /// The whole of the original's <c>scripts/classifier_sample.py</c>: loads a diffusion model and a noise-aware
-/// classifier, checks that they fit together, samples batches with classifier guidance (ancestral or DDIM) for
-/// random or fixed classes, streams the images into the NPZ file and writes a PNG grid.
+/// classifier, checks that they fit together, samples batches with classifier guidance (ancestral, DDIM or a fast
+/// solver, optionally within a guidance interval) for random or fixed classes, streams the images into the NPZ file and writes a PNG grid.
 /// </summary>
 public sealed class GuidedSamplingJob
 {
@@ -97,6 +104,8 @@ public sealed class GuidedSamplingJob
         if (o.ClassifierPath.Length == 0) throw new ConfigurationException("classifier_path", "is required: the classifier checkpoint.");
         if (o.NumSamples <= 0) throw new ConfigurationException("num_samples", $"must be positive, got {o.NumSamples}.");
         if (o.BatchSize <= 0) throw new ConfigurationException("batch_size", $"must be positive, got {o.BatchSize}.");
+        var sampler = EffectiveSampler(o);
+        if (sampler.Solver() is { } solverKind) (o.Solver with { Kind = solverKind }).Validate();
 
         // Our checkpoints carry a sidecar with the architecture; the original's need the settings.
         using var trained = TrainedDiffusionModel.Load(o.ModelPath, o.Model, o.Diffusion, o.ModelSettingsGiven, _device);
@@ -120,8 +129,25 @@ public sealed class GuidedSamplingJob
                 if (KernelSelfCheck.EnsureCorrect(model, Runtime.CpuFeatures.Current) is { } line) _console.WriteLine(line);
         }
 
-        var guided = new GuidedSampler(trained.Model, ReverseProcess.For(diffusionConfig), new ClassifierGuidance(classifier.Model, o.ClassifierScale));
-        return Sample(guided, numClasses, modelConfig.ImageSize);
+        var processConfig = diffusionConfig;
+        if (sampler.Solver() is not null && diffusionConfig.TimestepRespacing.Length > 0)
+        {
+            // The solvers pick their own times on the full process; a respacing would only coarsen their schedule.
+            _warnings.WriteLine(SettingText.Show($"warning: {SettingText.Ref("timestep_respacing")} '{diffusionConfig.TimestepRespacing}' is ignored by {sampler.Spelling()}, "
+                + $"which integrates the full {diffusionConfig.DiffusionSteps}-step process in {SettingText.Ref("steps")} {o.Solver.Steps} steps."));
+            processConfig = diffusionConfig with { TimestepRespacing = "" };
+        }
+        var guided = new GuidedSampler(trained.Model, ReverseProcess.For(processConfig), new ClassifierGuidance(classifier.Model, o.ClassifierScale));
+        return Sample(guided, sampler, numClasses, modelConfig.ImageSize);
+    }
+
+    /// <summary>The sampler <paramref name="o"/> asks for: <see cref="GuidedSamplingOptions.UseDdim"/> selects DDIM unless another sampler is named.</summary>
+    /// <exception cref="ConfigurationException">use_ddim together with a fast solver.</exception>
+    private static SamplerKind EffectiveSampler(GuidedSamplingOptions o)
+    {
+        if (!o.UseDdim) return o.Sampler;
+        if (o.Sampler is SamplerKind.Ancestral or SamplerKind.Ddim) return SamplerKind.Ddim;
+        throw new ConfigurationException("use_ddim", $"selects DDIM, but {SettingText.Ref("sampler")} is {o.Sampler.Spelling()}; give one of them.");
     }
 
     /// <summary>The original's checks that a classifier can guide a model; returns the number of classes to draw from.</summary>
@@ -143,7 +169,7 @@ public sealed class GuidedSamplingJob
         return classConditional ? Math.Min(numClasses, modelConfig.NumClasses) : numClasses;
     }
 
-    private GuidedSamplingResult Sample(GuidedSampler guided, int numClasses, int size)
+    private GuidedSamplingResult Sample(GuidedSampler guided, SamplerKind sampler, int numClasses, int size)
     {
         var o = _options;
         int samples = o.NumSamples;
@@ -173,7 +199,7 @@ public sealed class GuidedSamplingJob
                         ? full(new long[] { count }, fixedClass, dtype: ScalarType.Int64, device: _device)
                         : randint(numClasses, new long[] { count }, dtype: ScalarType.Int64, device: _device, generator: generator);
                     int batchIndex = b;
-                    var images = guided.SampleBatch(classes, o.UseDdim, noise, o.ClipDenoised,
+                    var images = guided.SampleBatch(classes, sampler, o.Solver, noise, o.GuidanceInterval, o.ClipDenoised,
                         progress: (step, total) => OnStep?.Invoke(batchIndex, batches, step, total));
                     var bytes = ComputeDevice.ToArray<byte>(images);
                     rawFile.Write(bytes);

@@ -25,6 +25,7 @@ public sealed partial class LayerDependencyTests
         ["GuidedDiffusion.Data.Transforms"] = [Root, "GuidedDiffusion.Data", "GuidedDiffusion.Data.Resampling"],
         ["GuidedDiffusion.Data.Loading"] = [Root, "GuidedDiffusion.Data", "GuidedDiffusion.Data.Decoding", "GuidedDiffusion.Data.Sources", "GuidedDiffusion.Data.Transforms"],
         ["GuidedDiffusion.Diffusion"] = [Root],
+        ["GuidedDiffusion.Diffusion.Solvers"] = [Root, "GuidedDiffusion.Diffusion"],
         ["GuidedDiffusion.Runtime"] = [Root],
         ["GuidedDiffusion.Formats"] = [Root],
         ["GuidedDiffusion.Diagnostics"] = [Root, "GuidedDiffusion.Runtime", "GuidedDiffusion.Models"],  // guided-diffusion doctor
@@ -37,7 +38,7 @@ public sealed partial class LayerDependencyTests
         // Layer 2: the L2 PGD attack on x_t, shared by robust training and robust evaluation.
         ["GuidedDiffusion.Adversarial"] = [Root, "GuidedDiffusion.Diffusion"],
         // Layer 3: the jobs of the original's scripts.
-        ["GuidedDiffusion.Guidance"] = [Root, "GuidedDiffusion.Runtime", "GuidedDiffusion.Formats", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", .. DataAll],
+        ["GuidedDiffusion.Guidance"] = [Root, "GuidedDiffusion.Runtime", "GuidedDiffusion.Formats", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Diffusion.Solvers", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", .. DataAll],
         ["GuidedDiffusion.Evaluation"] = [Root, "GuidedDiffusion.Adversarial", "GuidedDiffusion.Formats", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", "GuidedDiffusion.Guidance", .. DataAll],
         ["GuidedDiffusion.Training"] = [Root, "GuidedDiffusion.Adversarial", "GuidedDiffusion.Runtime", "GuidedDiffusion.Diffusion", "GuidedDiffusion.Models", "GuidedDiffusion.Checkpoints", "GuidedDiffusion.Distributed", "GuidedDiffusion.Evaluation", .. DataAll],
     };

@@ -202,4 +202,53 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         Assert.Equal(2, Program.BuildRoot().Parse(Args(Path.Combine(folder, "d"), "--class_id", "5")).Invoke());
         Assert.Equal(2, Program.BuildRoot().Parse(Args(Path.Combine(folder, "e"), "--learn_sigma", "False")).Invoke());
     }
+
+    [Fact]
+    public void ClassifierSample_FastSolvers_RunEndToEnd_Reproducibly_IgnoringRespacingWithAWarning()
+    {
+        foreach (var solver in new[] { "dpm_solver++", "unipc", "dpm_solver" })
+        {
+            string name = solver.Replace("+", "p");
+            string[] Solver(string outDir) => Args(outDir, "--use_ddim", "False", "--sampler", solver, "--steps", "3", "--num_samples", "2",
+                "--seed", "5", "--guidance_interval", "100,900");
+            var first = CliRunner.Run(Solver(Path.Combine(folder, name + "1")));
+            Assert.True(first.ExitCode == 0, first.Error);
+            Assert.Contains("timestep_respacing", first.Error);  // ddim4 of the defaults is ignored, with a warning
+            Assert.Equal(0, CliRunner.Run(Solver(Path.Combine(folder, name + "2"))).ExitCode);
+            var a = NpzReader.Read(Path.Combine(folder, name + "1", "samples_2x16x16x3.npz"))["arr_0"].Data;
+            Assert.Equal(a, NpzReader.Read(Path.Combine(folder, name + "2", "samples_2x16x16x3.npz"))["arr_0"].Data);
+            Assert.True(a.Distinct().Count() > 10, $"{solver}: the samples are images, not a constant");
+        }
+        // The interval changes the samples: guidance everywhere gives other images.
+        Assert.Equal(0, CliRunner.Run(Args(Path.Combine(folder, "everywhere"), "--use_ddim", "False", "--sampler", "unipc", "--steps", "3",
+            "--num_samples", "2", "--seed", "5", "--classifier_scale", "1000")).ExitCode);
+        Assert.Equal(0, CliRunner.Run(Args(Path.Combine(folder, "late"), "--use_ddim", "False", "--sampler", "unipc", "--steps", "3",
+            "--num_samples", "2", "--seed", "5", "--classifier_scale", "1000", "--guidance_interval", "0,10")).ExitCode);
+        Assert.NotEqual(NpzReader.Read(Path.Combine(folder, "everywhere", "samples_2x16x16x3.npz"))["arr_0"].Data,
+            NpzReader.Read(Path.Combine(folder, "late", "samples_2x16x16x3.npz"))["arr_0"].Data);
+    }
+
+    [Theory]
+    [InlineData("sampler", "--sampler", "euler")]
+    [InlineData("solver_order", "--sampler", "dpm_solver++", "--solver_order", "4")]
+    [InlineData("steps", "--sampler", "unipc", "--steps", "0")]
+    [InlineData("skip_type", "--sampler", "unipc", "--skip_type", "karras")]
+    [InlineData("solver_method", "--sampler", "unipc", "--solver_method", "singlestep")]
+    [InlineData("solver_method", "--sampler", "dpm_solver", "--solver_method", "adaptive")]
+    [InlineData("unipc_variant", "--sampler", "unipc", "--unipc_variant", "bh3")]
+    [InlineData("thresholding", "--sampler", "dpm_solver", "--thresholding", "True")]
+    [InlineData("guidance_interval", "--guidance_interval", "800,200")]
+    [InlineData("use_ddim", "--sampler", "dpm_solver++")]
+    public void ClassifierSample_RejectsBadSolverFlags_InOneLineNamingTheFlag(string flag, params string[] overrides)
+    {
+        // The defaults above sample with DDIM; only the use_ddim case keeps it (DDIM and a solver at once).
+        var flags = flag == "use_ddim" ? overrides : ["--use_ddim", "False", .. overrides];
+        var result = CliRunner.Run(Args(Path.Combine(folder, "bad-" + flag), flags));
+        Assert.Equal(2, result.ExitCode);
+        var lines = result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.StartsWith("error:", lines[0]);
+        Assert.Contains("--" + flag, lines[0]);
+        Assert.False(Directory.Exists(Path.Combine(folder, "bad-" + flag)), "refused before any work");
+    }
 }
