@@ -132,7 +132,17 @@ public static class KernelSelfCheck
     {
         ArgumentNullException.ThrowIfNull(shape);
         // A check of this CPU's kernels: on the CPU whatever torch's default device is (a job may run under "meta").
-        return ComputeDevice.OnCpu(() => CheckOnCpu(layer, shape, aligned, seed, dtype));
+        // The layer's default initialisation draws from torch's global generator: put its state back, so that a run
+        // samples and trains exactly as it would without the check.
+        using var state = random.get_rng_state();
+        try
+        {
+            return ComputeDevice.OnCpu(() => CheckOnCpu(layer, shape, aligned, seed, dtype));
+        }
+        finally
+        {
+            random.set_rng_state(state);
+        }
     }
 
     private static LayerCheck CheckOnCpu(string layer, ConvolutionShape shape, bool aligned, long seed, ScalarType dtype)
@@ -150,7 +160,8 @@ public static class KernelSelfCheck
         using (AllocatorPoison.JunkFill())
         {
             AllocatorPoison.FillFreedHeap(1 << 16, 1 << 18, 1 << 20);
-            (y32, gx32, gw32, gb32) = Passes(x, w, b, shape, aligned ? Aligned(shape, w, b) : null, generator, seed, dtype);
+            using var layerUnderTest = aligned ? Aligned(shape, w, b) : null;
+            (y32, gx32, gw32, gb32) = Passes(x, w, b, shape, layerUnderTest, generator, seed, dtype);
         }
         return new LayerCheck(layer, shape, Relative(y32, y64), Relative(gx32, gx64), Relative(gw32, gw64), Relative(gb32, gb64), dtype);
     }
