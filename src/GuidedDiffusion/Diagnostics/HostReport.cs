@@ -54,7 +54,7 @@ public static partial class HostReport
     {
         ArgumentNullException.ThrowIfNull(output);
         var cpu = CpuFeatures.Current;
-        output.WriteLine($"CPU:        {cpu.Model} ({CpuIdentity()}), {Environment.ProcessorCount} logical CPUs");
+        output.WriteLine($"CPU:        {cpu.Model} ({cpu.Vendor} {cpu.Identity}), {Environment.ProcessorCount} logical CPUs");
         output.WriteLine($"features:   {cpu.Summary}; {string.Join(' ', cpu.Flags.Where(f => f.StartsWith("avx", StringComparison.Ordinal) || f.StartsWith("amx", StringComparison.Ordinal) || f == "fma").Order(StringComparer.Ordinal))}");
         output.WriteLine($"libtorch:   {torch.__version__} (TorchSharp {typeof(torch).Assembly.GetName().Version})");
         output.WriteLine($"MKL:        {MklVersion() ?? "not found"}; CPU dispatch: {MklCpuDispatch.Result?.Note ?? $"not set up in this process; MKL's own answer to 'Intel CPU?': {MklIntelPath()}"}");
@@ -140,30 +140,11 @@ public static partial class HostReport
         }
     }
 
-    private static string CpuIdentity()
-    {
-        try
-        {
-            var lines = File.ReadLines("/proc/cpuinfo").TakeWhile(l => l.Trim().Length > 0).ToList();
-            string Field(string key) => lines.FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal) && l[key.Length..].TrimStart().StartsWith(':'))?.Split(':', 2)[1].Trim() ?? "?";
-            return $"{Field("vendor_id")} family {Field("cpu family")} model {Field("model")} stepping {Field("stepping")}";
-        }
-        catch (IOException) { return "no /proc/cpuinfo"; }
-        catch (UnauthorizedAccessException) { return "no /proc/cpuinfo"; }
-    }
-
     private static string Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : "(unset)";
-
-    private static IntPtr TorchCpu()
-    {
-        foreach (var name in new[] { Path.Combine(AppContext.BaseDirectory, "libtorch_cpu.so"), "libtorch_cpu.so" })
-            if (NativeLibrary.TryLoad(name, out var handle)) return handle;
-        return IntPtr.Zero;
-    }
 
     private static unsafe string? MklVersion()
     {
-        var lib = TorchCpu();
+        var lib = NativeMethods.LoadBesideProgram("libtorch_cpu.so");
         if (lib == IntPtr.Zero || !NativeLibrary.TryGetExport(lib, "MKL_Get_Version_String", out var fn)) return null;
         var buffer = new byte[256];
         fixed (byte* p = buffer) ((delegate* unmanaged<byte*, int, void>)fn)(p, buffer.Length);
@@ -172,7 +153,7 @@ public static partial class HostReport
 
     private static unsafe string MklIntelPath()
     {
-        var lib = TorchCpu();
+        var lib = NativeMethods.LoadBesideProgram("libtorch_cpu.so");
         if (lib == IntPtr.Zero || !NativeLibrary.TryGetExport(lib, "mkl_serv_intel_cpu_true", out var fn)) return "unknown";
         return ((delegate* unmanaged<int>)fn)() != 0 ? "yes" : "no (MKL runs its generic AVX2 kernels on non-Intel CPUs)";
     }

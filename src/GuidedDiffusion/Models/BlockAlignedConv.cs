@@ -53,8 +53,8 @@ public sealed class BlockAlignedConv : Convolution
     /// <summary><paramref name="channels"/> rounded up to a multiple of <see cref="Block"/>.</summary>
     public static long Aligned(long channels) => (channels + Block - 1) / Block * Block;
 
-    /// <summary>Whether this layer pads: its output channels, or its input channels, are not a multiple of the block.</summary>
-    public bool IsUnaligned => out_channels % Block != 0 || in_channels % Block != 0;
+    /// <summary>Whether a convolution with these channel counts needs no padding: both are multiples of <see cref="Block"/>.</summary>
+    public static bool IsAligned(long inChannels, long outChannels) => inChannels % Block == 0 && outChannels % Block == 0;
 
     /// <inheritdoc />
     public override Tensor forward(Tensor input)
@@ -67,11 +67,12 @@ public sealed class BlockAlignedConv : Convolution
         if (padOut == 0 && padIn == 0) return Convolve(input, weight, bias);
 
         using var scope = NewDisposeScope();
-        // F.pad lists (before, after) pairs from the last dimension back: kernel dims, then in, then out channels.
-        var kernelPads = Enumerable.Repeat(0L, 2 * _dims);
-        var w = F.pad(weight, kernelPads.Concat(new[] { 0L, padIn, 0L, padOut }).ToArray());
-        var b = bias is null ? null : padOut > 0 ? F.pad(bias, new[] { 0L, padOut }) : bias;
-        var x = padIn > 0 ? F.pad(input, Enumerable.Repeat(0L, 2 * _dims).Concat(new[] { 0L, padIn }).ToArray()) : input;
+        // F.pad lists (before, after) pairs from the last dimension back: the spatial (kernel) dims stay, then the
+        // input channels (weight dim 1, input dim 1), then the output channels (weight dim 0).
+        long[] spatial = Repeat(0, 2 * _dims);
+        var w = F.pad(weight, [.. spatial, 0, padIn, 0, padOut]);
+        var b = bias is null || padOut == 0 ? bias : F.pad(bias, [0, padOut]);
+        var x = padIn > 0 ? F.pad(input, [.. spatial, 0, padIn]) : input;
         var y = Convolve(x, w, b);
         return (padOut > 0 ? y.narrow(1, 0, out_channels) : y).MoveToOuterDisposeScope();
     }
@@ -92,16 +93,13 @@ internal static class Conv
 {
     /// <summary>A 2-D convolution (the original's <c>conv_nd(2, ...)</c>).</summary>
     public static Convolution Nd2(long inChannels, long outChannels, long kernelSize, long stride = 1, long padding = 0) =>
-        Aligned(inChannels, outChannels)
+        BlockAlignedConv.IsAligned(inChannels, outChannels)
             ? nn.Conv2d(inChannels, outChannels, kernelSize, stride: stride, padding: padding)
             : new BlockAlignedConv(2, inChannels, outChannels, kernelSize, stride, padding);
 
     /// <summary>A 1-D convolution (the original's <c>conv_nd(1, ...)</c>: attention projections).</summary>
     public static Convolution Nd1(long inChannels, long outChannels, long kernelSize) =>
-        Aligned(inChannels, outChannels)
+        BlockAlignedConv.IsAligned(inChannels, outChannels)
             ? nn.Conv1d(inChannels, outChannels, kernelSize)
             : new BlockAlignedConv(1, inChannels, outChannels, kernelSize);
-
-    private static bool Aligned(long inChannels, long outChannels) =>
-        inChannels % BlockAlignedConv.Block == 0 && outChannels % BlockAlignedConv.Block == 0;
 }

@@ -81,7 +81,7 @@ public static class KernelSelfCheck
         {
             if (module is not Convolution conv) continue;
             var shape = ShapeOf(conv);
-            if (shape.InChannels % BlockAlignedConv.Block == 0 && shape.OutChannels % BlockAlignedConv.Block == 0) continue;
+            if (BlockAlignedConv.IsAligned(shape.InChannels, shape.OutChannels)) continue;
             // The dtype the layer runs in: float32, or the half type of a converted trunk.
             var dtype = conv.weight.dtype;
             if (seen.Add((shape, dtype))) layers.Add((name, shape, dtype));

@@ -50,12 +50,9 @@ public static class AllocatorPoison
         try
         {
             torch.InitializeDeviceType(DeviceType.CPU);
-            foreach (var name in new[] { Path.Combine(AppContext.BaseDirectory, "libc10.so"), "libc10.so" })
-            {
-                if (NativeLibrary.TryLoad(name, out var handle)
-                    && NativeLibrary.TryGetExport(handle, "FLAGS_caffe2_cpu_allocator_do_junk_fill", out var flag))
-                    return flag;
-            }
+            var handle = NativeMethods.LoadBesideProgram("libc10.so");
+            if (handle != IntPtr.Zero && NativeLibrary.TryGetExport(handle, "FLAGS_caffe2_cpu_allocator_do_junk_fill", out var flag))
+                return flag;
         }
         catch (DllNotFoundException) { }
         return IntPtr.Zero;

@@ -13,6 +13,15 @@ public sealed record CpuFeatures(string Model, IReadOnlySet<string> Flags)
     /// <summary>This machine's features (read once per process).</summary>
     public static CpuFeatures Current => Detected.Value;
 
+    /// <summary>The first processor's "vendor_id" (e.g. AuthenticAMD, GenuineIntel), or "unknown".</summary>
+    public string Vendor { get; init; } = "unknown";
+
+    /// <summary>"cpu family", "model" and "stepping" as /proc/cpuinfo prints them (e.g. "family 25 model 17 stepping 1").</summary>
+    public string Identity { get; init; } = "";
+
+    /// <summary>An AMD CPU (MKL treats it as "not Intel" and takes its generic kernels).</summary>
+    public bool IsAmd => Vendor == "AuthenticAMD";
+
     /// <summary>AVX2 + FMA: oneDNN's avx2 kernels (fp32 only).</summary>
     public bool HasAvx2 => Flags.Contains("avx2") && Flags.Contains("fma");
 
@@ -51,18 +60,20 @@ public sealed record CpuFeatures(string Model, IReadOnlySet<string> Flags)
     public static CpuFeatures Parse(string cpuinfo)
     {
         ArgumentNullException.ThrowIfNull(cpuinfo);
-        string? model = null, flags = null;
+        var first = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var line in cpuinfo.Split('\n'))
         {
             int colon = line.IndexOf(':', StringComparison.Ordinal);
             if (colon < 0) continue;
-            var key = line[..colon].Trim();
-            var value = line[(colon + 1)..].Trim();
-            if (model is null && key == "model name") model = value;
-            if (flags is null && key == "flags") flags = value;
+            first.TryAdd(line[..colon].Trim(), line[(colon + 1)..].Trim());
         }
-        var set = new HashSet<string>((flags ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries), StringComparer.Ordinal);
-        return new CpuFeatures(model ?? "unknown CPU", set);
+        string Field(string key) => first.GetValueOrDefault(key, "?");
+        var set = new HashSet<string>(first.GetValueOrDefault("flags", "").Split(' ', StringSplitOptions.RemoveEmptyEntries), StringComparer.Ordinal);
+        return new CpuFeatures(first.GetValueOrDefault("model name", "unknown CPU"), set)
+        {
+            Vendor = first.GetValueOrDefault("vendor_id", "unknown"),
+            Identity = $"family {Field("cpu family")} model {Field("model")} stepping {Field("stepping")}",
+        };
     }
 
     private static CpuFeatures Detect()

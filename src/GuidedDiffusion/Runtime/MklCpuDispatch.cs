@@ -48,8 +48,8 @@ public static unsafe class MklCpuDispatch
             return new(false, "left alone (GUIDED_DIFFUSION_MKL_DISPATCH=off)");
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
             return new(false, "left alone (not Linux x86-64)");
-        if (!IsAmd() || !cpu.HasAvx512Core)
-            return new(false, IsAmd() ? "left alone (no AVX-512: no faster MKL kernels to reach)" : "left alone (not an AMD CPU)");
+        if (!cpu.IsAmd) return new(false, "left alone (not an AMD CPU)");
+        if (!cpu.HasAvx512Core) return new(false, "left alone (no AVX-512: no faster MKL kernels to reach)");
         try
         {
             torch.InitializeDeviceType(DeviceType.CPU);
@@ -108,16 +108,6 @@ public static unsafe class MklCpuDispatch
             return (perms[0] == 'r' ? NativeMethods.PROT_READ : 0) | (perms[1] == 'w' ? NativeMethods.PROT_WRITE : 0) | (perms[2] == 'x' ? 4 : 0);
         }
         throw new InvalidDataException($"address 0x{at:x} is not mapped");
-    }
-
-    private static bool IsAmd()
-    {
-        try
-        {
-            return File.ReadLines("/proc/cpuinfo").Any(l => l.StartsWith("vendor_id", StringComparison.Ordinal) && l.Contains("AuthenticAMD", StringComparison.Ordinal));
-        }
-        catch (IOException) { return false; }
-        catch (UnauthorizedAccessException) { return false; }
     }
 }
 

@@ -40,6 +40,15 @@ internal static partial class NativeMethods
         public IntPtr FileName, FileBase, SymbolName, SymbolAddress;
     }
 
+    /// <summary>Loads <paramref name="fileName"/> from the program's folder (where the libtorch package puts it), else by
+    /// the loader's search; <see cref="IntPtr.Zero"/> when neither works. Loading an already loaded library returns it.</summary>
+    public static IntPtr LoadBesideProgram(string fileName)
+    {
+        foreach (var name in new[] { Path.Combine(AppContext.BaseDirectory, fileName), fileName })
+            if (NativeLibrary.TryLoad(name, out var handle)) return handle;
+        return IntPtr.Zero;
+    }
+
     [LibraryImport(LibC, EntryPoint = "mallopt")]
     public static partial int MallOpt(int param, int value);
 

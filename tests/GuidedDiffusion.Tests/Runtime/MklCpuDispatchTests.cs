@@ -6,9 +6,19 @@ namespace GuidedDiffusion.Tests.Runtime;
 
 public class MklCpuDispatchTests
 {
-    private static bool AmdWithAvx512 =>
-        File.ReadLines("/proc/cpuinfo").Any(l => l.StartsWith("vendor_id", StringComparison.Ordinal) && l.Contains("AuthenticAMD", StringComparison.Ordinal))
-        && CpuFeatures.Current.HasAvx512Core;
+    private static bool AmdWithAvx512 => CpuFeatures.Current.IsAmd && CpuFeatures.Current.HasAvx512Core;
+
+    [Fact]
+    public void CpuFeatures_ReadsTheFirstProcessorsVendorAndIdentity()
+    {
+        const string cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nstepping\t: 0\nflags\t\t: avx2 fma avx512f avx512dq avx512bw avx512vl\n\n"
+            + "processor\t: 1\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n";
+        var cpu = CpuFeatures.Parse(cpuinfo);
+        Assert.True(cpu.IsAmd);
+        Assert.Equal("family 26 model 2 stepping 0", cpu.Identity);
+        Assert.True(cpu.HasAvx512Core);
+        Assert.False(CpuFeatures.Parse("vendor_id\t: GenuineIntel\nflags\t: avx2 fma\n").IsAmd);
+    }
 
     [Fact]
     public void GotSlots_FindsLibtorchsOneCallSlot()
