@@ -1,4 +1,5 @@
 using System.Text.Json;
+using GuidedDiffusion.Diagnostics;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Runtime;
 using TorchSharp;
@@ -53,8 +54,12 @@ internal static class OpsBenchmark
             ["benchmark"] = "ops",
             ["cpu"] = cpu.Model,
             ["cpu_features"] = cpu.Summary,
+            ["cpu_identity"] = cpu.Identity,
             ["threads"] = threads,
             ["load_average_1min"] = TrainStepBenchmark.LoadAverage(),
+            ["fma_peak_fp32_gflops"] = Math.Round(FmaPeak.Of(cpu, threads).Fp32Gflops, 1),
+            ["fma_peak_bf16_gflops"] = Math.Round(FmaPeak.Of(cpu, threads).Bf16Gflops, 1),
+            ["fma_peak_basis"] = FmaPeak.Of(cpu, threads).Basis,
         };
         // GFLOP/s: best of the rounds (least disturbed by other processes); GroupNorm in ms: also the best.
         foreach (var (name, values) in results)

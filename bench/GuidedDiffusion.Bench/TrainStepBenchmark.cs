@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using GuidedDiffusion.Diagnostics;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Runtime;
@@ -15,7 +16,8 @@ namespace GuidedDiffusion.Bench;
 /// reports them against the machine's ceiling measured in the same process: FLOPs per batch (convolutions,
 /// linear layers and the attention products QKᵀ and A·V; backward counted as twice the forward), the fp32 rate of
 /// a representative 3×3 convolution forward+backward and of a 2048² matmul, the shares of forward, backward and
-/// optimizer and of op kinds in the forward, RSS growth, page faults and system time (getrusage), and the CPU.
+/// optimizer and of op kinds in the forward, RSS growth, page faults and system time (getrusage), and the CPU with
+/// its theoretical FMA peak (fp32 and bf16) at the reported clock; bf16 steps also against the bf16 matmul rate.
 /// Last line: one JSON object (scripts parse it).
 /// </summary>
 internal static class TrainStepBenchmark
@@ -48,6 +50,10 @@ internal static class TrainStepBenchmark
         torch.set_num_threads(threads);
 
         double matmulGflops = ceilings ? Ceiling.MatmulGflops(ScalarType.Float32) : double.NaN;
+        // bf16 steps are measured against bf16's own matmul rate (VDPBF16PS/AMX run at 2×+ the fp32 rate).
+        bool bf16 = precision.TrunkType() == ScalarType.BFloat16;
+        double matmulBf16Gflops = ceilings && bf16 ? Ceiling.MatmulGflops(ScalarType.BFloat16) : double.NaN;
+        var fmaPeak = FmaPeak.Of(cpu, threads);
         double convGflops = ceilings ? Ceiling.ConvFwdBwdGflops(ScalarType.Float32, channelsLast: false) : double.NaN;
         double spinMs = ceilings ? Ceiling.IdleSpinCpuMs() : double.NaN;
         manual_seed(0);
@@ -102,6 +108,7 @@ internal static class TrainStepBenchmark
             ["benchmark"] = "train-step",
             ["cpu"] = cpu.Model,
             ["cpu_features"] = cpu.Summary,
+            ["cpu_identity"] = cpu.Identity,
             ["image_size"] = classifier.ImageSize,
             ["classifier_width"] = classifier.Width,
             ["precision"] = precision.Spelling(),
@@ -123,6 +130,12 @@ internal static class TrainStepBenchmark
             ["matmul_fp32_gflops"] = Math.Round(matmulGflops, 1),
             ["fraction_of_conv_ceiling"] = Math.Round(stepGflop / median / convGflops, 3),
             ["fraction_of_matmul"] = Math.Round(stepGflop / median / matmulGflops, 3),
+            ["matmul_bf16_gflops"] = Math.Round(matmulBf16Gflops, 1),
+            ["fraction_of_matmul_bf16"] = Math.Round(stepGflop / median / matmulBf16Gflops, 3),
+            ["fma_peak_fp32_gflops"] = Math.Round(fmaPeak.Fp32Gflops, 1),
+            ["fma_peak_bf16_gflops"] = Math.Round(fmaPeak.Bf16Gflops, 1),
+            ["fma_peak_basis"] = fmaPeak.Basis,
+            ["fraction_of_fma_peak"] = Math.Round(stepGflop / median / (bf16 ? fmaPeak.Bf16Gflops : fmaPeak.Fp32Gflops), 3),
             ["share_forward"] = breakdown.Forward,
             ["share_backward"] = breakdown.Backward,
             ["share_optimizer"] = breakdown.Optimizer,

@@ -59,6 +59,8 @@ public static partial class HostReport
         output.WriteLine($"libtorch:   {torch.__version__} (TorchSharp {typeof(torch).Assembly.GetName().Version})");
         output.WriteLine($"MKL:        {MklVersion() ?? "not found"}; CPU dispatch: {MklCpuDispatch.Result?.Note ?? $"not set up in this process; MKL's own answer to 'Intel CPU?': {MklIntelPath()}"}");
         output.WriteLine($"threads:    torch {torch.get_num_threads()}, OMP_NUM_THREADS={Env("OMP_NUM_THREADS")}, OMP_WAIT_POLICY={Env("OMP_WAIT_POLICY")}");
+        var peak = FmaPeak.Of(cpu, torch.get_num_threads());
+        output.WriteLine($"FMA peak:   {peak.Fp32Gflops:0} GFLOP/s fp32, {peak.Bf16Gflops:0} bf16 ({peak.Basis})");
         var plan = CpuRuntime.Configure();
         output.WriteLine($"allocator:  glibc mmap {(plan.DisableMmap ? "off" : "left alone")}, trim {(plan.KeepFreedMemory ? "off" : "left alone")}, LD_PRELOAD={Env("LD_PRELOAD")}"
             + (plan.Notes.Count > 0 ? $" ({string.Join("; ", plan.Notes)})" : ""));

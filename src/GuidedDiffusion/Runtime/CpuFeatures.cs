@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace GuidedDiffusion.Runtime;
 
 /// <summary>
@@ -18,6 +20,18 @@ public sealed record CpuFeatures(string Model, IReadOnlySet<string> Flags)
 
     /// <summary>"cpu family", "model" and "stepping" as /proc/cpuinfo prints them (e.g. "family 25 model 17 stepping 1").</summary>
     public string Identity { get; init; } = "";
+
+    /// <summary>The "cpu family" number (AMD: 23 Zen 1/2, 25 Zen 3/4, 26 Zen 5; Intel: 6), or -1 when unknown.</summary>
+    public int Family { get; init; } = -1;
+
+    /// <summary>The "model" number within <see cref="Family"/>, or -1 when unknown.</summary>
+    public int ModelNumber { get; init; } = -1;
+
+    /// <summary>
+    /// The clock /proc/cpuinfo reports ("cpu MHz"), 0 when absent. Under a hypervisor this is usually the nominal
+    /// clock; cores may boost above it.
+    /// </summary>
+    public double ClockMHz { get; init; }
 
     /// <summary>An AMD CPU (MKL treats it as "not Intel" and takes its generic kernels).</summary>
     public bool IsAmd => Vendor == "AuthenticAMD";
@@ -73,6 +87,9 @@ public sealed record CpuFeatures(string Model, IReadOnlySet<string> Flags)
         {
             Vendor = first.GetValueOrDefault("vendor_id", "unknown"),
             Identity = $"family {Field("cpu family")} model {Field("model")} stepping {Field("stepping")}",
+            Family = int.TryParse(Field("cpu family"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var family) ? family : -1,
+            ModelNumber = int.TryParse(Field("model"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var model) ? model : -1,
+            ClockMHz = double.TryParse(Field("cpu MHz"), NumberStyles.Float, CultureInfo.InvariantCulture, out var mhz) ? mhz : 0,
         };
     }
 
