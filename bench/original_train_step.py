@@ -48,6 +48,13 @@ opt = th.optim.AdamW(trainer.master_params, lr=3e-4, weight_decay=0.0)
 images = th.rand(args.batch_size, 3, 64, 64) * 2 - 1
 labels = th.randint(0, 1000, (args.batch_size,))
 
+def blas_library():
+    """The BLAS this process mapped (resolved path of libblas.so.3 or an OpenBLAS), from /proc/self/maps."""
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        paths = {line.split()[-1] for line in maps if "blas" in line.split()[-1]}
+    return sorted(os.path.realpath(p) for p in paths)
+
+
 times, cpu = [], []
 for i in range(args.warmup + args.steps):
     start = time.perf_counter()
@@ -79,4 +86,9 @@ print(json.dumps({
     "load_average_1min": os.getloadavg()[0],
     "user_cpu_s_per_step": round(statistics.mean(u for u, _ in cpu), 3),
     "system_cpu_s_per_step": round(statistics.mean(s for _, s in cpu), 3),
+    # What decides the original's speed besides the model: which BLAS the libblas.so.3 alternative gives Debian's
+    # torch (reference BLAS is ~6x slower than OpenBLAS) and how OpenBLAS's own threads meet torch's OpenMP ones.
+    "blas": blas_library(),
+    "env": {k: os.environ.get(k, "(unset)") for k in
+            ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")},
 }))

@@ -16,7 +16,11 @@ bench="$root/bench/GuidedDiffusion.Bench/bin/Release/net10.0/linux-x64/GuidedDif
 out=$(mktemp -d)
 for r in $(seq "$rounds"); do
   dotnet "$bench" train-step --classifier_width "$width" --warmup 2 --steps "$steps" --threads "$threads" --breakdown_steps 2 2>/dev/null | tail -1 >> "$out/ours.jsonl"
-  OMP_WAIT_POLICY=${ORIGINAL_OMP_WAIT_POLICY:-PASSIVE} /usr/bin/python3 "$root/bench/original_train_step.py" "$checkout" \
+  # The original gets OpenBLAS's own kernel choice (this environment's OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE removed)
+  # and, when ORIGINAL_OPENBLAS_NUM_THREADS is set, that many OpenBLAS threads (1 keeps OpenBLAS's pthreads from
+  # competing with torch's OpenMP threads for the same cores).
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ${ORIGINAL_OPENBLAS_NUM_THREADS:+OPENBLAS_NUM_THREADS=$ORIGINAL_OPENBLAS_NUM_THREADS} \
+    OMP_WAIT_POLICY=${ORIGINAL_OMP_WAIT_POLICY:-PASSIVE} /usr/bin/python3 "$root/bench/original_train_step.py" "$checkout" \
     --classifier_width "$width" --warmup 2 --steps "$steps" --threads "$threads" 2>/dev/null | tail -1 >> "$out/original.jsonl"
 done
 /usr/bin/python3 - "$out" <<'PY'
@@ -36,5 +40,7 @@ print(json.dumps({"benchmark": "side-by-side", "cpu": ours[0]["cpu"], "classifie
                   "speedup_per_round": [round(x, 2) for x in pairs],
                   "ours_cpu_s_per_step": round(oc, 3), "original_cpu_s_per_step": round(pc, 3), "cpu_time_ratio": round(pc / oc, 2),
                   "ours_fraction_of_conv_ceiling": [x["fraction_of_conv_ceiling"] for x in ours],
+                  "ours_fraction_of_fma_peak": [x.get("fraction_of_fma_peak") for x in ours],
+                  "original_blas": orig[0].get("blas"), "original_env": orig[0].get("env"),
                   "load_average_1min": [x["load_average_1min"] for x in ours + orig]}))
 PY
