@@ -14,7 +14,7 @@ var diffusion = new DiffusionConfig { DiffusionSteps = 100 };
 
 // 1. A noise-aware classifier p(y | x_t, t): DataDir "" means the bundled 32×32 Fashion-MNIST sample.
 var classifierRun = new ClassifierTrainingJob(
-    new TrainingConfig { LogDir = Path.Combine(root, "classifier"), Iterations = 4, BatchSize = 8, SaveInterval = 1000, EvalTable = false },
+    new TrainingConfig { Data = new() { BatchSize = 8 }, Length = new() { Iterations = 4 }, Checkpoints = new() { LogDir = Path.Combine(root, "classifier"), SaveInterval = 1000 }, Validation = new() { EvalTable = false } },
     new ClassifierConfig { ImageSize = 32, ChannelMult = [1, 2, 2], Width = 32, Depth = 1, AttentionResolutions = [8], NumHeadChannels = 32, NumClasses = 10 },
     diffusion, Console.Out).Run();
 
@@ -28,7 +28,7 @@ Console.Write(evaluation.Report.FormatTable());
 
 // 3. A tiny class-conditional diffusion model to guide (a real one trains for hours; this shows the calls).
 var modelRun = new ImageTrainingJob(
-    TrainingConfig.ImageTrainDefaults with { LogDir = Path.Combine(root, "model"), Iterations = 2, BatchSize = 4, SaveInterval = 1000 },
+    TrainingConfig.ImageTrainDefaults with { Data = TrainingConfig.ImageTrainDefaults.Data with { BatchSize = 4 }, Length = TrainingConfig.ImageTrainDefaults.Length with { Iterations = 2 }, Checkpoints = TrainingConfig.ImageTrainDefaults.Checkpoints with { LogDir = Path.Combine(root, "model"), SaveInterval = 1000 } },
     new DiffusionModelConfig { ImageSize = 32, NumChannels = 32, NumResBlocks = 1, ChannelMult = [1, 2], AttentionResolutions = [16], NumHeadChannels = 32, ClassCond = true, NumClasses = 10 },
     diffusion, Console.Out).Run();
 
