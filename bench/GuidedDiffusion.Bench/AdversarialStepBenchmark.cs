@@ -31,13 +31,13 @@ internal static class AdversarialStepBenchmark
         double loadBefore = LoadAverage();
 
         var diffusion = new DiffusionConfig().Build();
-        var training = new TrainingConfig { BatchSize = batch, Precision = precision };
+        var training = new TrainingConfig { Data = new() { BatchSize = batch }, Precision = new() { Mode = precision } };
         ClassifierTrainer Trainer(L2PgdOptions? adversarial)
         {
             manual_seed(0);
             var model = new EncoderUNet(classifier);
             if (precision.TrunkType() is { } trunkType) model.ConvertTrunkTo(trunkType);
-            return new ClassifierTrainer(model, diffusion, training with { Adversarial = adversarial }, classifier.NumClasses!.Value);
+            return new ClassifierTrainer(model, diffusion, training with { Objective = training.Objective with { Adversarial = adversarial } }, classifier.NumClasses!.Value);
         }
         using var plain = Trainer(null);
         using var robust = Trainer(attack);

@@ -65,7 +65,7 @@ internal static class TrainStepBenchmark
         // oneDNN then keeps through its output; element-wise ops and GroupNorm follow the layout.
         if (a.Bool("channels_last", false)) ChannelsLast.Apply(model);
         var diffusion = new DiffusionConfig().Build();
-        using var trainer = new ClassifierTrainer(model, diffusion, new TrainingConfig { BatchSize = batch, Precision = precision }, numClasses);
+        using var trainer = new ClassifierTrainer(model, diffusion, new TrainingConfig { Data = new() { BatchSize = batch }, Precision = new() { Mode = precision } }, numClasses);
         using var images = rand(new long[] { batch, 3, classifier.ImageSize, classifier.ImageSize }) * 2 - 1;
         using var labels = randint(0, numClasses, new long[] { batch });
 

@@ -3,6 +3,7 @@
 // level, and sample with classifier guidance. The same calls are shown in the README's "From C#" section.
 // Run: dotnet run -c Release --project samples/GuidedDiffusion.Samples [-- output-folder]
 using GuidedDiffusion.Checkpoints;
+using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Guidance;
@@ -14,7 +15,13 @@ var diffusion = new DiffusionConfig { DiffusionSteps = 100 };
 
 // 1. A noise-aware classifier p(y | x_t, t): DataDir "" means the bundled 32×32 Fashion-MNIST sample.
 var classifierRun = new ClassifierTrainingJob(
-    new TrainingConfig { LogDir = Path.Combine(root, "classifier"), Iterations = 4, BatchSize = 8, SaveInterval = 1000, EvalTable = false },
+    new TrainingConfig
+    {
+        Data = new() { BatchSize = 8 },
+        Length = new() { Iterations = 4 },
+        Checkpoints = new() { LogDir = Path.Combine(root, "classifier"), SaveInterval = 1000 },
+        Validation = new() { EvalTable = false },
+    },
     new ClassifierConfig { ImageSize = 32, ChannelMult = [1, 2, 2], Width = 32, Depth = 1, AttentionResolutions = [8], NumHeadChannels = 32, NumClasses = 10 },
     diffusion, Console.Out).Run();
 
@@ -28,7 +35,12 @@ Console.Write(evaluation.Report.FormatTable());
 
 // 3. A tiny class-conditional diffusion model to guide (a real one trains for hours; this shows the calls).
 var modelRun = new ImageTrainingJob(
-    TrainingConfig.ImageTrainDefaults with { LogDir = Path.Combine(root, "model"), Iterations = 2, BatchSize = 4, SaveInterval = 1000 },
+    TrainingConfig.ImageTrainDefaults with
+    {
+        Data = DataOptions.ImageTrainDefaults with { BatchSize = 4 },
+        Length = new() { Iterations = 2 },
+        Checkpoints = new() { LogDir = Path.Combine(root, "model"), SaveInterval = 1000 },
+    },
     new DiffusionModelConfig { ImageSize = 32, NumChannels = 32, NumResBlocks = 1, ChannelMult = [1, 2], AttentionResolutions = [16], NumHeadChannels = 32, ClassCond = true, NumClasses = 10 },
     diffusion, Console.Out).Run();
 

@@ -22,6 +22,9 @@ internal interface IFlag
     /// <summary>The options record the flag binds to.</summary>
     Type Record { get; }
 
+    /// <summary>The shared group's flag this one binds (null: declared for this record alone).</summary>
+    SharedFlag? Shared { get; }
+
     /// <summary>The record's value of this flag in <paramref name="record"/> (boxed).</summary>
     object? ValueIn(object record);
 
@@ -44,6 +47,14 @@ internal abstract class Flag<TRecord> : IFlag
     public string Setting { get; }
     public string Help { get; }
     public Type Record => typeof(TRecord);
+    public SharedFlag? Shared { get; private set; }
+
+    /// <summary>Marks this flag as a binding of <paramref name="shared"/>.</summary>
+    internal Flag<TRecord> Binding(SharedFlag shared)
+    {
+        Shared = shared;
+        return this;
+    }
 
     /// <summary>Flags that must all be untyped for the demo's value of this one to apply (e.g. overwrite only in the demo's own folder).</summary>
     public IReadOnlyList<Flag<TRecord>> DemoNeedsUntyped => _demoNeedsUntyped;
@@ -118,6 +129,33 @@ internal sealed class FlagTable<TRecord>
         return flag;
     }
 
+    /// <summary>A shared group's flag bound to this record's property, spelled as the record's type.</summary>
+    /// <param name="flag">The group's flag (name and help).</param>
+    /// <param name="get">Reads the flag's value from a record.</param>
+    /// <param name="set">A copy of the record with the value (<c>with</c>).</param>
+    /// <param name="help">This command's help, only where the flag means something else here (e.g. another default).</param>
+    public Flag<TRecord> Add<T>(SharedFlag flag, Func<TRecord, T> get, Func<TRecord, T, TRecord> set, string? help = null) =>
+        Add(flag.Name, help ?? flag.Help, get, set).Binding(flag);
+
+    /// <summary>A shared group's typed flag (an enum) bound to this record's property, spelled as the group spells it.</summary>
+    /// <param name="flag">The group's flag (name, help and spelling).</param>
+    /// <param name="get">Reads the flag's value from a record.</param>
+    /// <param name="set">A copy of the record with the value (<c>with</c>).</param>
+    /// <param name="help">This command's help, only where the flag means something else here.</param>
+    public Flag<TRecord> Add<T, TText>(SharedFlag<T, TText> flag, Func<TRecord, T> get, Func<TRecord, T, TRecord> set, string? help = null) =>
+        Add(flag.Name, help ?? flag.Help, get, set, flag.FromText, flag.ToText).Binding(flag);
+
+    /// <summary>A shared group's flag held as <typeparamref name="T"/> by this record and spelled as <typeparamref name="TText"/> (e.g. an unset count).</summary>
+    /// <param name="flag">The group's flag (name and help).</param>
+    /// <param name="get">Reads the flag's value from a record.</param>
+    /// <param name="set">A copy of the record with the value (<c>with</c>).</param>
+    /// <param name="fromText">Parses the typed text.</param>
+    /// <param name="toText">Spells a record value.</param>
+    /// <param name="help">This command's help, only where the flag means something else here.</param>
+    public Flag<TRecord> Add<T, TText>(SharedFlag flag, Func<TRecord, T> get, Func<TRecord, T, TRecord> set, Func<TText, T> fromText, Func<T, TText> toText,
+        string? help = null) =>
+        Add(flag.Name, help ?? flag.Help, get, set, fromText, toText).Binding(flag);
+
     /// <summary>
     /// Adds the flags <paramref name="include"/> selects (all by default) to <paramref name="command"/>, with the
     /// defaults of <paramref name="defaults"/>; <paramref name="rename"/> gives a flag another name on this command.
@@ -134,6 +172,36 @@ internal sealed class FlagTable<TRecord>
         }
         return new FlagSet<TRecord>(defaults, options);
     }
+}
+
+/// <summary>
+/// A flag of a shared group (data, seed, output folder, ...), declared once for every command that takes it: its name
+/// and help. Each command's table binds it to its own record's property (<see cref="FlagTable{TRecord}.Add{T}(SharedFlag, Func{TRecord, T}, Func{TRecord, T, TRecord}, string?)"/>),
+/// so the option a user sees is the same wherever it appears.
+/// </summary>
+/// <param name="name">The snake_case flag name.</param>
+/// <param name="help">The help text.</param>
+internal class SharedFlag(string name, string help)
+{
+    /// <summary>The snake_case flag name.</summary>
+    public string Name { get; } = name;
+
+    /// <summary>The help text every command shows unless the flag means something else there.</summary>
+    public string Help { get; } = help;
+}
+
+/// <summary>A shared flag whose value <typeparamref name="T"/> (an enum) is spelled as <typeparamref name="TText"/> the same way everywhere.</summary>
+/// <param name="name">The snake_case flag name.</param>
+/// <param name="help">The help text.</param>
+/// <param name="fromText">Parses the typed text; throws <see cref="ConfigurationException"/> for a bad value.</param>
+/// <param name="toText">Spells a value (the default shown in help).</param>
+internal sealed class SharedFlag<T, TText>(string name, string help, Func<TText, T> fromText, Func<T, TText> toText) : SharedFlag(name, help)
+{
+    /// <summary>Parses the typed text.</summary>
+    public Func<TText, T> FromText { get; } = fromText;
+
+    /// <summary>Spells a value.</summary>
+    public Func<T, TText> ToText { get; } = toText;
 }
 
 /// <summary>A table's flags on one command, whatever the record type (what tests walk).</summary>
@@ -184,8 +252,12 @@ internal sealed class FlagSet<TRecord> : IFlagSet
 
     /// <summary><see cref="Defaults"/> with every flag's parsed value.</summary>
     /// <exception cref="ConfigurationException">A value its flag cannot spell (an unknown enum name, a bad list).</exception>
-    public TRecord Bind(ParseResult parse) =>
-        _options.Aggregate(Defaults, (record, o) => o.Flag.Bind(record, parse, o.Option));
+    public TRecord Bind(ParseResult parse) => Bind(parse, Defaults);
+
+    /// <summary><paramref name="record"/> with every flag's parsed value (typed or its default).</summary>
+    /// <exception cref="ConfigurationException">A value its flag cannot spell (an unknown enum name, a bad list).</exception>
+    public TRecord Bind(ParseResult parse, TRecord record) =>
+        _options.Aggregate(record, (bound, o) => o.Flag.Bind(bound, parse, o.Option));
 
     /// <summary>Whether the user typed <paramref name="flag"/>.</summary>
     public bool Given(ParseResult parse, Flag<TRecord> flag) => _options.Any(o => o.Flag == flag && parse.WasGiven(o.Option));

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Evaluation;
 
 namespace GuidedDiffusion.Cli.Commands;
@@ -15,7 +14,7 @@ internal static class ClassifierEvalCommand
 
     static ClassifierEvalCommand()
     {
-        Table.Add("data_dir", "Validation image folder (empty: the Fashion-MNIST demo's 1,000-image validation split).", o => o.DataDir, (o, v) => o with { DataDir = v });
+        Table.Add(DataFlags.DataDir, o => o.DataDir, (o, v) => o with { DataDir = v });
         Table.Add("num_t_bins", "Evaluate at the centres of this many equal-width timestep bins over [0, T).",
             o => o.Evaluation.NumTBins, (o, v) => o with { Evaluation = o.Evaluation with { NumTBins = v } });
         Table.Add<IReadOnlyList<int>?, string>("timesteps", "Explicit timesteps, comma separated (e.g. 0,100,500); overrides --num_t_bins.",
@@ -23,19 +22,15 @@ internal static class ClassifierEvalCommand
             text => EvaluationOptions.ParseTimesteps(text) is { Length: > 0 } timesteps ? timesteps : null, v => v is null ? "" : string.Join(",", v));
         Table.Add("noise_repeats", "Independent noise draws per image and timestep.",
             o => o.Evaluation.NoiseRepeats, (o, v) => o with { Evaluation = o.Evaluation with { NoiseRepeats = v } });
-        Table.Add("batch_size", "Images per batch.",
-            o => o.Evaluation.BatchSize, (o, v) => o with { Evaluation = o.Evaluation with { BatchSize = v } });
+        Table.Add(DataFlags.BatchSize, o => o.Evaluation.BatchSize, (o, v) => o with { Evaluation = o.Evaluation with { BatchSize = v } });
         Table.Add("grad_chunk_size", "Images per backward pass for the guidance-gradient norm (bounds memory).",
             o => o.Evaluation.GradChunkSize, (o, v) => o with { Evaluation = o.Evaluation with { GradChunkSize = v } });
         Table.Add("grad_norm", "Compute the mean norm of the guidance gradient ∇x log p(y|x_t) (False: forward passes only).",
             o => o.Evaluation.ComputeGradNorm, (o, v) => o with { Evaluation = o.Evaluation with { ComputeGradNorm = v } });
-        Table.Add("seed", "Noise seed; a seed gives the same numbers on every run.",
-            o => o.Evaluation.Seed, (o, v) => o with { Evaluation = o.Evaluation with { Seed = v } });
-        Table.Add("log_dir", "Where eval.csv, eval.json and eval.png go (default: the checkpoint's folder).", o => o.LogDir, (o, v) => o with { LogDir = v });
-        Table.Add<LabelRule, string>("label_from", "Class of an image in --data_dir: prefix (file name before '_') or folder.",
-            o => o.LabelFrom, (o, v) => o with { LabelFrom = v }, LabelRules.Parse, rule => rule.Spelling());
-        Table.Add("num_workers", "Image decoding threads (0: on the main thread).",
-            o => o.Evaluation.NumWorkers, (o, v) => o with { Evaluation = o.Evaluation with { NumWorkers = v } });
+        Table.Add(SeedFlags.Seed, o => o.Evaluation.Seed, (o, v) => o with { Evaluation = o.Evaluation with { Seed = v } });
+        Table.Add(OutputFlags.LogDir, o => o.LogDir, (o, v) => o with { LogDir = v }, help: "Where eval.csv, eval.json and eval.png go (default: the checkpoint's folder).");
+        Table.Add(DataFlags.LabelFrom, o => o.LabelFrom, (o, v) => o with { LabelFrom = v });
+        Table.Add(DataFlags.NumWorkers, o => o.Evaluation.NumWorkers, (o, v) => o with { Evaluation = o.Evaluation with { NumWorkers = v } });
     }
 
     public static Command Create()

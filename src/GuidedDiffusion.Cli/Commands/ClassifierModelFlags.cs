@@ -13,8 +13,7 @@ internal static class ClassifierModelFlags
 {
     public static readonly FlagTable<ClassifierConfig> Table = new();
 
-    public static readonly Flag<ClassifierConfig> ImageSize = Table.Add("image_size", "Image side in pixels (64/128/256/512 have the original's channel_mult; others need --channel_mult).",
-        c => c.ImageSize, (c, v) => c with { ImageSize = v });
+    public static readonly Flag<ClassifierConfig> ImageSize = Table.Add(ModelShapeFlags.ImageSize, c => c.ImageSize, (c, v) => c with { ImageSize = v });
     public static readonly Flag<ClassifierConfig> UseFp16 = Table.Add("classifier_use_fp16", "Classifier trunk in float16 (GPU only): training keeps float32 masters with dynamic loss scaling (= --precision fp16); sampling ignores it on CPU with a warning.",
         c => c.UseFp16, (c, v) => c with { UseFp16 = v });
     public static readonly Flag<ClassifierConfig> Width = Table.Add("classifier_width", "Classifier base channel count.",
@@ -36,8 +35,7 @@ internal static class ClassifierModelFlags
         c => c.NumHeadChannels, (c, v) => c with { NumHeadChannels = v }, setting: ClassifierConfig.SettingNames.NumHeadChannels);
     public static readonly Flag<ClassifierConfig> NumClasses = Table.Add<int?, int>("num_classes", "Classifier outputs (0: the number of classes in the data, or the checkpoint's; the released ImageNet classifiers have 1000).",
         c => c.NumClasses, (c, v) => c with { NumClasses = v }, n => n == 0 ? null : n, n => n ?? 0, setting: ClassifierConfig.SettingNames.OutChannels);
-    public static readonly Flag<ClassifierConfig> Dropout = Table.Add("dropout", "Dropout rate in the ResBlocks.",
-        c => c.Dropout, (c, v) => c with { Dropout = v });
+    public static readonly Flag<ClassifierConfig> Dropout = Table.Add(ModelShapeFlags.Dropout, c => c.Dropout, (c, v) => c with { Dropout = v });
     public static readonly Flag<ClassifierConfig> UseCheckpoint = Table.Add("classifier_use_checkpoint", "Gradient checkpointing in training: ResBlocks and attention are recomputed in the backward instead of keeping their activations (less memory, ~1 more forward of time; same results).",
         c => c.UseCheckpoint, (c, v) => c with { UseCheckpoint = v });
 

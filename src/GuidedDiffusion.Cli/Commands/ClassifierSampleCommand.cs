@@ -21,8 +21,8 @@ internal static class ClassifierSampleCommand
         Table.Add("model_path", "Diffusion model checkpoint (.pt or .safetensors), e.g. 64x64_diffusion.pt.", o => o.ModelPath, (o, v) => o with { ModelPath = v });
         Table.Add("classifier_path", "Classifier checkpoint; its JSON sidecar, if any, supplies the classifier architecture.", o => o.ClassifierPath, (o, v) => o with { ClassifierPath = v });
         Table.Add("classifier_scale", "Guidance scale: the classifier gradient is multiplied by it (0 disables guidance).", o => o.ClassifierScale, (o, v) => o with { ClassifierScale = v });
-        Table.Add("num_samples", "Number of images to generate.", o => o.NumSamples, (o, v) => o with { NumSamples = v });
-        Table.Add("batch_size", "Images per sampling batch.", o => o.BatchSize, (o, v) => o with { BatchSize = v });
+        Table.Add(DenoisingFlags.NumSamples, o => o.NumSamples, (o, v) => o with { NumSamples = v }, help: "Number of images to generate.");
+        Table.Add(DataFlags.BatchSize, o => o.BatchSize, (o, v) => o with { BatchSize = v });
         Table.Add("use_ddim", "DDIM steps (eta 0) instead of ancestral sampling; pair with --timestep_respacing ddimN.", o => o.UseDdim, (o, v) => o with { UseDdim = v });
         Table.Add<SamplerKind, string>("sampler", "Sampler: ancestral, ddim (as --use_ddim True), or a fast ODE solver over the full process: dpm_solver, dpm_solver++, unipc.",
             o => o.Sampler, (o, v) => o with { Sampler = v }, SamplerKinds.Parse, v => v.Spelling());
@@ -44,10 +44,12 @@ internal static class ClassifierSampleCommand
             v => Spellings.Parse<UniPCVariant>(v, "unipc_variant", "variant"), v => v.Spelling());
         Table.Add<GuidanceInterval?, string>("guidance_interval", "Guide only while the classifier's timestep is in lo,hi (0 = clean .. diffusion_steps-1), e.g. 200,800; empty: everywhere. Any sampler.",
             o => o.GuidanceInterval, (o, v) => o with { GuidanceInterval = v }, v => GuidanceInterval.Parse(v), v => v?.ToString() ?? "");
-        Table.Add("clip_denoised", "Clip the x0 predictions to [-1, 1] (the fast solvers: the model's x0, before guidance; False gives the reference solvers' behaviour).", o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v });
+        // The fast solvers clip where their reference implementations do, which classifier-sample says.
+        Table.Add(DenoisingFlags.ClipDenoised, o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v },
+            help: "Clip the x0 predictions to [-1, 1] (the fast solvers: the model's x0, before guidance; False gives the reference solvers' behaviour).");
         Table.Add<int?, int>("class_id", "Class to generate (-1: a random class per image, like the original).", o => o.ClassId, (o, v) => o with { ClassId = v },
             id => id >= 0 ? id : null, id => id ?? -1);
-        Table.Add("seed", "Seed for the classes and every noise draw; the same seed gives the same samples.", o => o.Seed, (o, v) => o with { Seed = v });
+        Table.Add(SeedFlags.Seed, o => o.Seed, (o, v) => o with { Seed = v });
         Table.Add("out_dir", "Folder for samples_NxHxWx3.npz and the PNG grid (created if missing).", o => o.OutDir, (o, v) => o with { OutDir = v });
     }
 

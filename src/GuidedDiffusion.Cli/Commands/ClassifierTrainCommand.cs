@@ -11,20 +11,21 @@ internal static class ClassifierTrainCommand
     public static Command Create()
     {
         var command = new Command("classifier-train", "Train a noise-aware classifier p(y | x_t, t) (the original's scripts/classifier_train.py).");
-        var loop = TrainingFlags.Table.AddTo(command, new TrainingConfig(), TrainingFlags.OfClassifierTrain);
+        var loop = TrainingFlags.AddTo(command, new TrainingConfig(), TrainingFlags.ClassifierTrain);
         var run = RunFlags.Table.AddTo(command, new RunFlags.Settings());
         var model = ClassifierModelFlags.AddTo(command);
         var attack = AttackFlags.AddForTraining(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var training = loop.Bind(parse) with { Adversarial = attack.Options(parse) };
+            var training = loop.Bind(parse);
+            training = training with { Objective = training.Objective with { Adversarial = attack.Options(parse) } };
             var classifier = model.Classifier.Bind(parse);
             var diffusion = model.Diffusion.Bind(parse);
             var settings = run.Bind(parse);
             var trainOn = settings.Apply();
 
-            if (string.IsNullOrWhiteSpace(training.DataDir))
+            if (string.IsNullOrWhiteSpace(training.Data.DataDir))
             {
                 // The demo: only flags the user did not type take the demo's values.
                 training = loop.WithDemo(parse, training, DemoPreset.ClassifierTraining(loop.Defaults));

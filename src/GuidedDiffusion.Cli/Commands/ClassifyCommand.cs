@@ -25,7 +25,7 @@ internal static class ClassifyCommand
 
     static ClassifyCommand()
     {
-        Table.Add("timestep", "Timestep t given to the classifier (spaced index of the training diffusion).", o => o.Timestep, (o, v) => o with { Timestep = v });
+        Table.Add(NoiseLevelFlags.Timestep, o => o.Timestep, (o, v) => o with { Timestep = v });
         Table.Add<long?, int>("noise_seed", "Noise the image to step t with q_sample and seeded noise (-1: give the clean image with timestep t).",
             o => o.NoiseSeed, (o, v) => o with { NoiseSeed = v }, seed => seed >= 0 ? seed : null, seed => (int)(seed ?? -1));
         OutputTable.Add("json", "Print a JSON array: path, logits and top classes per image.", o => o.Json, (o, v) => o with { Json = v });

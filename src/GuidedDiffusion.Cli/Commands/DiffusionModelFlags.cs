@@ -12,8 +12,7 @@ internal static class DiffusionModelFlags
 {
     public static readonly FlagTable<DiffusionModelConfig> Table = new();
 
-    public static readonly Flag<DiffusionModelConfig> ImageSize = Table.Add("image_size", "Image side in pixels (64/128/256/512 have the original's channel_mult; others need --channel_mult).",
-        m => m.ImageSize, (m, v) => m with { ImageSize = v });
+    public static readonly Flag<DiffusionModelConfig> ImageSize = Table.Add(ModelShapeFlags.ImageSize, m => m.ImageSize, (m, v) => m with { ImageSize = v });
     public static readonly Flag<DiffusionModelConfig> NumChannels = Table.Add("num_channels", "Base channel count of the diffusion model.",
         m => m.NumChannels, (m, v) => m with { NumChannels = v });
     public static readonly Flag<DiffusionModelConfig> NumResBlocks = Table.Add("num_res_blocks", "ResBlocks per resolution level.",
@@ -28,8 +27,7 @@ internal static class DiffusionModelFlags
         m => m.AttentionResolutions, (m, v) => m with { AttentionResolutions = v }, text => SettingList<int>.Parse(text, "attention_resolutions"), v => v.ToString());
     public static readonly Flag<DiffusionModelConfig> ChannelMult = Table.Add<SettingList<double>?, string>("channel_mult", "Channel multiplier per level (default: the original's for the image size).",
         m => m.ChannelMult, (m, v) => m with { ChannelMult = v }, text => ChannelMultFlag.Parse(text, "channel_mult"), ChannelMultFlag.Spell);
-    public static readonly Flag<DiffusionModelConfig> Dropout = Table.Add("dropout", "Dropout in the ResBlocks (inactive while sampling).",
-        m => m.Dropout, (m, v) => m with { Dropout = v });
+    public static readonly Flag<DiffusionModelConfig> Dropout = Table.Add(ModelShapeFlags.Dropout, m => m.Dropout, (m, v) => m with { Dropout = v });
     public static readonly Flag<DiffusionModelConfig> ClassCond = Table.Add("class_cond", "The model is class-conditional (has label_emb).",
         m => m.ClassCond, (m, v) => m with { ClassCond = v });
     public static readonly Flag<DiffusionModelConfig> UseCheckpoint = Table.Add("use_checkpoint", "Gradient checkpointing in training: ResBlocks and attention are recomputed in the backward instead of keeping their activations (less memory, ~1 more forward of time; same results).",

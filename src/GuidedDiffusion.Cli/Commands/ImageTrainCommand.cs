@@ -9,7 +9,7 @@ internal static class ImageTrainCommand
     public static Command Create()
     {
         var command = new Command("image-train", "Train a diffusion model (the ADM UNet) on images (the original's scripts/image_train.py).");
-        var loop = TrainingFlags.Table.AddTo(command, TrainingConfig.ImageTrainDefaults, TrainingFlags.OfImageTrain);
+        var loop = TrainingFlags.AddTo(command, TrainingConfig.ImageTrainDefaults, TrainingFlags.ImageTrain);
         var length = ImageTrainLengthFlags.Table.AddTo(command, new ImageTrainLength());
         var run = RunFlags.Table.AddTo(command, new RunFlags.Settings());
         var model = DiffusionModelFlags.AddTo(command);
@@ -17,22 +17,22 @@ internal static class ImageTrainCommand
         command.SetAction(parse => CliErrors.Guard(() =>
         {
             var steps = length.Bind(parse);
-            var training = steps.ApplyTo(loop.Bind(parse));
+            var training = loop.Bind(parse) with { Length = steps.ToLength() };
             var unet = model.BindModel(parse);
             var diffusion = model.Diffusion.Bind(parse);
             var settings = run.Bind(parse);
             var trainOn = settings.Apply();
 
-            if (string.IsNullOrWhiteSpace(training.DataDir))
+            if (string.IsNullOrWhiteSpace(training.Data.DataDir))
             {
                 // The demo: only flags the user did not type take the demo's values.
                 var demoSteps = length.WithDemo(parse, steps, DemoPreset.ImageTrainingLength(length.Defaults));
-                training = demoSteps.ApplyTo(loop.WithDemo(parse, training, DemoPreset.ImageTraining(loop.Defaults)));
+                training = loop.WithDemo(parse, training, DemoPreset.ImageTraining(loop.Defaults)) with { Length = demoSteps.ToLength() };
                 unet = model.Model.WithDemo(parse, unet, DemoPreset.Model(model.Model.Defaults));
                 Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.DescribeDiffusion(training, unet, diffusion)}).");
             }
 
-            bool bounded = training.Iterations is not null;
+            bool bounded = training.Length.Iterations is not null;
             return TrainingRunner.Run(settings.Distributed, (comm, progress, stop) =>
             {
                 var job = new ImageTrainingJob(training, unet, diffusion, comm.IsMain ? progress.Writer : null, comm, trainOn)

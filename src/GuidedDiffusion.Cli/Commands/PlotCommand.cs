@@ -16,7 +16,7 @@ internal static class PlotCommand
     public static readonly FlagTable<Request> Table = new();
 
     static PlotCommand() =>
-        Table.Add("log_dir", "Run folder written by classifier-train (holds progress.csv).", r => r.LogDir, (r, v) => r with { LogDir = v });
+        Table.Add(OutputFlags.LogDir, r => r.LogDir, (r, v) => r with { LogDir = v }, help: "Run folder written by classifier-train (holds progress.csv).");
 
     public static Command Create()
     {

@@ -16,8 +16,8 @@ internal static class SampleEvalCommand
 
     static SampleEvalCommand()
     {
-        Table.Add("timestep", "Timestep given to the judge (0 for a clean classifier).", o => o.Timestep, (o, v) => o with { Timestep = v });
-        Table.Add("batch_size", "Images per forward pass.", o => o.BatchSize, (o, v) => o with { BatchSize = v });
+        Table.Add(NoiseLevelFlags.Timestep, o => o.Timestep, (o, v) => o with { Timestep = v });
+        Table.Add(DataFlags.BatchSize, o => o.BatchSize, (o, v) => o with { BatchSize = v });
         Table.Add("grid", "Also write, per sample file, FILE_by_class.png: one row per requested class (up to --grid_columns samples each).", o => o.Grid, (o, v) => o with { Grid = v });
         Table.Add("grid_columns", "Samples per class row in the --grid images.", o => o.GridColumns, (o, v) => o with { GridColumns = v });
         Table.Add("json", "Also write the results (overall, per class, per sample) to this JSON file.", o => o.JsonPath, (o, v) => o with { JsonPath = v });

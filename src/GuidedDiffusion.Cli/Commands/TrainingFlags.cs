@@ -1,94 +1,192 @@
-using GuidedDiffusion.Data.Sources;
+using System.CommandLine;
+using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Training;
 
 namespace GuidedDiffusion.Cli.Commands;
 
 /// <summary>
-/// The loop flags of the original's classifier_train.py and image_train.py, plus ours, bound to
-/// <see cref="TrainingConfig"/>. classifier-train shows them with <c>new TrainingConfig()</c>'s defaults,
-/// image-train the ones image_train.py has, with <see cref="TrainingConfig.ImageTrainDefaults"/>.
+/// The training flags of the original's classifier_train.py and image_train.py, plus ours: one flag table per section
+/// of <see cref="TrainingConfig"/>, each shared by every command that takes the section. classifier-train takes them
+/// all (<see cref="ClassifierTrain"/>); image-train takes those image_train.py has (<see cref="ImageTrain"/>), with its
+/// length spelled by <see cref="ImageTrainLengthFlags"/> and the defaults of <see cref="TrainingConfig.ImageTrainDefaults"/>.
 /// </summary>
 internal static class TrainingFlags
 {
-    public static readonly FlagTable<TrainingConfig> Table = new();
+    /// <summary>classifier-train's sections: all of them.</summary>
+    public static IReadOnlyList<ITrainingSection> ClassifierTrain =>
+        [Run.Section, Data.Section, Objective.Section, Length.Section, Optimizer.Section, Checkpoints.Section, Precision.Section, Validation.Section];
 
-    public static readonly Flag<TrainingConfig> DataDir = Table.Add("data_dir", "Training image folder (empty: the bundled Fashion-MNIST demo with a small model).",
-        t => t.DataDir, (t, v) => t with { DataDir = v });
-    public static readonly Flag<TrainingConfig> ValDataDir = Table.Add("val_data_dir", "Validation image folder, labelled with the training classes.",
-        t => t.ValDataDir, (t, v) => t with { ValDataDir = v });
-    public static readonly Flag<TrainingConfig> Noised = Table.Add("noised", "Train on noised x_t (False: clean images at t = 0).",
-        t => t.Noised, (t, v) => t with { Noised = v });
-    // classifier-train always has a count (image-train's "until stopped" is ImageTrainLengthFlags' 0).
-    public static readonly Flag<TrainingConfig> Iterations = Table.Add<int?, int>("iterations", "Optimizer updates.",
-        t => t.Iterations, (t, v) => t with { Iterations = v }, n => n, n => n ?? 0);
-    public static readonly Flag<TrainingConfig> Lr = Table.Add("lr", "AdamW learning rate.",
-        t => t.Lr, (t, v) => t with { Lr = v });
-    public static readonly Flag<TrainingConfig> WeightDecay = Table.Add("weight_decay", "AdamW weight decay.",
-        t => t.WeightDecay, (t, v) => t with { WeightDecay = v });
-    public static readonly Flag<TrainingConfig> AnnealLr = Table.Add("anneal_lr", "Decay the learning rate linearly to 0.",
-        t => t.AnnealLr, (t, v) => t with { AnnealLr = v });
-    public static readonly Flag<TrainingConfig> BatchSize = Table.Add("batch_size", "Images per step and per process.",
-        t => t.BatchSize, (t, v) => t with { BatchSize = v });
-    public static readonly Flag<TrainingConfig> Microbatch = Table.Add<int?, int>("microbatch", "Split batches into chunks of this size (-1: no split); gradients are unchanged.",
-        t => t.Microbatch, (t, v) => t with { Microbatch = v }, size => size == -1 ? null : size, size => size ?? -1);
-    public static readonly Flag<TrainingConfig> ScheduleSampler = Table.Add<TimestepSamplerKind, string>("schedule_sampler", "Timestep sampler: uniform or loss-second-moment.",
-        t => t.ScheduleSampler, (t, v) => t with { ScheduleSampler = v }, TimestepSampler.Parse, kind => kind.Spelling());
-    public static readonly Flag<TrainingConfig> ResumeCheckpoint = Table.Add("resume_checkpoint", "modelNNNNNN.pt to resume from, or 'auto' for the newest in --log_dir.",
-        t => t.ResumeCheckpoint, (t, v) => t with { ResumeCheckpoint = v });
-    public static readonly Flag<TrainingConfig> LogInterval = Table.Add("log_interval", "Steps between metric dumps.",
-        t => t.LogInterval, (t, v) => t with { LogInterval = v });
-    public static readonly Flag<TrainingConfig> EvalInterval = Table.Add("eval_interval", "Steps between validation batches.",
-        t => t.EvalInterval, (t, v) => t with { EvalInterval = v });
-    public static readonly Flag<TrainingConfig> SaveInterval = Table.Add("save_interval", "Steps between checkpoints.",
-        t => t.SaveInterval, (t, v) => t with { SaveInterval = v });
-    public static readonly Flag<TrainingConfig> Fp16ScaleGrowth = Table.Add("fp16_scale_growth", "fp16: lg_loss_scale increase per step without overflow.",
-        t => t.Fp16ScaleGrowth, (t, v) => t with { Fp16ScaleGrowth = v });
-    public static readonly Flag<TrainingConfig> LogDir = Table.Add("log_dir", "Run folder (default: $OPENAI_LOGDIR, else runs/<timestamp>).",
-        t => t.LogDir, (t, v) => t with { LogDir = v });
-    /// <summary>The demo replaces its own folder on a re-run; a folder the user named, or a resume, keeps the strict rule.</summary>
-    public static readonly Flag<TrainingConfig> Overwrite = Table.Add("overwrite", "Start afresh in a non-empty --log_dir, moving its files into replaced-<time>/ there (default: refuse).",
-        t => t.Overwrite, (t, v) => t with { Overwrite = v }).DemoOnlyWithout(LogDir, ResumeCheckpoint);
-    public static readonly Flag<TrainingConfig> Seed = Table.Add("seed", "Seed for weights, data order, timesteps and noise.",
-        t => t.Seed, (t, v) => t with { Seed = v });
-    public static readonly Flag<TrainingConfig> LabelFrom = Table.Add<LabelRule, string>("label_from", "Class of an image: prefix (file name before '_', the original) or folder.",
-        t => t.LabelFrom, (t, v) => t with { LabelFrom = v }, LabelRules.Parse, rule => rule.Spelling());
-    public static readonly Flag<TrainingConfig> NumWorkers = Table.Add("num_workers", "Image decoding threads (0: on the training thread).",
-        t => t.NumWorkers, (t, v) => t with { NumWorkers = v });
-    public static readonly Flag<TrainingConfig> Precision = Table.Add<TrainingPrecision, string>("precision", "fp32, fp16 (GPU; loss scaling; also --use_fp16 / --classifier_use_fp16 True), bf16 (trunk in bfloat16; needs AVX512-BF16/AMX) or auto (bf16 where native).",
-        t => t.Precision, (t, v) => t with { Precision = v }, TrainingPrecisions.Parse, precision => precision.Spelling());
-    public static readonly Flag<TrainingConfig> AllowSlowBf16 = Table.Add("allow_slow_bf16", "Train in bf16 even on a CPU without AVX512-BF16/AMX (10–200× slower; refused otherwise).",
-        t => t.AllowSlowBf16, (t, v) => t with { AllowSlowBf16 = v });
-    public static readonly Flag<TrainingConfig> EmaRate = Table.Add("ema_rate", "EMA decay rates, comma separated (e.g. 0.9999); each writes ema_RATE_NNNNNN.pt; empty: none.",
-        t => t.EmaRate, (t, v) => t with { EmaRate = v });
-    public static readonly Flag<TrainingConfig> GradClip = Table.Add("grad_clip", "Clip the global gradient norm (0: off).",
-        t => t.GradClip, (t, v) => t with { GradClip = v });
-    public static readonly Flag<TrainingConfig> SkipBadImages = Table.Add("skip_bad_images", "Skip and count unreadable images instead of failing.",
-        t => t.SkipBadImages, (t, v) => t with { SkipBadImages = v });
-    public static readonly Flag<TrainingConfig> FlipValidation = Table.Add("flip_validation", "Randomly flip validation images (the original's behaviour).",
-        t => t.FlipValidation, (t, v) => t with { FlipValidation = v });
-    public static readonly Flag<TrainingConfig> AllowConfigMismatch = Table.Add("allow_config_mismatch", "Resume even if the checkpoint's recorded architecture differs.",
-        t => t.AllowConfigMismatch, (t, v) => t with { AllowConfigMismatch = v });
-    public static readonly Flag<TrainingConfig> RandomCrop = Table.Add("random_crop", "Random-resized crops of training images (False: centre crop).",
-        t => t.RandomCrop, (t, v) => t with { RandomCrop = v });
-    public static readonly Flag<TrainingConfig> RandomFlip = Table.Add("random_flip", "Random horizontal flips of training images.",
-        t => t.RandomFlip, (t, v) => t with { RandomFlip = v });
-    public static readonly Flag<TrainingConfig> Shuffle = Table.Add("shuffle", "Reshuffle the training files every epoch (False: fixed file order).",
-        t => t.Shuffle, (t, v) => t with { Shuffle = v });
-    public static readonly Flag<TrainingConfig> EvalTable = Table.Add("eval_table", "At the end, print accuracy per noise level on the whole validation set.",
-        t => t.EvalTable, (t, v) => t with { EvalTable = v });
-    public static readonly Flag<TrainingConfig> CheckRankSync = Table.Add("check_rank_sync", "Verify after every step that all ranks hold identical parameters.",
-        t => t.CheckRankSync, (t, v) => t with { CheckRankSync = v });
+    /// <summary>image-train's sections: no classifier objective or validation, and its own length flags.</summary>
+    public static IReadOnlyList<ITrainingSection> ImageTrain => [Run.Section, Data.Section, Optimizer.Section, Checkpoints.Section, Precision.Section];
 
-    /// <summary>classifier-train's loop flags: all but image_train.py's fp16_scale_growth.</summary>
-    public static bool OfClassifierTrain(Flag<TrainingConfig> flag) => flag != Fp16ScaleGrowth;
+    /// <summary>Adds the flags of <paramref name="sections"/> to <paramref name="command"/>, showing <paramref name="defaults"/>.</summary>
+    public static TrainingFlagSet AddTo(Command command, TrainingConfig defaults, IReadOnlyList<ITrainingSection> sections) =>
+        new(defaults, sections.Select(s => s.AddTo(command, defaults)).ToList());
 
-    /// <summary>
-    /// image-train's: image_train.py's loop flags and ours that apply to it. Its length is
-    /// <see cref="ImageTrainLengthFlags"/>' (lr_anneal_steps or iterations); it has no validation set or end-of-run table.
-    /// </summary>
-    public static bool OfImageTrain(Flag<TrainingConfig> flag) =>
-        !new[] { ValDataDir, Noised, Iterations, AnnealLr, EvalInterval, SkipBadImages, FlipValidation, RandomCrop, Shuffle, EvalTable, CheckRankSync }.Contains(flag);
+    /// <summary>The run as a whole: seed, how t is drawn, the rank check.</summary>
+    public static class Run
+    {
+        public static readonly TrainingSection<TrainingConfig> Section = new(t => t, (_, v) => v);
+        public static readonly Flag<TrainingConfig> Seed = Section.Table.Add(SeedFlags.Seed, t => t.Seed, (t, v) => t with { Seed = v });
+        public static readonly Flag<TrainingConfig> ScheduleSampler = Section.Table.Add<TimestepSamplerKind, string>("schedule_sampler", "Timestep sampler: uniform or loss-second-moment.",
+            t => t.ScheduleSampler, (t, v) => t with { ScheduleSampler = v }, TimestepSampler.Parse, kind => kind.Spelling());
+        public static readonly Flag<TrainingConfig> CheckRankSync = Section.Table.Add("check_rank_sync", "Verify after every step that all ranks hold identical parameters.",
+            t => t.CheckRankSync, (t, v) => t with { CheckRankSync = v });
+    }
+
+    /// <summary>The data section (<see cref="DataOptions"/>): the data group's flags and the training augmentations.</summary>
+    public static class Data
+    {
+        public static readonly TrainingSection<DataOptions> Section = new(t => t.Data, (t, v) => t with { Data = v });
+        public static readonly Flag<DataOptions> DataDir = Section.Table.Add(DataFlags.DataDir, d => d.DataDir, (d, v) => d with { DataDir = v },
+            help: "Training image folder (empty: the bundled Fashion-MNIST demo with a small model).");
+        public static readonly Flag<DataOptions> LabelFrom = Section.Table.Add(DataFlags.LabelFrom, d => d.LabelFrom, (d, v) => d with { LabelFrom = v });
+        public static readonly Flag<DataOptions> BatchSize = Section.Table.Add(DataFlags.BatchSize, d => d.BatchSize, (d, v) => d with { BatchSize = v });
+        public static readonly Flag<DataOptions> NumWorkers = Section.Table.Add(DataFlags.NumWorkers, d => d.NumWorkers, (d, v) => d with { NumWorkers = v });
+        public static readonly Flag<DataOptions> SkipBadImages = Section.Table.Add(DataFlags.SkipBadImages, d => d.SkipBadImages, (d, v) => d with { SkipBadImages = v });
+        public static readonly Flag<DataOptions> RandomCrop = Section.Table.Add("random_crop", "Random-resized crops of training images (False: centre crop).",
+            d => d.RandomCrop, (d, v) => d with { RandomCrop = v });
+        public static readonly Flag<DataOptions> RandomFlip = Section.Table.Add("random_flip", "Random horizontal flips of training images.",
+            d => d.RandomFlip, (d, v) => d with { RandomFlip = v });
+        public static readonly Flag<DataOptions> Shuffle = Section.Table.Add("shuffle", "Reshuffle the training files every epoch (False: fixed file order).",
+            d => d.Shuffle, (d, v) => d with { Shuffle = v });
+    }
+
+    /// <summary>classifier-train's objective: noised or clean images (the attack has <see cref="AttackFlags"/>).</summary>
+    public static class Objective
+    {
+        public static readonly TrainingSection<ClassifierObjective> Section = new(t => t.Objective, (t, v) => t with { Objective = v });
+        public static readonly Flag<ClassifierObjective> Noised = Section.Table.Add("noised", "Train on noised x_t (False: clean images at t = 0).",
+            o => o.Noised, (o, v) => o with { Noised = v });
+    }
+
+    /// <summary>classifier-train's length; image-train spells its own with <see cref="ImageTrainLengthFlags"/>.</summary>
+    public static class Length
+    {
+        /// <summary>The iteration count, declared once for both training commands (image-train's 0 means "no limit of its own").</summary>
+        public static readonly SharedFlag IterationsFlag = new("iterations", "Optimizer updates.");
+
+        public static readonly TrainingSection<TrainingLength> Section = new(t => t.Length, (t, v) => t with { Length = v });
+        // classifier-train always has a count (image-train's "until stopped" is ImageTrainLengthFlags' 0).
+        public static readonly Flag<TrainingLength> Iterations = Section.Table.Add<int?, int>(IterationsFlag, l => l.Iterations, (l, v) => l with { Iterations = v }, n => n, n => n ?? 0);
+        public static readonly Flag<TrainingLength> AnnealLr = Section.Table.Add("anneal_lr", "Decay the learning rate linearly to 0.",
+            l => l.AnnealLr, (l, v) => l with { AnnealLr = v });
+    }
+
+    /// <summary>The optimiser section (<see cref="OptimizerSettings"/>).</summary>
+    public static class Optimizer
+    {
+        public static readonly TrainingSection<OptimizerSettings> Section = new(t => t.Optimizer, (t, v) => t with { Optimizer = v });
+        public static readonly Flag<OptimizerSettings> Lr = Section.Table.Add("lr", "AdamW learning rate.",
+            o => o.Lr, (o, v) => o with { Lr = v });
+        public static readonly Flag<OptimizerSettings> WeightDecay = Section.Table.Add("weight_decay", "AdamW weight decay.",
+            o => o.WeightDecay, (o, v) => o with { WeightDecay = v });
+        public static readonly Flag<OptimizerSettings> Microbatch = Section.Table.Add<int?, int>("microbatch", "Split batches into chunks of this size (-1: no split); gradients are unchanged.",
+            o => o.Microbatch, (o, v) => o with { Microbatch = v }, size => size == -1 ? null : size, size => size ?? -1);
+        public static readonly Flag<OptimizerSettings> GradClip = Section.Table.Add("grad_clip", "Clip the global gradient norm (0: off).",
+            o => o.GradClip, (o, v) => o with { GradClip = v });
+        public static readonly Flag<OptimizerSettings> EmaRate = Section.Table.Add("ema_rate", "EMA decay rates, comma separated (e.g. 0.9999); each writes ema_RATE_NNNNNN.pt; empty: none.",
+            o => o.EmaRate, (o, v) => o with { EmaRate = v });
+    }
+
+    /// <summary>The run folder section (<see cref="CheckpointSettings"/>).</summary>
+    public static class Checkpoints
+    {
+        public static readonly TrainingSection<CheckpointSettings> Section = new(t => t.Checkpoints, (t, v) => t with { Checkpoints = v });
+        public static readonly Flag<CheckpointSettings> LogDir = Section.Table.Add(OutputFlags.LogDir, c => c.LogDir, (c, v) => c with { LogDir = v },
+            help: "Run folder (default: $OPENAI_LOGDIR, else runs/<timestamp>).");
+        public static readonly Flag<CheckpointSettings> ResumeCheckpoint = Section.Table.Add("resume_checkpoint", "modelNNNNNN.pt to resume from, or 'auto' for the newest in --log_dir.",
+            c => c.ResumeCheckpoint, (c, v) => c with { ResumeCheckpoint = v });
+        public static readonly Flag<CheckpointSettings> LogInterval = Section.Table.Add("log_interval", "Steps between metric dumps.",
+            c => c.LogInterval, (c, v) => c with { LogInterval = v });
+        public static readonly Flag<CheckpointSettings> SaveInterval = Section.Table.Add("save_interval", "Steps between checkpoints.",
+            c => c.SaveInterval, (c, v) => c with { SaveInterval = v });
+        /// <summary>The demo replaces its own folder on a re-run; a folder the user named, or a resume, keeps the strict rule.</summary>
+        public static readonly Flag<CheckpointSettings> Overwrite = Section.Table.Add("overwrite", "Start afresh in a non-empty --log_dir, moving its files into replaced-<time>/ there (default: refuse).",
+            c => c.Overwrite, (c, v) => c with { Overwrite = v }).DemoOnlyWithout(LogDir, ResumeCheckpoint);
+        public static readonly Flag<CheckpointSettings> AllowConfigMismatch = Section.Table.Add("allow_config_mismatch", "Resume even if the checkpoint's recorded architecture differs.",
+            c => c.AllowConfigMismatch, (c, v) => c with { AllowConfigMismatch = v });
+    }
+
+    /// <summary>The precision section (<see cref="PrecisionSettings"/>).</summary>
+    public static class Precision
+    {
+        public static readonly TrainingSection<PrecisionSettings> Section = new(t => t.Precision, (t, v) => t with { Precision = v });
+        public static readonly Flag<PrecisionSettings> Mode = Section.Table.Add<TrainingPrecision, string>("precision", "fp32, fp16 (GPU; loss scaling; also --use_fp16 / --classifier_use_fp16 True), bf16 (trunk in bfloat16; needs AVX512-BF16/AMX) or auto (bf16 where native).",
+            p => p.Mode, (p, v) => p with { Mode = v }, TrainingPrecisions.Parse, precision => precision.Spelling());
+        public static readonly Flag<PrecisionSettings> AllowSlowBf16 = Section.Table.Add("allow_slow_bf16", "Train in bf16 even on a CPU without AVX512-BF16/AMX (10–200× slower; refused otherwise).",
+            p => p.AllowSlowBf16, (p, v) => p with { AllowSlowBf16 = v });
+        public static readonly Flag<PrecisionSettings> Fp16ScaleGrowth = Section.Table.Add("fp16_scale_growth", "fp16: lg_loss_scale increase per step without overflow.",
+            p => p.Fp16ScaleGrowth, (p, v) => p with { Fp16ScaleGrowth = v });
+    }
+
+    /// <summary>classifier-train's validation section (<see cref="ValidationSettings"/>).</summary>
+    public static class Validation
+    {
+        public static readonly TrainingSection<ValidationSettings> Section = new(t => t.Validation, (t, v) => t with { Validation = v });
+        public static readonly Flag<ValidationSettings> ValDataDir = Section.Table.Add("val_data_dir", "Validation image folder, labelled with the training classes.",
+            v => v.ValDataDir, (v, x) => v with { ValDataDir = x });
+        public static readonly Flag<ValidationSettings> EvalInterval = Section.Table.Add("eval_interval", "Steps between validation batches.",
+            v => v.EvalInterval, (v, x) => v with { EvalInterval = x });
+        public static readonly Flag<ValidationSettings> FlipValidation = Section.Table.Add("flip_validation", "Randomly flip validation images (the original's behaviour).",
+            v => v.FlipValidation, (v, x) => v with { FlipValidation = x });
+        public static readonly Flag<ValidationSettings> EvalTable = Section.Table.Add("eval_table", "At the end, print accuracy per noise level on the whole validation set.",
+            v => v.EvalTable, (v, x) => v with { EvalTable = x });
+    }
+}
+
+/// <summary>A section of <see cref="TrainingConfig"/> on the command line, whatever its record type.</summary>
+internal interface ITrainingSection
+{
+    /// <summary>Adds the section's flags to <paramref name="command"/> with the section of <paramref name="defaults"/>.</summary>
+    ITrainingSectionFlags AddTo(Command command, TrainingConfig defaults);
+}
+
+/// <summary>A section's flags on one command.</summary>
+internal interface ITrainingSectionFlags
+{
+    /// <summary><paramref name="config"/> with the section bound from <paramref name="parse"/>.</summary>
+    TrainingConfig Bind(ParseResult parse, TrainingConfig config);
+
+    /// <summary><paramref name="bound"/> with <paramref name="demo"/>'s values for this section's untyped flags.</summary>
+    TrainingConfig WithDemo(ParseResult parse, TrainingConfig bound, TrainingConfig demo);
+}
+
+/// <summary>One section of <see cref="TrainingConfig"/>: its flag table, declared once, and where the section sits in the settings.</summary>
+/// <param name="get">The section of a settings record.</param>
+/// <param name="set">A copy of the settings with the section (<c>with</c>).</param>
+internal sealed class TrainingSection<T>(Func<TrainingConfig, T> get, Func<TrainingConfig, T, TrainingConfig> set) : ITrainingSection
+{
+    /// <summary>The section's flags.</summary>
+    public FlagTable<T> Table { get; } = new();
+
+    public ITrainingSectionFlags AddTo(Command command, TrainingConfig defaults) => new OnCommand(Table.AddTo(command, get(defaults)), get, set);
+
+    private sealed record OnCommand(FlagSet<T> Flags, Func<TrainingConfig, T> Get, Func<TrainingConfig, T, TrainingConfig> Set) : ITrainingSectionFlags
+    {
+        public TrainingConfig Bind(ParseResult parse, TrainingConfig config) => Set(config, Flags.Bind(parse, Get(config)));
+
+        public TrainingConfig WithDemo(ParseResult parse, TrainingConfig bound, TrainingConfig demo) =>
+            Set(bound, Flags.WithDemo(parse, Get(bound), Get(demo)));
+    }
+}
+
+/// <summary>A training command's flags, section by section: binding into <see cref="TrainingConfig"/> and the demo's values for untyped flags.</summary>
+/// <param name="defaults">The settings the untyped flags keep.</param>
+/// <param name="sections">The command's sections.</param>
+internal sealed class TrainingFlagSet(TrainingConfig defaults, IReadOnlyList<ITrainingSectionFlags> sections)
+{
+    /// <summary>The settings the untyped flags keep (and help shows).</summary>
+    public TrainingConfig Defaults { get; } = defaults;
+
+    /// <summary><see cref="Defaults"/> with every section's parsed values.</summary>
+    /// <exception cref="ConfigurationException">A value its flag cannot spell.</exception>
+    public TrainingConfig Bind(ParseResult parse) => sections.Aggregate(Defaults, (config, section) => section.Bind(parse, config));
+
+    /// <summary><paramref name="bound"/> with <paramref name="demo"/>'s values for every flag the user did not type.</summary>
+    public TrainingConfig WithDemo(ParseResult parse, TrainingConfig bound, TrainingConfig demo) =>
+        sections.Aggregate(bound, (config, section) => section.WithDemo(parse, config, demo));
 }
 
 /// <summary>image-train's length: the original's <c>lr_anneal_steps</c> and our <c>iterations</c>, bound to <see cref="ImageTrainLength"/>.</summary>
@@ -99,8 +197,8 @@ internal static class ImageTrainLengthFlags
     public static readonly Flag<ImageTrainLength> LrAnnealSteps = Table.Add("lr_anneal_steps", "Anneal lr linearly to 0 over this many updates and stop there (0: constant lr, train until stopped).",
         l => l.LrAnnealSteps, (l, v) => l with { LrAnnealSteps = v });
     /// <summary>The demo's step count only when the user did not choose annealing.</summary>
-    public static readonly Flag<ImageTrainLength> Iterations = Table.Add("iterations", "Stop after this many updates without annealing (ours; 0: --lr_anneal_steps, or until stopped).",
-        l => l.Iterations, (l, v) => l with { Iterations = v }).DemoOnlyWithout(LrAnnealSteps);
+    public static readonly Flag<ImageTrainLength> Iterations = Table.Add(TrainingFlags.Length.IterationsFlag, l => l.Iterations, (l, v) => l with { Iterations = v },
+        help: "Stop after this many updates without annealing (ours; 0: --lr_anneal_steps, or until stopped).").DemoOnlyWithout(LrAnnealSteps);
 }
 
 /// <summary>How a training command runs: device, data parallelism and the decoder's pixel limit.</summary>

@@ -10,7 +10,7 @@ namespace GuidedDiffusion.Training;
 /// One optimizer update of the original's classifier_train.py: draw t, noise the batch with q_sample, run
 /// the classifier on microbatches, accumulate cross-entropy gradients scaled by microbatch/batch, then step
 /// AdamW through the precision policy; metrics go to <see cref="TrainerBase.Metrics"/> with the original's keys.
-/// With <see cref="TrainingConfig.Adversarial"/> set, each microbatch is first attacked (<see cref="L2PgdAttack"/>, in
+/// With <see cref="ClassifierObjective.Adversarial"/> set, each microbatch is first attacked (<see cref="L2PgdAttack"/>, in
 /// the same train/eval mode as the pass) and the update and train metrics use the attacked x_t.
 /// </summary>
 public sealed class ClassifierTrainer : TrainerBase
@@ -36,7 +36,7 @@ public sealed class ClassifierTrainer : TrainerBase
         _model = model;
         _diffusion = diffusion;
         _metricNames = MetricKeys.Metrics(numClasses);
-        _attack = config.Adversarial is { } adversarial ? new L2PgdAttack(model, adversarial, diffusion) : null;
+        _attack = config.Objective.Adversarial is { } adversarial ? new L2PgdAttack(model, adversarial, diffusion) : null;
     }
 
     /// <inheritdoc />
@@ -76,7 +76,7 @@ public sealed class ClassifierTrainer : TrainerBase
     {
         int batch = (int)images.shape[0];
         var x0 = images.to_type(ScalarType.Float32);
-        if (!Config.Noised)
+        if (!Config.Objective.Noised)
         {
             random.manual_seed(seed);
             return (x0, zeros(batch, dtype: ScalarType.Int64, device: Device), new long[batch]);

@@ -1,3 +1,4 @@
+using GuidedDiffusion.Adversarial;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Loading;
@@ -39,7 +40,7 @@ public sealed class ClassifierTrainingJob : TrainingJob
     /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
     public TrainingResult Run(CancellationToken stop = default)
     {
-        // Every flag is checked before any data is listed; the class count may come from the data.
+        // Every setting is checked before any data is listed; the class count may come from the data.
         Training.Validate();
         var diffusion = Diffusion.Build();
         _classifier.Validate();
@@ -49,70 +50,78 @@ public sealed class ClassifierTrainingJob : TrainingJob
             throw new ConfigurationException(ClassifierConfig.SettingNames.OutChannels, $"{numClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
         var classifier = _classifier with { NumClasses = numClasses };
         var architecture = classifier.ToOptions();
-        using var session = TrainingSession.Open(Training, classifier.UseFp16,
-            (training, logDir) => ResumePoint.Find(training.ResumeCheckpoint, logDir, classifier, training.AllowConfigMismatch),
-            precision =>
-            {
-                var columns = MetricKeys.All(numClasses, valSource is not null, precision == TrainingPrecision.Fp16);
-                return Training.Adversarial is null ? columns : AdversarialMetrics.AddTo(columns, numClasses, valSource is not null);
-            },
-            logger =>
-            {
-                logger.ReportOpened(trainSource, valSource);
-                foreach (var warning in classifier.AttentionWarnings()) logger.Warn(warning);
-            },
+        var training = Training with { Precision = Training.Precision.ResolvedFor(classifier.UseFp16, Runtime.CpuFeatures.Current) };
+
+        using var session = TrainingSession.Open(training, Columns(training, numClasses, valSource is not null),
+            logDir => ResumePoint.Find(training.Checkpoints.ResumeCheckpoint, logDir, classifier, training.Checkpoints.AllowConfigMismatch),
             Communicator, Device, Output);
-        var training = session.Training;
-        var resume = session.Resume;
-        var logger = session.Logger;
-        void Log(string line) => session.Log(line);
-        if (!string.IsNullOrEmpty(Diffusion.TimestepRespacing) && training.Noised)
-            Log($"note: with {SettingText.Ref("timestep_respacing")} {Diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
-        if (training.Adversarial is { } attack)
-            Log($"adversarial training: {attack.Describe()} on every microbatch (train_* are measured on the attacked batch).");
-        if (resume?.Manifest is { } resumed && TrainingConfig.RecordedIn(resumed)?.Adversarial is var recorded && recorded != training.Adversarial)
-            Log($"note: {resume.ModelPath} was trained {GuidedDiffusion.Adversarial.L2PgdOptions.Training(recorded)}; "
-                + $"this run continues {GuidedDiffusion.Adversarial.L2PgdOptions.Training(training.Adversarial)}.");
-        if (training.ScheduleSampler == TimestepSamplerKind.LossSecondMoment)
-            Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
+        session.Logger?.ReportOpened(trainSource, valSource);
+        foreach (var warning in classifier.AttentionWarnings()) session.Logger?.Warn(warning);
+        LogNotes(session, diffusion);
 
-        var (model, trainer) = session.CreateTrainer(() => new EncoderUNet(architecture), (m, dtype) => m.ConvertTrunkTo(dtype),
+        var run = session.CreateTrainer(() => new EncoderUNet(architecture), (m, dtype) => m.ConvertTrunkTo(dtype),
             (m, reduce) => new ClassifierTrainer(m, diffusion, training, numClasses, Communicator.Rank, Communicator.WorldSize, reduce, Device));
+        var data = run.BeginData(classifier.ImageSize);
+        using var trainData = new DataLoader(trainSource, data, Device);
+        using var valData = valSource is null ? null
+            : new DataLoader(valSource, data.ForValidation(training.Validation.FlipValidation) with { StartBatch = 0, Seed = training.Seed + 1, Shuffle = true }, Device);
+        var result = run.Run(trainData, "training classifier model...",
+            () => TrainingLoop.BaseManifest(run.Trainer, Diffusion, training, trainSource.Classes) with { Classifier = classifier },
+            OnStep, valData is null ? null : step => Validate(session, run.Trainer, valData, step), stop);
 
-        var dataOptions = session.BeginData(classifier.ImageSize);
-        using var trainData = new DataLoader(trainSource, dataOptions, Device);
-        using var valData = valSource is null ? null : new DataLoader(valSource, dataOptions.ForValidation() with { StartBatch = 0, Seed = training.Seed + 1, Shuffle = true }, Device);
-
-        var result = session.Run(trainData, "training classifier model...",
-            () => TrainingLoop.BaseManifest(trainer, Diffusion, training, trainSource.Classes) with { Classifier = classifier },
-            OnStep,
-            valData is null ? null : step =>
-            {
-                if (step % training.EvalInterval != 0) return;
-                using (var batch = valData.Next()) trainer.Evaluate(batch.Images, batch.Labels);
-                logger?.ReportSkipped(valData.TakeNewBadImages());
-            },
-            stop);
-        if (training.EvalTable && valSource is not null && Communicator.IsMain && !result.Interrupted)
-        {
-            // A clean classifier (--noised False) only ever sees t = 0: its table is that one row.
-            var options = EvaluationOptions.QuickTable with { NumWorkers = training.NumWorkers, Seed = training.Seed };
-            if (!training.Noised) options = options with { Timesteps = new[] { 0 } };
-            var report = NoiseLevelEvaluator.Run(model, diffusion, valSource, options);
-            Log((training.Noised ? "accuracy per noise level" : "accuracy on clean images") + " (whole validation set):\n" + report.FormatTable());
-        }
+        if (training.Validation.EvalTable && valSource is not null && Communicator.IsMain && !result.Interrupted)
+            LogEvaluationTable(session, run.Model, diffusion, valSource);
         return result;
+    }
+
+    /// <summary>progress.csv's columns: the classifier's metrics, with fp16's loss scale and an attack's robust metrics.</summary>
+    private static IReadOnlyList<string> Columns(TrainingConfig training, int numClasses, bool validates)
+    {
+        var columns = MetricKeys.All(numClasses, validates, training.Precision.Mode == TrainingPrecision.Fp16);
+        return training.Objective.Adversarial is null ? columns : AdversarialMetrics.AddTo(columns, numClasses, validates);
+    }
+
+    /// <summary>What this run does differently from the original, and what it continues.</summary>
+    private void LogNotes(TrainingSession session, GaussianDiffusion diffusion)
+    {
+        var training = session.Training;
+        if (!string.IsNullOrEmpty(Diffusion.TimestepRespacing) && training.Objective.Noised)
+            session.Log($"note: with {SettingText.Ref("timestep_respacing")} {Diffusion.TimestepRespacing} the classifier sees spaced t in [0, {diffusion.NumTimesteps}), as the original trainer does; at sampling time it will be given original timesteps.");
+        if (training.Objective.Adversarial is { } attack)
+            session.Log($"adversarial training: {attack.Describe()} on every microbatch (train_* are measured on the attacked batch).");
+        if (session.Resume?.Manifest is { } resumed && TrainingConfig.RecordedIn(resumed)?.Objective.Adversarial is var recorded && recorded != training.Objective.Adversarial)
+            session.Log($"note: {session.Resume.ModelPath} was trained {L2PgdOptions.Training(recorded)}; "
+                + $"this run continues {L2PgdOptions.Training(training.Objective.Adversarial)}.");
+        if (training.ScheduleSampler == TimestepSamplerKind.LossSecondMoment)
+            session.Log("note: loss-second-moment is fed the per-sample losses (the original never updates it and samples uniformly).");
+    }
+
+    /// <summary>One validation batch every <c>eval_interval</c> steps.</summary>
+    private static void Validate(TrainingSession session, ClassifierTrainer trainer, DataLoader valData, long step)
+    {
+        if (step % session.Training.Validation.EvalInterval != 0) return;
+        using (var batch = valData.Next()) trainer.Evaluate(batch.Images, batch.Labels);
+        session.Logger?.ReportSkipped(valData.TakeNewBadImages());
+    }
+
+    /// <summary>The end-of-run accuracy per noise level on the whole validation set.</summary>
+    private static void LogEvaluationTable(TrainingSession session, EncoderUNet model, GaussianDiffusion diffusion, IImageSource valSource)
+    {
+        var training = session.Training;
+        // A clean classifier (noised False) only ever sees t = 0: its table is that one row.
+        var options = EvaluationOptions.QuickTable with { NumWorkers = training.Data.NumWorkers, Seed = training.Seed };
+        if (!training.Objective.Noised) options = options with { Timesteps = [0] };
+        var report = NoiseLevelEvaluator.Run(model, diffusion, valSource, options);
+        session.Log((training.Objective.Noised ? "accuracy per noise level" : "accuracy on clean images") + " (whole validation set):\n" + report.FormatTable());
     }
 
     private (IImageSource Train, IImageSource? Validation) OpenData()
     {
-        if (string.IsNullOrWhiteSpace(Training.DataDir))
+        if (Training.Data.OpenFolder() is not { } train)
         {
             var demo = FashionMnistDemo.Load();
             return (demo.Train, demo.Validation);
         }
-        var train = TrainingLoop.OpenFolder(Training.DataDir, Training.LabelFrom, skipBadImages: Training.SkipBadImages)!;
-        var val = TrainingLoop.OpenFolder(Training.ValDataDir, Training.LabelFrom, train.Classes, Training.SkipBadImages);
-        return (train, val);
+        return (train, Training.Data.OpenFolder(Training.Validation.ValDataDir, train.Classes));
     }
 }

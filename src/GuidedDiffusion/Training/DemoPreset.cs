@@ -18,25 +18,21 @@ public static class DemoPreset
     /// <summary>One-line summary of the classifier demo as configured (demo values and the flags the user gave).</summary>
     public static string Describe(TrainingConfig training, ClassifierConfig classifier) =>
         $"9,000 train / 1,000 validation images at {classifier.ImageSize}x{classifier.ImageSize}, width {classifier.Width}, depth {classifier.Depth}, "
-        + $"{training.Iterations} steps of batch {training.BatchSize}";
+        + $"{training.Length.Iterations} steps of batch {training.Data.BatchSize}";
 
     /// <summary>
     /// The classifier demo's loop: 400 annealed steps of batch 32 in fp32 into runs/demo, which a re-run replaces
     /// (its files moved into replaced-&lt;time&gt;/) so the demo can be run twice; a folder the user named, or a
-    /// resume, should keep the strict rule (<see cref="TrainingConfig.Overwrite"/> false).
+    /// resume, should keep the strict rule (<see cref="CheckpointSettings.Overwrite"/> false).
     /// </summary>
     public static TrainingConfig ClassifierTraining(TrainingConfig training) => training with
     {
-        Iterations = 400,
-        BatchSize = 32,
-        Lr = 3e-4,
-        AnnealLr = true,
-        LogInterval = 50,
-        EvalInterval = 10,
-        SaveInterval = 200,
-        Precision = TrainingPrecision.Fp32,
-        LogDir = ClassifierRunFolder,
-        Overwrite = true,
+        Length = training.Length with { Iterations = 400, AnnealLr = true },
+        Data = training.Data with { BatchSize = 32 },
+        Optimizer = training.Optimizer with { Lr = 3e-4 },
+        Checkpoints = training.Checkpoints with { LogInterval = 50, SaveInterval = 200, LogDir = ClassifierRunFolder, Overwrite = true },
+        Validation = training.Validation with { EvalInterval = 10 },
+        Precision = training.Precision with { Mode = TrainingPrecision.Fp32 },
     };
 
     /// <summary>The classifier demo's architecture: width 64, depth 1, three levels at 32×32.</summary>
@@ -53,20 +49,16 @@ public static class DemoPreset
     /// <summary>One-line summary of the image-train demo as configured (demo values and the flags the user gave).</summary>
     public static string DescribeDiffusion(TrainingConfig training, DiffusionModelConfig model, Diffusion.DiffusionConfig diffusion) =>
         $"9,000 images at {model.ImageSize}x{model.ImageSize}, a UNet with num_channels {model.NumChannels}, channel_mult {model.ChannelMult}, "
-        + $"{model.NumResBlocks} res block(s), batch {training.BatchSize}"
-        + (training.Iterations is { } steps ? $", {steps} steps" : "")
+        + $"{model.NumResBlocks} res block(s), batch {training.Data.BatchSize}"
+        + (training.Length.Iterations is { } steps ? $", {steps} steps" : "")
         + $", the {diffusion.DiffusionSteps}-step {diffusion.NoiseSchedule.Spelling()} process";
 
     /// <summary>The image-train demo's loop (batch 16, one EMA at 0.999, into runs/image-demo, replaced on a re-run like the classifier demo's).</summary>
     public static TrainingConfig ImageTraining(TrainingConfig training) => training with
     {
-        BatchSize = 16,
-        Lr = 3e-4,
-        LogInterval = 20,
-        SaveInterval = 100,
-        EmaRate = "0.999",
-        LogDir = ImageRunFolder,
-        Overwrite = true,
+        Data = training.Data with { BatchSize = 16 },
+        Optimizer = training.Optimizer with { Lr = 3e-4, EmaRate = "0.999" },
+        Checkpoints = training.Checkpoints with { LogInterval = 20, SaveInterval = 100, LogDir = ImageRunFolder, Overwrite = true },
     };
 
     /// <summary>The image-train demo's length: 200 updates (unless the user chose to anneal instead).</summary>

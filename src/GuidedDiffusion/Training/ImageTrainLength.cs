@@ -13,15 +13,15 @@ public sealed record ImageTrainLength
     /// <summary><c>iterations</c>: stop after this many updates at a constant learning rate; 0: no limit of its own. Default 0.</summary>
     public int Iterations { get; init; }
 
-    /// <summary><paramref name="training"/> with this length: its iteration count (null: until stopped) and annealing.</summary>
+    /// <summary>This length as the training settings hold it: the iteration count (null: until stopped) and annealing.</summary>
     /// <exception cref="ConfigurationException">A negative count, or both counts given.</exception>
-    public TrainingConfig ApplyTo(TrainingConfig training)
+    public TrainingLength ToLength()
     {
         if (LrAnnealSteps < 0) throw new ConfigurationException("lr_anneal_steps", $"must be ≥ 0 (0: no annealing), got {LrAnnealSteps}.");
         if (Iterations < 0) throw new ConfigurationException("iterations", $"must be ≥ 0 (0: no limit of its own), got {Iterations}.");
         if (LrAnnealSteps > 0 && Iterations > 0)
             throw new ConfigurationException("iterations", $"give either {SettingText.Ref("lr_anneal_steps")} (anneal and stop there) or {SettingText.Ref("iterations")} (constant lr), not both.");
-        return training with
+        return new TrainingLength
         {
             AnnealLr = LrAnnealSteps > 0,
             Iterations = LrAnnealSteps > 0 ? LrAnnealSteps : Iterations > 0 ? Iterations : null,

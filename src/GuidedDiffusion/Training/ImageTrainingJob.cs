@@ -32,32 +32,31 @@ public sealed class ImageTrainingJob : TrainingJob
     /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
     public TrainingResult Run(CancellationToken stop = default)
     {
-        // Every flag is checked before any data is listed.
+        // Every setting is checked before any data is listed.
         Training.Validate();
         if (_model.LearnSigma != Diffusion.LearnSigma)
             throw new ConfigurationException("learn_sigma", $"the model has learn_sigma {_model.LearnSigma} but the diffusion {Diffusion.LearnSigma}; they must agree (one flag in the original).");
         var loss = DiffusionLoss.For(Diffusion);
         var architecture = _model.ToOptions();
-        IImageSource source = TrainingLoop.OpenFolder(Training.DataDir, Training.LabelFrom, skipBadImages: Training.SkipBadImages) ?? FashionMnistDemo.Load().Train;
+        IImageSource source = Training.Data.OpenFolder() ?? FashionMnistDemo.Load().Train;
         if (_model.ClassCond && _model.NumClasses < source.Classes.Count)
             throw new ConfigurationException("num_classes", $"{_model.NumClasses} is fewer than the {source.Classes.Count} classes in the data ({source.Classes.Describe()}).");
-        using var session = TrainingSession.Open(Training, _model.UseFp16,
-            (training, logDir) => ResumePoint.Find(training.ResumeCheckpoint, logDir, _model, training.AllowConfigMismatch),
-            precision => MetricKeys.ForDiffusion(loss.TermNames, precision == TrainingPrecision.Fp16),
-            logger => logger.ReportOpened(source),
+        var training = Training with { Precision = Training.Precision.ResolvedFor(_model.UseFp16, Runtime.CpuFeatures.Current) };
+
+        using var session = TrainingSession.Open(training, MetricKeys.ForDiffusion(loss.TermNames, training.Precision.Mode == TrainingPrecision.Fp16),
+            logDir => ResumePoint.Find(training.Checkpoints.ResumeCheckpoint, logDir, _model, training.Checkpoints.AllowConfigMismatch),
             Communicator, Device, Output);
-        var training = session.Training;
+        session.Logger?.ReportOpened(source);
         session.Log($"loss: {loss.LossType}" + (loss.Process.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
             + (_model.ClassCond ? $"; class-conditional on {source.Classes.Count} classes" : ""));
         if (training.ScheduleSampler == TimestepSamplerKind.LossSecondMoment)
             session.Log("note: loss-second-moment importance-samples t from the history of per-step losses.");
 
-        var (_, trainer) = session.CreateTrainer(() => new UNetModel(architecture), (m, dtype) => m.ConvertTrunkTo(dtype),
+        var run = session.CreateTrainer(() => new UNetModel(architecture), (m, dtype) => m.ConvertTrunkTo(dtype),
             (m, reduce) => new DiffusionTrainer(m, loss, training, _model.ClassCond, Communicator.Rank, Communicator.WorldSize, reduce, Device));
-
-        using var trainData = new DataLoader(source, session.BeginData(_model.ImageSize), Device);
-        return session.Run(trainData, "training...",
-            () => TrainingLoop.BaseManifest(trainer, Diffusion, training, source.Classes) with { DiffusionModel = _model },
+        using var trainData = new DataLoader(source, run.BeginData(_model.ImageSize), Device);
+        return run.Run(trainData, "training...",
+            () => TrainingLoop.BaseManifest(run.Trainer, Diffusion, training, source.Classes) with { DiffusionModel = _model },
             OnStep, afterStep: null, stop);
     }
 }

@@ -120,11 +120,11 @@ public static partial class RunFolder
     /// </summary>
     /// <returns>The resume point, whether the logs continue the folder's history, and lines for the log.</returns>
     internal static (ResumePoint? Resume, bool Continues, IReadOnlyList<string> Notes) Open(
-        TrainingConfig training, string directory, bool isMain, Func<ResumePoint?> findResume)
+        CheckpointSettings checkpoints, string directory, bool isMain, Func<ResumePoint?> findResume)
     {
         var notes = new List<string>();
-        bool auto = training.ResumeCheckpoint == "auto";
-        if (auto && training.Overwrite)
+        bool auto = checkpoints.ResumeCheckpoint == "auto";
+        if (auto && checkpoints.Overwrite)
             throw new ConfigurationException("overwrite", $"True would move away the run that {SettingText.Ref("resume_checkpoint")} auto continues; pass only one of them.");
         if (isMain)
         {
@@ -146,7 +146,7 @@ public static partial class RunFolder
                 if (rows + events > 0)
                     notes.Add($"resuming at step {first}: dropped {rows} progress.csv rows and {events} TensorBoard events that the interrupted run logged after its last checkpoint (log.txt above still shows them)");
             }
-            else if (PrepareFresh(directory, training.Overwrite) is { } moved)
+            else if (PrepareFresh(directory, checkpoints.Overwrite) is { } moved)
             {
                 notes.Add($"overwrite True: moved the earlier run's files into '{moved}'");
             }

@@ -38,15 +38,15 @@ public abstract class TrainerBase : IDisposable
         _model = model;
         Config = config;
         NumTimesteps = numTimesteps;
-        _lr = new LearningRateSchedule(config.Lr, config.AnnealLr, config.Iterations);
+        _lr = new LearningRateSchedule(config.Optimizer.Lr, config.Length.AnnealLr, config.Length.Iterations);
         _reduceGradients = reduceGradients;
         Rank = rank;
         WorldSize = worldSize;
         NamedParameters = model.named_parameters().ToArray();
-        Precision = PrecisionPolicy.Create(config.Precision, NamedParameters.Select(p => p.parameter).ToArray(), config.InitialLgLossScale, config.Fp16ScaleGrowth);
-        Optimizer = optim.AdamW(Precision.MasterParameters, config.Lr, 0.9, 0.999, 1e-8, config.WeightDecay);
+        Precision = PrecisionPolicy.Create(config.Precision.Mode, NamedParameters.Select(p => p.parameter).ToArray(), config.Precision.InitialLgLossScale, config.Precision.Fp16ScaleGrowth);
+        Optimizer = optim.AdamW(Precision.MasterParameters, config.Optimizer.Lr, 0.9, 0.999, 1e-8, config.Optimizer.WeightDecay);
         Sampler = TimestepSampler.Create(config.ScheduleSampler, numTimesteps);
-        Emas = config.EmaRates.Select(r => new ExponentialMovingAverage(r, Precision.MasterParameters)).ToArray();
+        Emas = config.Optimizer.EmaRates.Select(r => new ExponentialMovingAverage(r, Precision.MasterParameters)).ToArray();
     }
 
     /// <summary>The loop flags.</summary>
@@ -173,8 +173,8 @@ public abstract class TrainerBase : IDisposable
                 Metrics.Snapshot().GetValueOrDefault(ProgressMetric, double.NaN));
         Metrics.AddToMean("grad_norm", norms.Value.GradNorm);
         Metrics.AddToMean("param_norm", norms.Value.ParamNorm);
-        if (Config.GradClip > 0)
-            nn.utils.clip_grad_norm_(Precision.MasterParameters, Config.GradClip);
+        if (Config.Optimizer.GradClip > 0)
+            nn.utils.clip_grad_norm_(Precision.MasterParameters, Config.Optimizer.GradClip);
         Optimizer.step();
         Precision.CompleteStep();
         foreach (var ema in Emas) ema.Update();

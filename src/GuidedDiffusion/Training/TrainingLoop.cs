@@ -2,7 +2,6 @@ using System.Text.Json;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Loading;
-using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Distributed;
 using static TorchSharp.torch;
@@ -48,7 +47,7 @@ internal sealed class TrainingLoop
         long firstStep = _trainer.CompletedSteps, lastSaved = -1;
         string lastCheckpoint = resume?.ModelPath ?? "";
         bool interrupted = false;
-        long end = _training.Iterations ?? long.MaxValue;  // null: until stopped
+        long end = _training.Length.Iterations ?? long.MaxValue;  // null: until stopped
         for (long step = firstStep; step < end; step++)
         {
             using (var batch = trainData.Next()) _trainer.Step(batch.Images, batch.Labels);
@@ -56,7 +55,7 @@ internal sealed class TrainingLoop
             if (_training.CheckRankSync) CheckRankSync(step);
             AfterStep?.Invoke(step);
             OnStep?.Invoke(_trainer.CompletedSteps, end, _trainer.Metrics.Snapshot().GetValueOrDefault(_trainer.ProgressMetric, double.NaN));
-            if (step % _training.LogInterval == 0)
+            if (step % _training.Checkpoints.LogInterval == 0)
             {
                 var values = AverageAcrossRanks(_trainer.Metrics, _columns);
                 if (trainData.BadImageCount > 0) Log($"skipped {trainData.BadImageCount} unreadable images so far");
@@ -65,7 +64,7 @@ internal sealed class TrainingLoop
             }
             interrupted = StopRequested(stop) && step + 1 < end;
             // The original saves when the loop's local index is non-zero and the global index is a multiple.
-            bool due = step != firstStep && step % _training.SaveInterval == 0;
+            bool due = step != firstStep && step % _training.Checkpoints.SaveInterval == 0;
             if (due || interrupted || step + 1 == end)
             {
                 Log(interrupted ? "stop requested: saving model..." : "saving model...");
@@ -76,36 +75,9 @@ internal sealed class TrainingLoop
             if (interrupted) break;
         }
         if (lastSaved < 0 && resume is not null)
-            Log($"nothing to do: the checkpoint already holds {_trainer.CompletedSteps} of {_training.Iterations} updates.");
+            Log($"nothing to do: the checkpoint already holds {_trainer.CompletedSteps} of {_training.Length.Iterations} updates.");
         _comm.Barrier();
         return new TrainingResult(_logDir, lastCheckpoint, _trainer.CompletedSteps, interrupted);
-    }
-
-    /// <summary>The data options of a training run: per-rank shard, seeds, and the resume position.</summary>
-    public static DataOptions DataOptionsFor(TrainingConfig training, ICommunicator comm, int imageSize, long startBatch) => new()
-    {
-        ImageSize = imageSize,
-        BatchSize = training.BatchSize,
-        NumWorkers = training.NumWorkers,
-        Seed = training.Seed,
-        Rank = comm.Rank,
-        WorldSize = comm.WorldSize,
-        SkipBadImages = training.SkipBadImages,
-        FlipValidation = training.FlipValidation,
-        StartBatch = startBatch,
-        RandomCrop = training.RandomCrop,
-        RandomFlip = training.RandomFlip,
-        Shuffle = training.Shuffle,
-    };
-
-    /// <summary>
-    /// Opens <c>--data_dir</c> with the <c>--label_from</c> rule (known classes: validation data), or null when empty;
-    /// under <c>--skip_bad_images</c> unreadable files are left out before the classes are taken.
-    /// </summary>
-    public static ImageFolderSource? OpenFolder(string directory, LabelRule labelFrom, ClassMap? classes = null, bool skipBadImages = false)
-    {
-        if (string.IsNullOrWhiteSpace(directory)) return null;
-        return new ImageFolderSource(directory, labelFrom, classes, skipBadImages);
     }
 
     /// <summary>The sidecar fields every trainer fills: steps, diffusion and loop flags, classes, loss scale, sampler state.</summary>

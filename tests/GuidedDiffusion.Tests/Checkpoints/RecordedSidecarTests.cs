@@ -25,7 +25,7 @@ public class RecordedSidecarTests
         Assert.Equal(NoiseSchedule.Cosine, manifest.Diffusion.NoiseSchedule);
         var training = TrainingConfig.RecordedIn(manifest)!;
         Assert.Equal((TrainingPrecision.Fp32, TimestepSamplerKind.LossSecondMoment, LabelRule.Prefix, (int?)null, 4),
-            (training.Precision, training.ScheduleSampler, training.LabelFrom, training.Microbatch, training.EffectiveMicrobatch));
+            (training.Precision.Mode, training.ScheduleSampler, training.Data.LabelFrom, training.Optimizer.Microbatch, training.EffectiveMicrobatch));
     }
 
     [Fact]

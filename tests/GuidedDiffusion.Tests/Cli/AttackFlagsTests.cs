@@ -19,7 +19,7 @@ public class AttackFlagsTests
             "--num_head_channels", "32", "--num_workers", "0", "--eval_table", "False", "--log_dir", log,
             "--adversarial", "True", "--attack_eps", "0.25", "--attack_steps", "2", "--attack-step-size", "0.1", "--attack_eps_schedule", "sqrt_alpha"]).Invoke();
         Assert.Equal(0, code);
-        var recorded = TrainingConfig.RecordedIn(CheckpointManifest.Read(Path.Combine(log, "model000000.json")))!.Adversarial;
+        var recorded = TrainingConfig.RecordedIn(CheckpointManifest.Read(Path.Combine(log, "model000000.json")))!.Objective.Adversarial;
         Assert.Equal(new L2PgdOptions { Eps = 0.25, Steps = 2, StepSize = 0.1, EpsSchedule = AttackEpsSchedule.SqrtAlpha }, recorded);
         Assert.Contains("adversarial training: L2 PGD: eps 0.25, 2 steps of 0.1, radius × sqrt(ᾱ_t)", File.ReadAllText(Path.Combine(log, "log.txt")));
     }

@@ -23,4 +23,16 @@ public class ImageTrainCommandTests
         Assert.Contains("0.9999", help);
         Assert.Contains("0.0001", help);
     }
+
+    [Fact]
+    public void ImageTrain_DoesNotOffer_TheClassifierOnlyFlags()
+    {
+        var offered = GuidedDiffusion.Cli.Commands.ImageTrainCommand.Create().Options.Select(o => o.Name).ToHashSet();
+        // classifier_train.py's validation, objective and length flags (image-train's length is lr_anneal_steps or iterations).
+        foreach (var flag in new[] { "--val_data_dir", "--noised", "--anneal_lr", "--eval_interval", "--flip_validation", "--eval_table", "--adversarial", "--attack_eps" })
+            Assert.DoesNotContain(flag, offered);
+        foreach (var flag in new[] { "--data_dir", "--lr", "--batch_size", "--microbatch", "--ema_rate", "--log_interval", "--save_interval", "--resume_checkpoint",
+            "--fp16_scale_growth", "--schedule_sampler", "--weight_decay", "--lr_anneal_steps", "--iterations", "--seed", "--precision" })
+            Assert.Contains(flag, offered);
+    }
 }

@@ -153,7 +153,7 @@ public class LoaderTests
         var training = new DataOptions();
         Assert.False(training.ForValidation().RandomCrop);
         Assert.False(training.ForValidation().RandomFlip);
-        Assert.True((training with { FlipValidation = true }).ForValidation().RandomFlip);
+        Assert.True(training.ForValidation(flip: true).RandomFlip);
     }
 
     [Fact]

@@ -63,7 +63,7 @@ public sealed class DeviceJobsFixture : IDisposable
 
     /// <summary>One training step of a 16² classifier on the folder, validated at step 0 and followed by the evaluation table.</summary>
     public ClassifierTrainingJob ClassifierTraining(string logDir, Device device) => new(
-        TrainingFixtures.ShortRun(DataDir, DataDir, logDir, iterations: 1) with { EvalInterval = 1, EvalTable = true },
+        TrainingFixtures.ShortRun(DataDir, DataDir, logDir, iterations: 1) with { Validation = new() { ValDataDir = DataDir, EvalInterval = 1 } },
         ClassifierSampleFixture.TinyClassifier with { NumClasses = 2 }, new DiffusionConfig { DiffusionSteps = 50 }, device: device);
 
     /// <summary>One image-train step of the tiny UNet (learned sigma: the VLB term runs too).</summary>

@@ -55,19 +55,11 @@ public class DataParallelTrainingTests(ITestOutputHelper output)
         var singleLog = TestImages.TempDir();
         var training = new TrainingConfig
         {
-            DataDir = data,
-            Iterations = 5,
-            LogInterval = 1,
-            SaveInterval = 100,
-            Noised = false,
-            RandomCrop = false,
-            RandomFlip = false,
-            Shuffle = false,
-            NumWorkers = 1,
-            Lr = 1e-4,
-            BatchSize = 8,
-            LogDir = singleLog,
-            Adversarial = adversarial,
+            Data = new() { DataDir = data, RandomCrop = false, RandomFlip = false, Shuffle = false, NumWorkers = 1, BatchSize = 8 },
+            Objective = new() { Noised = false, Adversarial = adversarial },
+            Length = new() { Iterations = 5 },
+            Optimizer = new() { Lr = 1e-4 },
+            Checkpoints = new() { LogInterval = 1, SaveInterval = 100, LogDir = singleLog },
         };
         var classifier = new ClassifierConfig
         {

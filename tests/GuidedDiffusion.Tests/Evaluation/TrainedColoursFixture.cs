@@ -38,17 +38,12 @@ public sealed class TrainedColoursFixture : IDisposable
         WriteColours(ValDir, perClass: ValPerClass, seed: 2);
         var training = new TrainingConfig
         {
-            DataDir = TrainDir,
-            ValDataDir = ValDir,
-            Noised = true,
-            Iterations = 40,
-            BatchSize = 16,
-            Lr = 1e-3,
-            LogInterval = 10,
-            EvalInterval = 10,
-            SaveInterval = 10_000,
-            LogDir = RunDir,
-            NumWorkers = 0,
+            Data = new() { DataDir = TrainDir, BatchSize = 16, NumWorkers = 0 },
+            Objective = new() { Noised = true },
+            Length = new() { Iterations = 40 },
+            Optimizer = new() { Lr = 1e-3 },
+            Checkpoints = new() { LogInterval = 10, SaveInterval = 10_000, LogDir = RunDir },
+            Validation = new() { ValDataDir = ValDir, EvalInterval = 10 },
         };
         var result = new ClassifierTrainingJob(training, TinyConfig, new DiffusionConfig()).Run();
         ModelPath = result.LastCheckpoint;

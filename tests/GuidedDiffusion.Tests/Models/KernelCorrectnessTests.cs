@@ -138,7 +138,8 @@ public class KernelCorrectnessTests
         var train = TrainingFixtures.ImageFolder(classes: 2, perClass: 4, size: 64);
         var log = Path.Combine(Path.GetTempPath(), "gd-nan-" + Guid.NewGuid().ToString("N"));
         // An absurd learning rate: AdamW moves every weight by ~1e30 on step 0, so step 1's loss and gradients overflow.
-        var config = TrainingFixtures.ShortRun(train, train, log, iterations: 4) with { Lr = 1e30, LogInterval = 1, SaveInterval = 1 };
+        var config = TrainingFixtures.ShortRun(train, train, log, iterations: 4);
+        config = config with { Optimizer = config.Optimizer with { Lr = 1e30 }, Checkpoints = config.Checkpoints with { LogInterval = 1, SaveInterval = 1 } };
         var e = Assert.Throws<NonFiniteTrainingException>(() => new ClassifierTrainingJob(config, TrainingFixtures.SmallClassifier(null), TrainingFixtures.Diffusion).Run());
         Assert.True(e.Step >= 1, e.Message);
         Assert.Contains($"step {e.Step}: grad_norm is", e.Message);

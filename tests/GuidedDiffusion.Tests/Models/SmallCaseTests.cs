@@ -121,7 +121,7 @@ public class SmallCaseTests
         }
         // The reference's torch.optim.AdamW(lr=3e-4, weight_decay=0.05, betas=(0.9, 0.999), eps=1e-8), first step,
         // taken by the trainer's own optimizer half of a step (its AdamW, schedule and precision policy).
-        using var trainer = new GivenGradientTrainer(model, new TrainingConfig { Lr = 3e-4, WeightDecay = 0.05 }, given);
+        using var trainer = new GivenGradientTrainer(model, new TrainingConfig { Optimizer = new() { Lr = 3e-4, WeightDecay = 0.05 } }, given);
         Assert.True(trainer.Step(zeros(1), zeros(1)));
         foreach (var (param, parameter) in stepped)
             Reference.AssertClose(parameter, expectedStep[$"adamw_step1/{param}"], 1e-6, 1e-7, $"{name} AdamW {param}");

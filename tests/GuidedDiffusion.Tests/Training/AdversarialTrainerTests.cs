@@ -35,7 +35,7 @@ public class AdversarialTrainerTests
     {
         using var scope = NewDisposeScope();
         // Dropout on, noised, microbatches and EMA: any extra draw from the generator or change of input would show.
-        var config = new TrainingConfig { BatchSize = 4, Microbatch = 2, Seed = 2, EmaRate = "0.9" };
+        var config = new TrainingConfig { Seed = 2, Data = new() { BatchSize = 4 }, Optimizer = new() { Microbatch = 2, EmaRate = "0.9" } };
         var images = Images(4);
         var labels = randint(0, 6, [4], generator: new Generator(12));
         (Tensor[] Parameters, Dictionary<string, double> Metrics) Train(TrainingConfig training)
@@ -50,7 +50,7 @@ public class AdversarialTrainerTests
             return (model.parameters().Select(p => p.detach().clone()).Concat(trainer.Emas[0].Values).ToArray(), trainer.Metrics.Snapshot());
         }
         var plain = Train(config);
-        var attacked = Train(config with { Adversarial = new L2PgdOptions { Steps = 0 } });
+        var attacked = Train(config with { Objective = config.Objective with { Adversarial = new L2PgdOptions { Steps = 0 } } });
         for (int i = 0; i < plain.Parameters.Length; i++)
             Assert.True(plain.Parameters[i].equal(attacked.Parameters[i]).all().item<bool>(), $"parameter or EMA {i} differs");
         foreach (var (key, value) in plain.Metrics)
@@ -68,7 +68,7 @@ public class AdversarialTrainerTests
         var images = Images(4);
         var model = Model(Tiny);
         var labels = Predictions(model, images);
-        var trainer = new ClassifierTrainer(model, Diffusion, new TrainingConfig { BatchSize = 4, Microbatch = 2, Noised = false, Adversarial = options }, 6);
+        var trainer = new ClassifierTrainer(model, Diffusion, new TrainingConfig { Data = new() { BatchSize = 4 }, Objective = new() { Noised = false, Adversarial = options }, Optimizer = new() { Microbatch = 2 } }, 6);
         trainer.ForwardBackward(images, labels);
         var gradients = model.parameters().Select(p => p.grad!.clone()).ToArray();
 
@@ -116,7 +116,7 @@ public class AdversarialTrainerTests
         var images = Images(4);
         var model = new ModeRecorder(Model(Tiny));
         var labels = Predictions(model, images);
-        var training = new TrainingConfig { BatchSize = 4, Microbatch = 2, Noised = false, Adversarial = new L2PgdOptions { Eps = 5, Steps = 3 } };
+        var training = new TrainingConfig { Data = new() { BatchSize = 4 }, Objective = new() { Noised = false, Adversarial = new L2PgdOptions { Eps = 5, Steps = 3 } }, Optimizer = new() { Microbatch = 2 } };
         var trainer = new ClassifierTrainer(model, Diffusion, training, 6);
         model.Modes.Clear();
         trainer.ForwardBackward(images, labels);
@@ -140,7 +140,7 @@ public class AdversarialTrainerTests
         var model = Model(Tiny);
         var labels = Predictions(model, images);
         var options = new L2PgdOptions { Eps = 20 };
-        var trainer = new ClassifierTrainer(model, Diffusion, new TrainingConfig { BatchSize = 8, Noised = false, Adversarial = options }, 6);
+        var trainer = new ClassifierTrainer(model, Diffusion, new TrainingConfig { Data = new() { BatchSize = 8 }, Objective = new() { Noised = false, Adversarial = options } }, 6);
         trainer.ForwardBackward(images, labels);
         trainer.Evaluate(images, labels);
         var metrics = trainer.Metrics.Snapshot();
@@ -168,7 +168,7 @@ public class AdversarialTrainerTests
         model.ConvertTrunkTo(precision.TrunkType()!.Value);
         var labels = Predictions(model, images);
         var options = new L2PgdOptions { Eps = 10, Steps = 1, StepSize = 0.5 };
-        var trainer = new ClassifierTrainer(model, Diffusion, new TrainingConfig { BatchSize = 4, Noised = false, Precision = precision, Adversarial = options }, 6);
+        var trainer = new ClassifierTrainer(model, Diffusion, new TrainingConfig { Data = new() { BatchSize = 4 }, Objective = new() { Noised = false, Adversarial = options }, Precision = new() { Mode = precision } }, 6);
 
         // With the loss scale the trainer passes (fp16: 2^16), the input gradient neither underflows nor overflows:
         // every sample moves by exactly one step.

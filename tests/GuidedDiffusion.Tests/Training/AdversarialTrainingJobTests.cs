@@ -19,15 +19,14 @@ public sealed class AdversarialRun
         TrainDir = TrainingFixtures.ImageFolder(4, 4, size: 32, seed: 1);
         var valDir = TrainingFixtures.ImageFolder(4, 2, size: 32, seed: 2);
         LogDir = TestImages.TempDir();
-        Config = TrainingFixtures.ShortRun(TrainDir, valDir, LogDir, iterations: 4) with
+        Config = TrainingFixtures.ShortRun(TrainDir, valDir, LogDir, iterations: 4);
+        Config = Config with
         {
-            BatchSize = 4,
-            Microbatch = 2,
-            EmaRate = "0.99",
-            SaveInterval = 2,
-            LogInterval = 1,
-            EvalInterval = 1,
-            Adversarial = Attack,
+            Data = Config.Data with { BatchSize = 4 },
+            Objective = Config.Objective with { Adversarial = Attack },
+            Optimizer = Config.Optimizer with { Microbatch = 2, EmaRate = "0.99" },
+            Checkpoints = Config.Checkpoints with { SaveInterval = 2, LogInterval = 1 },
+            Validation = Config.Validation with { EvalInterval = 1 },
         };
         Result = new ClassifierTrainingJob(Config, Classifier, TrainingFixtures.Diffusion).Run();
     }
@@ -49,7 +48,7 @@ public class AdversarialTrainingJobTests(AdversarialRun run) : IClassFixture<Adv
     public void Sidecar_RecordsTheAttackSettings()
     {
         var sidecar = Path.Combine(run.LogDir, "model000003.json");
-        Assert.Equal(AdversarialRun.Attack, TrainingConfig.RecordedIn(CheckpointManifest.Read(sidecar))!.Adversarial);
+        Assert.Equal(AdversarialRun.Attack, TrainingConfig.RecordedIn(CheckpointManifest.Read(sidecar))!.Objective.Adversarial);
         var recorded = JsonNode.Parse(File.ReadAllText(sidecar))!["training"]!["adversarial"]!;
         Assert.Equal(0.5, recorded["eps"]!.GetValue<double>());
         Assert.Equal(3, recorded["steps"]!.GetValue<int>());
@@ -81,7 +80,7 @@ public class AdversarialTrainingJobTests(AdversarialRun run) : IClassFixture<Adv
     public void Resume_WithEmaAndMicrobatches_EqualsTheUninterruptedRun()
     {
         var resumedDir = TestImages.TempDir();
-        var config = run.Config with { LogDir = resumedDir, ResumeCheckpoint = Path.Combine(run.LogDir, "model000002.pt") };
+        var config = run.Config with { Checkpoints = run.Config.Checkpoints with { LogDir = resumedDir, ResumeCheckpoint = Path.Combine(run.LogDir, "model000002.pt") } };
         var result = new ClassifierTrainingJob(config, AdversarialRun.Classifier, TrainingFixtures.Diffusion).Run();
         Assert.Equal(4, result.CompletedSteps);
         foreach (var file in new[] { "model000003.pt", "ema_0.99_000003.pt" })
@@ -99,7 +98,7 @@ public class AdversarialTrainingJobTests(AdversarialRun run) : IClassFixture<Adv
     {
         var resumedDir = TestImages.TempDir();
         var console = new StringWriter();
-        var config = run.Config with { LogDir = resumedDir, ResumeCheckpoint = Path.Combine(run.LogDir, "model000002.pt"), Adversarial = null };
+        var config = run.Config with { Objective = run.Config.Objective with { Adversarial = null }, Checkpoints = run.Config.Checkpoints with { LogDir = resumedDir, ResumeCheckpoint = Path.Combine(run.LogDir, "model000002.pt") } };
         new ClassifierTrainingJob(config, AdversarialRun.Classifier, TrainingFixtures.Diffusion, console).Run();
         Assert.Contains("was trained on attacks (L2 PGD: eps 0.5, 3 steps of 0.0833, constant radius); this run continues without attacks.",
             console.ToString());
@@ -117,7 +116,7 @@ public class AdversarialTrainingJobTests(AdversarialRun run) : IClassFixture<Adv
         File.WriteAllText(Path.Combine(dir, "model000002.json"), json.ToJsonString());
 
         var manifest = CheckpointManifest.Read(Path.Combine(dir, "model000002.json"));
-        Assert.Null(TrainingConfig.RecordedIn(manifest)!.Adversarial);
+        Assert.Null(TrainingConfig.RecordedIn(manifest)!.Objective.Adversarial);
         using var classifier = TrainedClassifier.Load(Path.Combine(dir, "model000002.pt"), new ClassifierConfig(), new(), flagsGiven: false);
         Assert.Equal(4, classifier.Config.NumClasses);
         var point = ResumePoint.Find(Path.Combine(dir, "model000002.pt"), dir, AdversarialRun.Classifier with { NumClasses = 4 }, allowMismatch: false);

@@ -39,7 +39,7 @@ public class ClassifierTrainerTests
         Tensor[] Gradients(int? microbatch)
         {
             var model = Model(Tiny);
-            var trainer = new ClassifierTrainer(model, diffusion, new TrainingConfig { BatchSize = 8, Microbatch = microbatch, Seed = 2 }, 6);
+            var trainer = new ClassifierTrainer(model, diffusion, new TrainingConfig { Seed = 2, Data = new() { BatchSize = 8 }, Optimizer = new() { Microbatch = microbatch } }, 6);
             trainer.ForwardBackward(images, labels);
             return model.parameters().Select(p => p.grad!.clone()).ToArray();
         }
@@ -59,7 +59,7 @@ public class ClassifierTrainerTests
         using var scope = NewDisposeScope();
         var model = Model(Tiny);
         model.ConvertToFp16();
-        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { BatchSize = 4, Precision = TrainingPrecision.Fp16, Noised = false }, 6);
+        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { Data = new() { BatchSize = 4 }, Objective = new() { Noised = false }, Precision = new() { Mode = TrainingPrecision.Fp16 } }, 6);
         var messages = new List<string>();
         trainer.Message += messages.Add;
         Assert.Equal(16.0, trainer.Precision.LgLossScale);
@@ -83,7 +83,7 @@ public class ClassifierTrainerTests
         using var scope = NewDisposeScope();
         var model = Model(Tiny);
         model.ConvertTrunkTo(ScalarType.BFloat16);
-        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { BatchSize = 4, Precision = TrainingPrecision.Bf16 }, 6);
+        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { Data = new() { BatchSize = 4 }, Precision = new() { Mode = TrainingPrecision.Bf16 } }, 6);
         Assert.All(trainer.Precision.MasterParameters, p => Assert.Equal(ScalarType.Float32, p.dtype));
         Assert.Contains(model.parameters(), p => p.dtype == ScalarType.BFloat16);
         var (images, labels) = Batch(4);
@@ -97,7 +97,7 @@ public class ClassifierTrainerTests
     {
         using var scope = NewDisposeScope();
         var model = Model(Tiny);
-        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { BatchSize = 4, EmaRate = "0.5" }, 6);
+        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { Data = new() { BatchSize = 4 }, Optimizer = new() { EmaRate = "0.5" } }, 6);
         var before = model.parameters().Select(p => p.detach().clone()).ToArray();
         var (images, labels) = Batch(4);
         trainer.Step(images, labels);
@@ -112,7 +112,7 @@ public class ClassifierTrainerTests
     {
         using var scope = NewDisposeScope();
         var model = Model(Tiny);
-        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { BatchSize = 4, GradClip = 1e-3 }, 6);
+        var trainer = new ClassifierTrainer(model, TrainingFixtures.Diffusion.Build(), new TrainingConfig { Data = new() { BatchSize = 4 }, Optimizer = new() { GradClip = 1e-3 } }, 6);
         var (images, labels) = Batch(4);
         Assert.True(trainer.Step(images, labels));
         // The step logged the unclipped norm; the gradients AdamW consumed (left on the fp32 masters) are clipped.
@@ -129,7 +129,7 @@ public class ClassifierTrainerTests
         Assert.Equal(expected, new LearningRateSchedule(3e-4, anneal, 100).At(step), 12);
         // ... and the trainer's optimizer steps with it at that global step.
         using var scope = NewDisposeScope();
-        var config = new TrainingConfig { BatchSize = 4, Lr = 3e-4, AnnealLr = anneal, Iterations = 100 };
+        var config = new TrainingConfig { Data = new() { BatchSize = 4 }, Length = new() { AnnealLr = anneal, Iterations = 100 }, Optimizer = new() { Lr = 3e-4 } };
         using var trainer = new ClassifierTrainer(Model(Tiny), TrainingFixtures.Diffusion.Build(), config, 6) { CompletedSteps = step };
         var (images, labels) = Batch(4);
         trainer.Step(images, labels);

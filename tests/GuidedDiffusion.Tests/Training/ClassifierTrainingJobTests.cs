@@ -76,7 +76,7 @@ public class ClassifierTrainingJobTests : IClassFixture<EightClassRun>
     public void Resume_FromModel000020_EqualsTheUninterruptedRun()
     {
         var resumedDir = TestImages.TempDir();
-        var config = _run.Config with { LogDir = resumedDir, ResumeCheckpoint = Path.Combine(_run.LogDir, "model000020.pt") };
+        var config = _run.Config with { Checkpoints = _run.Config.Checkpoints with { LogDir = resumedDir, ResumeCheckpoint = Path.Combine(_run.LogDir, "model000020.pt") } };
         var result = new ClassifierTrainingJob(config, TrainingFixtures.SmallClassifier(null), TrainingFixtures.Diffusion).Run();
         Assert.Equal(30, result.CompletedSteps);
         // Only the final checkpoint is new (no save at the resumed run's first step), as in the original.
@@ -144,7 +144,8 @@ public class SmallTrainingRunTests
     {
         var train = TrainingFixtures.ImageFolder(4, 4, size: 32);
         var log = TestImages.TempDir();
-        var config = TrainingFixtures.ShortRun(train, train, log, iterations: 3) with { LogInterval = 1, EvalInterval = 1 };
+        var config = TrainingFixtures.ShortRun(train, train, log, iterations: 3);
+        config = config with { Checkpoints = config.Checkpoints with { LogInterval = 1 }, Validation = config.Validation with { EvalInterval = 1 } };
         var classifier = TrainingFixtures.SmallClassifier(null) with { ImageSize = 32, ChannelMult = [1, 2], AttentionResolutions = [16] };
         new ClassifierTrainingJob(config, classifier, TrainingFixtures.Diffusion).Run();
         var header = File.ReadLines(Path.Combine(log, "progress.csv")).First().Split(',');
@@ -175,7 +176,7 @@ public class SmallTrainingRunTests
     {
         var log = TestImages.TempDir();
         var (training, classifier) = (DemoPreset.ClassifierTraining(new TrainingConfig()), DemoPreset.Classifier(new ClassifierConfig { NumClasses = null }));
-        training = training with { Iterations = 2, LogDir = log, EvalTable = false };
+        training = training with { Length = training.Length with { Iterations = 2 }, Checkpoints = training.Checkpoints with { LogDir = log }, Validation = training.Validation with { EvalTable = false } };
         var result = new ClassifierTrainingJob(training, classifier, TrainingFixtures.Diffusion).Run();
         Assert.Equal(2, result.CompletedSteps);
         var manifest = CheckpointManifest.Read(Path.Combine(log, "model000001.json"));
@@ -189,7 +190,7 @@ public class SmallTrainingRunTests
         // --noised False: the classifier only ever sees t = 0, so the whole-validation table is that one row.
         var log = TestImages.TempDir();
         var (training, classifier) = (DemoPreset.ClassifierTraining(new TrainingConfig()), DemoPreset.Classifier(new ClassifierConfig { NumClasses = null }));
-        training = training with { Iterations = 1, LogDir = log, Noised = false, EvalTable = true };
+        training = training with { Objective = training.Objective with { Noised = false }, Length = training.Length with { Iterations = 1 }, Checkpoints = training.Checkpoints with { LogDir = log }, Validation = training.Validation with { EvalTable = true } };
         new ClassifierTrainingJob(training, classifier with { Width = 32, NumHeadChannels = 32 }, TrainingFixtures.Diffusion).Run();
         var lines = File.ReadAllLines(Path.Combine(log, "log.txt"));
         int title = Array.FindIndex(lines, l => l.StartsWith("accuracy on clean images", StringComparison.Ordinal));

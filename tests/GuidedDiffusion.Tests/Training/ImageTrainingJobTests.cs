@@ -35,15 +35,11 @@ public sealed class TinyImageRun
 
     public static TrainingConfig Training(string dataDir, string logDir, int iterations) => TrainingConfig.ImageTrainDefaults with
     {
-        DataDir = dataDir,
-        LogDir = logDir,
-        Iterations = iterations,
-        BatchSize = 8,
-        Lr = 2e-3,
-        LogInterval = 1,
-        SaveInterval = 5,
-        NumWorkers = 1,
         Seed = 5,
+        Data = TrainingConfig.ImageTrainDefaults.Data with { DataDir = dataDir, BatchSize = 8, NumWorkers = 1 },
+        Length = TrainingConfig.ImageTrainDefaults.Length with { Iterations = iterations },
+        Optimizer = TrainingConfig.ImageTrainDefaults.Optimizer with { Lr = 2e-3 },
+        Checkpoints = TrainingConfig.ImageTrainDefaults.Checkpoints with { LogDir = logDir, LogInterval = 1, SaveInterval = 5 },
     };
 
     public string DataDir { get; }
@@ -108,9 +104,10 @@ public class ImageTrainingJobTests : IClassFixture<TinyImageRun>
     public void Resume_ContinuesAtTheRecordedStep_AndReproducesTheUninterruptedRun()
     {
         var log = TestImages.TempDir();
-        var config = TinyImageRun.Training(_run.DataDir, log, iterations: 12) with
+        var config = TinyImageRun.Training(_run.DataDir, log, iterations: 12);
+        config = config with
         {
-            ResumeCheckpoint = Path.Combine(_run.LogDir, "model000010.pt"),
+            Checkpoints = config.Checkpoints with { ResumeCheckpoint = Path.Combine(_run.LogDir, "model000010.pt") },
         };
         var result = new ImageTrainingJob(config, TinyImageRun.Model, TinyImageRun.Diffusion).Run();
         Assert.Equal(12, result.CompletedSteps);
@@ -125,9 +122,10 @@ public class ImageTrainingJobTests : IClassFixture<TinyImageRun>
     [Fact]
     public void Resume_WithAnotherArchitecture_IsRejected_NamingTheDifference()
     {
-        var config = TinyImageRun.Training(_run.DataDir, TestImages.TempDir(), iterations: 12) with
+        var config = TinyImageRun.Training(_run.DataDir, TestImages.TempDir(), iterations: 12);
+        config = config with
         {
-            ResumeCheckpoint = Path.Combine(_run.LogDir, "model000010.pt"),
+            Checkpoints = config.Checkpoints with { ResumeCheckpoint = Path.Combine(_run.LogDir, "model000010.pt") },
         };
         var e = Assert.Throws<ConfigurationException>(() =>
             new ImageTrainingJob(config, TinyImageRun.Model with { NumChannels = 64 }, TinyImageRun.Diffusion).Run());

@@ -12,7 +12,8 @@ public class NonFiniteCheckpointTests
     {
         var train = TrainingFixtures.ImageFolder(classes: 2, perClass: 4, size: 64);
         var log = Path.Combine(Path.GetTempPath(), "gd-nanresume-" + Guid.NewGuid().ToString("N"));
-        var config = TrainingFixtures.ShortRun(train, train, log, iterations: 3) with { SaveInterval = 1 };
+        var config = TrainingFixtures.ShortRun(train, train, log, iterations: 3);
+        config = config with { Checkpoints = config.Checkpoints with { SaveInterval = 1 } };
         var classifier = TrainingFixtures.SmallClassifier(null);
         new ClassifierTrainingJob(config, classifier, TrainingFixtures.Diffusion).Run();
         var checkpoints = CheckpointStore.CompleteCheckpoints(log).ToList();

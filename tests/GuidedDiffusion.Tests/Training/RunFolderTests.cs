@@ -15,8 +15,11 @@ public class RunFolderTests
     private static readonly ClassifierConfig Tiny = TrainingFixtures.SmallClassifier(null) with { ImageSize = 32, ChannelMult = [1, 2], AttentionResolutions = [16] };
     private static readonly Lazy<string> Images = new(() => TrainingFixtures.ImageFolder(2, 4, size: 32));
 
-    private static TrainingConfig Run(string log, int iterations) =>
-        TrainingFixtures.ShortRun(Images.Value, "", log, iterations) with { LogInterval = 1, SaveInterval = 3 };
+    private static TrainingConfig Run(string log, int iterations, string resume = "", bool overwrite = false)
+    {
+        var config = TrainingFixtures.ShortRun(Images.Value, "", log, iterations);
+        return config with { Checkpoints = config.Checkpoints with { LogInterval = 1, SaveInterval = 3, ResumeCheckpoint = resume, Overwrite = overwrite } };
+    }
 
     private sealed class SimulatedKill : Exception;
 
@@ -40,7 +43,7 @@ public class RunFolderTests
         // Checkpoints after updates 4 (model000003); killed during update 6, whose row 5 is not logged: rows 0-4 exist.
         RunAndKill(Run(interrupted, 8), killAfter: 6);
         Assert.Equal(6, File.ReadAllLines(Path.Combine(interrupted, "progress.csv")).Length);
-        var resumed = new ClassifierTrainingJob(Run(interrupted, 8) with { ResumeCheckpoint = "auto" }, Tiny, TrainingFixtures.Diffusion).Run();
+        var resumed = new ClassifierTrainingJob(Run(interrupted, 8, resume: "auto"), Tiny, TrainingFixtures.Diffusion).Run();
         Assert.Equal(8, resumed.CompletedSteps);
 
         // Before the fix the resumed file held row 4 twice (the original's bug: rows after the last checkpoint repeat).
@@ -67,14 +70,14 @@ public class RunFolderTests
         Assert.Contains("--overwrite True", CliErrors.Describe(e));
         Assert.Equal(before, File.ReadAllText(Path.Combine(log, "progress.csv"))); // untouched
 
-        new ClassifierTrainingJob(Run(log, 2) with { Overwrite = true }, Tiny, TrainingFixtures.Diffusion).Run();
+        new ClassifierTrainingJob(Run(log, 2, overwrite: true), Tiny, TrainingFixtures.Diffusion).Run();
         var replaced = Assert.Single(Directory.GetDirectories(log, RunFolder.ReplacedPrefix + "*"));
         Assert.Equal(before, File.ReadAllText(Path.Combine(replaced, "progress.csv")));
         Assert.True(File.Exists(Path.Combine(replaced, "model000001.pt")));
         Assert.Equal(new[] { "model000001.pt" }, Directory.GetFiles(log, "model*.pt").Select(Path.GetFileName));
 
         Assert.Throws<ConfigurationException>(() =>
-            new ClassifierTrainingJob(Run(log, 2) with { Overwrite = true, ResumeCheckpoint = "auto" }, Tiny, TrainingFixtures.Diffusion).Run());
+            new ClassifierTrainingJob(Run(log, 2, resume: "auto", overwrite: true), Tiny, TrainingFixtures.Diffusion).Run());
     }
 
     [Fact]
@@ -86,7 +89,7 @@ public class RunFolderTests
         var foreign = Path.Combine(log, ".notes.tmp");
         File.WriteAllBytes(orphan, new byte[1000]);
         File.WriteAllText(foreign, "not ours");
-        RunAndKill(Run(log, 8) with { ResumeCheckpoint = "auto" }, killAfter: 1);
+        RunAndKill(Run(log, 8, resume: "auto"), killAfter: 1);
         Assert.False(File.Exists(orphan));
         Assert.True(File.Exists(foreign));
         Assert.Contains($"removed '{Path.GetFileName(orphan)}'", File.ReadAllText(Path.Combine(log, "log.txt")));

@@ -1,4 +1,8 @@
+using System.Globalization;
+using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Cli;
+using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Tests.Support;
 using GuidedDiffusion.Training;
 
@@ -6,12 +10,44 @@ namespace GuidedDiffusion.Tests.Training;
 
 public class TrainingConfigTests
 {
-    [Fact]
-    public void Defaults_AreTheOriginals()
+    /// <summary>The training section of a sidecar (the original's flag names) for <paramref name="config"/>.</summary>
+    private static JsonElement Flat(TrainingConfig config) => JsonSerializer.SerializeToElement(config, CheckpointManifest.JsonOptions);
+
+    private static void AssertDefaults(TrainingConfig config, (string Flag, object? Value)[] original)
     {
-        var c = new TrainingConfig();
-        Assert.Equal((150000, 3e-4, 0.0, false, 4, (int?)null, "uniform", 10, 5, 10000, true),
-            (c.Iterations, c.Lr, c.WeightDecay, c.AnnealLr, c.BatchSize, c.Microbatch, c.ScheduleSampler.Spelling(), c.LogInterval, c.EvalInterval, c.SaveInterval, c.Noised));
+        var flat = Flat(config);
+        foreach (var (flag, value) in original)
+        {
+            var actual = flat.TryGetProperty(flag, out var v) ? v.ToString() : "(absent)";
+            Assert.True(actual == Convert.ToString(value, CultureInfo.InvariantCulture), $"{flag}: {actual}, the original's {value}");
+        }
+    }
+
+    [Fact]
+    public void SectionDefaults_AreClassifierTrainPys()
+    {
+        // classifier_train.py's create_argparser(), flag by flag (microbatch -1: no split), read from the sections.
+        AssertDefaults(new TrainingConfig(),
+        [
+            ("data_dir", ""), ("val_data_dir", ""), ("noised", "True"), ("iterations", 150000), ("lr", "0.0003"), ("weight_decay", 0),
+            ("anneal_lr", "False"), ("batch_size", 4), ("microbatch", -1), ("schedule_sampler", "uniform"), ("resume_checkpoint", ""),
+            ("log_interval", 10), ("eval_interval", 5), ("save_interval", 10000), ("initial_lg_loss_scale", 16),
+        ]);
+        // load_data's: random crop and flip for the classifier's training data.
+        Assert.Equal((true, true), (new DataOptions().RandomCrop, new DataOptions().RandomFlip));
+    }
+
+    [Fact]
+    public void ImageTrainDefaults_AreImageTrainPys()
+    {
+        // image_train.py's create_argparser() (lr_anneal_steps 0: no limit, constant lr; fp16_util's first loss scale 2^20).
+        AssertDefaults(TrainingConfig.ImageTrainDefaults,
+        [
+            ("data_dir", ""), ("schedule_sampler", "uniform"), ("lr", "0.0001"), ("weight_decay", 0), ("iterations", "(absent)"), ("anneal_lr", "False"),
+            ("batch_size", 1), ("microbatch", -1), ("ema_rate", "0.9999"), ("log_interval", 10), ("save_interval", 10000),
+            ("resume_checkpoint", ""), ("fp16_scale_growth", "0.001"), ("initial_lg_loss_scale", 20), ("random_crop", "False"),
+        ]);
+        Assert.Equal(new ImageTrainLength().ToLength(), TrainingConfig.ImageTrainDefaults.Length);
     }
 
     [Theory]
@@ -27,13 +63,13 @@ public class TrainingConfigTests
         // The enum settings are refused where their spelling is parsed (a record can only hold a known value).
         Action bad = flag switch
         {
-            "lr" => new TrainingConfig { Lr = -1 }.Validate,
-            "microbatch" => new TrainingConfig { BatchSize = 4, Microbatch = 0 }.Validate,
+            "lr" => new TrainingConfig { Optimizer = new() { Lr = -1 } }.Validate,
+            "microbatch" => new TrainingConfig { Data = new() { BatchSize = 4 }, Optimizer = new() { Microbatch = 0 } }.Validate,
             "precision" => () => TrainingPrecisions.Parse("fp8"),
             "schedule_sampler" => () => GuidedDiffusion.Diffusion.TimestepSampler.Parse("importance"),
             "label_from" => () => GuidedDiffusion.Data.Sources.LabelRules.Parse("suffix"),
-            "ema_rate" => new TrainingConfig { EmaRate = "fast" }.Validate,
-            _ => new TrainingConfig { Iterations = 0 }.Validate,
+            "ema_rate" => new TrainingConfig { Optimizer = new() { EmaRate = "fast" } }.Validate,
+            _ => new TrainingConfig { Length = new() { Iterations = 0 } }.Validate,
         };
         var e = Assert.Throws<ConfigurationException>(bad);
         Assert.Equal(flag, e.Setting);

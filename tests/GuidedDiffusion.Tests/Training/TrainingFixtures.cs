@@ -53,18 +53,12 @@ public static class TrainingFixtures
     /// <summary>Loop flags for short test runs writing into <paramref name="logDir"/>.</summary>
     public static TrainingConfig ShortRun(string dataDir, string valDir, string logDir, int iterations) => new()
     {
-        DataDir = dataDir,
-        ValDataDir = valDir,
-        LogDir = logDir,
-        Iterations = iterations,
-        BatchSize = 8,
-        Lr = 1e-4,
-        LogInterval = 5,
-        EvalInterval = 5,
-        SaveInterval = 10,
-        NumWorkers = 1,
         Seed = 3,
-        EvalTable = false,
+        Data = new() { DataDir = dataDir, BatchSize = 8, NumWorkers = 1 },
+        Length = new() { Iterations = iterations },
+        Optimizer = new() { Lr = 1e-4 },
+        Checkpoints = new() { LogDir = logDir, LogInterval = 5, SaveInterval = 10 },
+        Validation = new() { ValDataDir = valDir, EvalInterval = 5, EvalTable = false },
     };
 
     /// <summary>The default diffusion (linear, 1000 steps).</summary>
