@@ -247,7 +247,6 @@ public sealed class EpsilonErrorJob
                     var eps = noise(x0);
                     var eps64 = eps.to_type(ScalarType.Float64);
                     pixels = x0.shape[2] * x0.shape[3];
-                    inputSpread += ChannelSpreadSum(x0);
                     for (int i = 0; i < timesteps.Count; i++)
                     {
                         using var step = NewDisposeScope();
@@ -259,6 +258,8 @@ public sealed class EpsilonErrorJob
                         var gain = (shifted.to_type(ScalarType.Float64) - epsHat64) / OffsetProbe;
                         sums[i].Add(epsHat64 - eps64, eps64, ChannelSpreadSum(xstart), gain);
                     }
+                    // After the model calls: the first read-back of a batch is then the model's (see DevicePlacementTests).
+                    inputSpread += ChannelSpreadSum(x0);
                     done += count;
                     log?.Invoke($"done {done} images");
                 }

@@ -15,13 +15,13 @@ public class ClassifyCommandTests : IClassFixture<EightClassRun>
     private JsonElement Classify(int timestep = 0, long? noiseSeed = null)
     {
         var image = Path.Combine(_run.TrainDir, "class3_000.png");
-        var results = ClassificationJob.Run(new ClassificationOptions
+        var results = new ClassificationJob(new ClassificationOptions
         {
             Classifier = new ClassifierSource { Path = Path.Combine(_run.LogDir, "model000029.pt") },
             Timestep = timestep,
             NoiseSeed = noiseSeed,
             Images = [image],
-        });
+        }).Run();
         using var doc = JsonDocument.Parse(JsonSerializer.Serialize(results));
         return doc.RootElement.Clone();
     }

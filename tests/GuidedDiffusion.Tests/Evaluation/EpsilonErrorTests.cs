@@ -39,7 +39,7 @@ public sealed class EpsilonErrorTests
     };
 
     private static EpsilonErrorResult Run(DenoiserFn model, ReverseProcess process, EpsilonErrorOptions options) =>
-        EpsilonErrorJob.Run(model, classConditional: false, process, Size, new GreySource(10), options);
+        EpsilonErrorJob.Measure(model, classConditional: false, process, Size, new GreySource(10), options);
 
     [Fact]
     public void ExactNoisePrediction_HasNoError_AndAGreyEstimate()

@@ -33,7 +33,7 @@ public class ImageNllTests
         Assert.Equal(9, source.Count);
         var options = new ImageNllOptions { NumSamples = 10, BatchSize = 4, Seed = 3, NumWorkers = 0 };
         var lines = new List<string>();
-        var result = ImageNllJob.Run(model, sampler, source, options, lines.Add);
+        var result = ImageNllJob.Measure(model, sampler, source, options, lines.Add);
 
         // 9 images in batches of 4: [0-3], [4-7], the partial [8] dropped, then [0-3] again; 12 ≥ 10 samples.
         Assert.Equal(12, result.Samples);
@@ -68,8 +68,8 @@ public class ImageNllTests
         Assert.Equal(result.TotalBpd, result.PriorBpd + result.VbQuartiles.Sum(), 1e-4);
 
         // Seeded: the same seed repeats exactly, another seed draws other noise.
-        Assert.Equal(result.TotalBpd, ImageNllJob.Run(model, sampler, source, options).TotalBpd);
-        Assert.NotEqual(result.TotalBpd, ImageNllJob.Run(model, sampler, source, options with { Seed = 4 }).TotalBpd);
+        Assert.Equal(result.TotalBpd, ImageNllJob.Measure(model, sampler, source, options).TotalBpd);
+        Assert.NotEqual(result.TotalBpd, ImageNllJob.Measure(model, sampler, source, options with { Seed = 4 }).TotalBpd);
     }
 
     [Fact]
@@ -77,7 +77,7 @@ public class ImageNllTests
     {
         var (model, sampler, source) = Setup();
         using var _ = model;
-        var result = ImageNllJob.Run(model, sampler, source, new ImageNllOptions { NumSamples = 2, BatchSize = 2, NumWorkers = 0 });
+        var result = ImageNllJob.Measure(model, sampler, source, new ImageNllOptions { NumSamples = 2, BatchSize = 2, NumWorkers = 0 });
         var dir = Directory.CreateTempSubdirectory("image-nll-").FullName;
         try
         {

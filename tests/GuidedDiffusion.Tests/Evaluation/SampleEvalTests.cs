@@ -23,7 +23,7 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
     private (byte[] Images, long[] Labels, RgbImage[] Decoded) ValidationSamples()
     {
         var files = Directory.GetFiles(fixture.ValDir, "*.png").OrderBy(f => f, StringComparer.Ordinal).ToArray();
-        var decoded = files.Select(ImageDecoder.Decode).ToArray();
+        var decoded = files.Select(f => ImageDecoder.Decode(f)).ToArray();
         var labels = files.Select(f => (long)Array.IndexOf(TrainedColoursFixture.ColourNames, Path.GetFileName(f).Split('_')[0])).ToArray();
         Assert.DoesNotContain(-1L, labels);
         return (decoded.SelectMany(image => image.Pixels).ToArray(), labels, decoded);

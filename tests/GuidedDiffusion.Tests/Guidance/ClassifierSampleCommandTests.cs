@@ -155,7 +155,7 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         File.Copy(UNetPath, ema);
         var manifest = new CheckpointManifest { DiffusionModel = TinyUNet, Diffusion = new DiffusionConfig { LearnSigma = true } };
         File.WriteAllText(Path.Combine(folder, "model000200.json"), JsonSerializer.Serialize(manifest, CheckpointManifest.JsonOptions));
-        Assert.Equal(Path.Combine(folder, "model000200.json"), TrainedDiffusionModel.SidecarFor(ema));
+        Assert.Equal(Path.Combine(folder, "model000200.json"), CheckpointManifest.Find(ema));
 
         string outDir = Path.Combine(folder, "ema");
         var args = WithoutModelFlags(Args(outDir, "--model_path", ema, "--num_samples", "1", "--seed", "7"));
