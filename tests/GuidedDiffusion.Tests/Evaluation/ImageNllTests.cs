@@ -1,4 +1,6 @@
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
@@ -99,6 +101,38 @@ public class ImageNllTests
             using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "nll.json")));
             Assert.Equal(result.Summary().Select(s => s.Key), json.RootElement.EnumerateObject().Select(p => p.Name));
             Assert.Equal(result.TotalBpd, json.RootElement.GetProperty("total_bpd").GetDouble());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Job_LoadsAnEmaCheckpoint_RespacesIt_FallsBackToTheDemo_AndWritesBesideTheCheckpoint()
+    {
+        var dir = Directory.CreateTempSubdirectory("image-nll-job-").FullName;
+        try
+        {
+            var ema = TestCheckpoints.DiffusionModelAsEma(dir, Guidance.ClassifierSampleCommandTests.TinyUNet, new DiffusionConfig { LearnSigma = true });
+            var output = new StringWriter();
+            var result = new ImageNllJob(new ImageNllOptions
+            {
+                Model = new DiffusionModelSource { Path = ema, Diffusion = new DiffusionConfig { TimestepRespacing = "2" } },
+                NumSamples = 2,
+                BatchSize = 2,
+                NumWorkers = 0,
+            }, new RunContext { Output = output, Spelling = CliErrors.Flag }).Run();
+
+            Assert.Equal(2, result.NumTimesteps);  // the respacing applies to a checkpoint with a sidecar
+            Assert.Equal(2, result.Samples);
+            var lines = output.ToString();
+            Assert.Contains($"architecture and noise process from {Path.Combine(dir, "model000001.json")}", lines);
+            Assert.Contains("No --data_dir given: the Fashion-MNIST demo's validation split (1000 images).", lines);
+            Assert.Contains("evaluation complete", lines);
+            Assert.Equal(new[] { "vb_terms.npz", "mse_terms.npz", "xstart_mse_terms.npz", "nll.json" }.Select(f => Path.Combine(dir, f)), result.Files);
+            Assert.All(result.Files, f => Assert.True(File.Exists(f), f));
+            Assert.Equal("model_path", Assert.Throws<ConfigurationException>(() => new ImageNllJob(new ImageNllOptions()).Run()).Setting);
         }
         finally
         {
