@@ -2,6 +2,7 @@
 // diffusion model for a few steps on the bundled Fashion-MNIST sample, evaluate the classifier at each noise
 // level, and sample with classifier guidance. The same calls are shown in the README's "From C#" section.
 // Run: dotnet run -c Release --project samples/GuidedDiffusion.Samples [-- output-folder]
+using GuidedDiffusion;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Diffusion;
@@ -55,5 +56,5 @@ var samples = new GuidedSamplingJob(new GuidedSamplingOptions
     NumSamples = 4,
     BatchSize = 4,
     OutDir = Path.Combine(root, "samples"),
-}, Console.Out, Console.Error).Run();
+}, new RunContext { Output = Console.Out, Warnings = Console.Error }).Run();
 Console.WriteLine($"classes requested: {string.Join(", ", samples.Labels)}; images in {samples.NpzPath}");

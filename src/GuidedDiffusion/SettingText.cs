@@ -6,14 +6,15 @@ namespace GuidedDiffusion;
 /// Names of settings inside the library's messages, without a command-line spelling: a message marks each setting
 /// it mentions with <see cref="Ref"/>; <see cref="Exception.Message"/> shows the bare name (<c>allow_slow_bf16</c>)
 /// and a front end renders its own spelling (the CLI: <c>--allow_slow_bf16</c>) from the marked text that the
-/// exception carries (<see cref="MessageOf"/>). Log and warning lines mark settings too and are spelled by
-/// <see cref="Show"/> with the process's <see cref="Spelling"/>.
+/// exception carries (<see cref="MessageOf"/>). Log and warning lines mark settings too and are spelled by the
+/// job's <see cref="RunContext.Show"/> (the training jobs: <see cref="Show"/> with the process's <see cref="Spelling"/>).
 /// </summary>
 public static partial class SettingText
 {
     /// <summary>
-    /// How log and warning lines spell a setting (console, log.txt, stderr): bare names by default; a front end sets its
-    /// own once at start-up (the CLI: <c>--name</c>), as it would set the process's culture.
+    /// How the training jobs' log and warning lines spell a setting (console, log.txt, stderr): bare names by default;
+    /// the CLI sets <c>--name</c> at start-up. Every other job spells through its <see cref="RunContext.Spelling"/>;
+    /// remove this once training takes a run context too.
     /// </summary>
     public static Func<string, string> Spelling { get; set; } = name => name;
 

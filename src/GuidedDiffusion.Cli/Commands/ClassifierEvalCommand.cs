@@ -45,7 +45,7 @@ internal static class ClassifierEvalCommand
         {
             var options = evaluation.Bind(parse) with { Classifier = source.Bind(parse) };
             options = options with { Evaluation = options.Evaluation with { Attack = attack.Options(parse) } };
-            var result = new NoiseLevelEvaluationJob(options, Console.Out, run.Bind(parse).ComputeOn())
+            var result = new NoiseLevelEvaluationJob(options, JobRun.For(parse, run))
             {
                 OnBatch = (done, total) =>
                 {

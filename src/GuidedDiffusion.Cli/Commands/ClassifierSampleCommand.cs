@@ -73,7 +73,7 @@ internal static class ClassifierSampleCommand
             };
             bool interactive = !Console.IsErrorRedirected;
             var clock = Stopwatch.StartNew();
-            new GuidedSamplingJob(options, Console.Out, Console.Error, run.Bind(parse).ComputeOn())
+            new GuidedSamplingJob(options, JobRun.For(parse, run))
             {
                 OnStep = (batch, batches, step, total) =>
                 {

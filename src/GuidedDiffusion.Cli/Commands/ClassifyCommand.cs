@@ -43,7 +43,7 @@ internal static class ClassifyCommand
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var results = ClassificationJob.Run(noise.Bind(parse) with { Classifier = source.Bind(parse), Images = parse.GetValue(images)! }, run.Bind(parse).ComputeOn());
+            var results = new ClassificationJob(noise.Bind(parse) with { Classifier = source.Bind(parse), Images = parse.GetValue(images)! }, JobRun.For(parse, run)).Run();
             if (output.Bind(parse).Json)
             {
                 Console.WriteLine(JsonSerializer.Serialize(results));

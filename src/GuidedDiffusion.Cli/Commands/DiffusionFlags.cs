@@ -15,7 +15,7 @@ internal static class DiffusionFlags
     public static readonly Flag<DiffusionConfig> DiffusionSteps = Table.Add("diffusion_steps", "Steps T of the noise process.",
         d => d.DiffusionSteps, (d, v) => d with { DiffusionSteps = v });
     public static readonly Flag<DiffusionConfig> NoiseSchedule = Table.Add<NoiseSchedule, string>("noise_schedule", "Beta schedule: linear or cosine.",
-        d => d.NoiseSchedule, (d, v) => d with { NoiseSchedule = v }, BetaSchedule.Parse, schedule => schedule.Spelling());
+        d => d.NoiseSchedule, (d, v) => d with { NoiseSchedule = v }, v => Spellings.Parse<NoiseSchedule>(v, "noise_schedule", "schedule"), schedule => schedule.Spelling());
     public static readonly Flag<DiffusionConfig> TimestepRespacing = Table.Add("timestep_respacing", "Respacing: '', N, a,b,c or ddimN.",
         d => d.TimestepRespacing, (d, v) => d with { TimestepRespacing = v ?? "" });
     public static readonly Flag<DiffusionConfig> UseKl = Table.Add("use_kl", "Train the diffusion model with the variational bound (image-train only).",

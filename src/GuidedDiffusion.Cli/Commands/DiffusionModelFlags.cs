@@ -1,4 +1,5 @@
 using System.CommandLine;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 
@@ -57,6 +58,29 @@ internal static class DiffusionModelFlags
     /// <summary>Adds the model and diffusion flags, with the records' defaults (or <paramref name="model"/>'s).</summary>
     public static Bound AddTo(Command command, DiffusionModelConfig? model = null) =>
         new(Table.AddTo(command, model ?? new DiffusionModelConfig()), DiffusionFlags.Table.AddTo(command, new DiffusionConfig()));
+}
+
+/// <summary>The <c>model_path</c> of a command that loads a diffusion model checkpoint, bound to <see cref="DiffusionModelSource"/>.</summary>
+internal static class DiffusionModelSourceFlags
+{
+    public static readonly FlagTable<DiffusionModelSource> Table = new();
+
+    public static readonly Flag<DiffusionModelSource> ModelPath = Table.Add("model_path", "Diffusion model checkpoint (.pt or .safetensors); its JSON sidecar, if any, supplies the architecture and noise process.",
+        s => s.Path, (s, v) => s with { Path = v });
+
+    /// <summary>The checkpoint flag with the model and diffusion flags that describe a checkpoint without a sidecar.</summary>
+    public sealed record Bound(FlagSet<DiffusionModelSource> Source, DiffusionModelFlags.Bound Model)
+    {
+        public DiffusionModelSource Bind(ParseResult parse) => Source.Bind(parse) with
+        {
+            Architecture = Model.BindModel(parse),
+            Diffusion = Model.Diffusion.Bind(parse),
+            SettingsGiven = Model.SettingsGiven(parse),
+        };
+    }
+
+    /// <summary>Adds model_path and the diffusion model and process flags.</summary>
+    public static Bound AddTo(Command command) => new(Table.AddTo(command, new DiffusionModelSource()), DiffusionModelFlags.AddTo(command));
 }
 
 /// <summary>How channel_mult is spelled on the command line: a comma-separated list, empty for the image size's default (null).</summary>

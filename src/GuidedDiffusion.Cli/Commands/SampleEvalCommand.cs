@@ -37,7 +37,7 @@ internal static class SampleEvalCommand
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
-            var report = new SampleAgreementJob(judging.Bind(parse) with { Judge = judge.Bind(parse), Files = parse.GetValue(files)! }, Console.Out, run.Bind(parse).ComputeOn()).Run();
+            var report = new SampleAgreementJob(judging.Bind(parse) with { Judge = judge.Bind(parse), Files = parse.GetValue(files)! }, JobRun.For(parse, run)).Run();
             Console.Write(SampleAgreement.FormatTable(report.Agreements, report.ReferenceAgreement));
             Console.WriteLine($"(judge: {report.Judge}, t = {report.Timestep}; agree@1 = fraction labelled as the requested class, with its 95% Wilson interval; "
                 + "diversity = mean pairwise distance of the judge's penultimate features within a requested class, averaged over classes)");

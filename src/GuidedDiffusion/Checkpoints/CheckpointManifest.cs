@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 
@@ -9,7 +10,7 @@ namespace GuidedDiffusion.Checkpoints;
 /// The JSON sidecar written next to each <c>modelNNNNNN.pt</c>: everything needed to rebuild, resume or
 /// evaluate the model without repeating flags (the original's checkpoints do not record their config).
 /// </summary>
-public sealed record CheckpointManifest
+public sealed partial record CheckpointManifest
 {
     /// <summary>Format marker of this sidecar.</summary>
     public string Format { get; init; } = "guided-diffusion-net/checkpoint/1";
@@ -73,4 +74,23 @@ public sealed record CheckpointManifest
 
     /// <summary>The sidecar path of a <c>modelNNNNNN.pt</c>.</summary>
     public static string PathFor(string modelPath) => Path.ChangeExtension(modelPath, ".json");
+
+    /// <summary>
+    /// The sidecar that describes a checkpoint, of either kind: <c>X.json</c> for <c>X.pt</c>, or for an EMA file
+    /// <c>ema_RATE_NNNNNN.pt</c> (which the training jobs save without a sidecar of its own) the <c>modelNNNNNN.json</c>
+    /// of the same save; null when there is none (an original checkpoint).
+    /// </summary>
+    /// <param name="modelPath">The checkpoint.</param>
+    public static string? Find(string modelPath)
+    {
+        var direct = PathFor(modelPath);
+        if (File.Exists(direct)) return direct;
+        var match = EmaName().Match(Path.GetFileName(modelPath));
+        if (!match.Success) return null;
+        var sibling = Path.Combine(Path.GetDirectoryName(modelPath) ?? "", $"model{match.Groups[1].Value}.json");
+        return File.Exists(sibling) ? sibling : null;
+    }
+
+    [GeneratedRegex(@"^ema_[0-9.eE+-]+_(\d+)\.(pt|safetensors)$")]
+    private static partial Regex EmaName();
 }

@@ -19,6 +19,10 @@ public sealed record ClassifierSource
     /// <summary>The noise process, for checkpoints without a sidecar.</summary>
     public DiffusionConfig Diffusion { get; init; } = new();
 
-    /// <summary>Loads the classifier (<see cref="TrainedClassifier.Load(string, ClassifierConfig, DiffusionConfig, IReadOnlyCollection{string}?, Device?)"/>) and moves it to <paramref name="device"/> (null: the CPU).</summary>
-    public TrainedClassifier Load(Device? device = null) => TrainedClassifier.Load(Path, Architecture, Diffusion, ArchitectureGiven, device);
+    /// <summary>
+    /// Loads the classifier (<see cref="TrainedClassifier.Load(string, ClassifierConfig, DiffusionConfig, IReadOnlyCollection{string}?, Device?, Action{string}?)"/>)
+    /// and moves it to <paramref name="device"/> (null: the CPU); warnings (settings marked) go to <paramref name="warn"/>.
+    /// </summary>
+    public TrainedClassifier Load(Device? device = null, Action<string>? warn = null) =>
+        TrainedClassifier.Load(Path, Architecture, Diffusion, ArchitectureGiven, device, warn);
 }

@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Models;
 using TorchSharp;
@@ -11,7 +10,7 @@ namespace GuidedDiffusion.Checkpoints;
 /// sidecar that <c>image-train</c> writes, also for its <c>ema_RATE_NNNNNN.pt</c> files) or any original
 /// <c>*_diffusion.pt</c> (everything from flags, as in the original's classifier_sample.py).
 /// </summary>
-public sealed partial class TrainedDiffusionModel : IDisposable
+public sealed class TrainedDiffusionModel : IDisposable
 {
     private TrainedDiffusionModel(UNetModel model, DiffusionModelConfig config, DiffusionConfig diffusion, string? sidecar)
     {
@@ -35,9 +34,9 @@ public sealed partial class TrainedDiffusionModel : IDisposable
 
     /// <summary>
     /// Loads <paramref name="modelPath"/>. With a sidecar (<c>modelNNNNNN.json</c> next to <c>modelNNNNNN.pt</c>
-    /// or <c>ema_RATE_NNNNNN.pt</c>), its architecture and noise process are used and flags given
-    /// (<paramref name="flagsGiven"/>) must agree with them; only <c>timestep_respacing</c> always comes from
-    /// <paramref name="diffusionFlags"/>, since sampling usually respaces. Without a sidecar the flags describe it.
+    /// or <c>ema_RATE_NNNNNN.pt</c>: <see cref="CheckpointManifest.Find"/>), its architecture and noise process are used
+    /// and flags given (<paramref name="flagsGiven"/>) must agree with them; only <c>timestep_respacing</c> always comes
+    /// from <paramref name="diffusionFlags"/>, since sampling usually respaces. Without a sidecar the flags describe it.
     /// </summary>
     /// <exception cref="CheckpointException">Missing file, a classifier's sidecar, or weights that do not fit.</exception>
     /// <exception cref="ConfigurationException">Flags that disagree with the sidecar.</exception>
@@ -62,71 +61,37 @@ public sealed partial class TrainedDiffusionModel : IDisposable
     public static TrainedDiffusionModel Load(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags,
         IReadOnlyCollection<string>? givenSettings, Device? device = null)
     {
-        var loaded = ComputeDevice.OnCpu(() => LoadOnCpu(modelPath, flags, diffusionFlags, givenSettings));
-        if (device is not null) loaded.Model.to(device);
-        return loaded;
-    }
-
-    private static TrainedDiffusionModel LoadOnCpu(string modelPath, DiffusionModelConfig flags, DiffusionConfig diffusionFlags, IReadOnlyCollection<string>? givenSettings)
-    {
         ArgumentNullException.ThrowIfNull(flags);
         ArgumentNullException.ThrowIfNull(diffusionFlags);
-        if (!File.Exists(modelPath))
-            throw new CheckpointException(modelPath, $"{SettingText.Ref("model_path")} '{modelPath}' does not exist.");
-        var sidecar = SidecarFor(modelPath);
-        var config = flags;
-        var diffusion = diffusionFlags;
-        if (sidecar is not null)
-        {
-            var manifest = CheckpointManifest.Read(sidecar);
-            var saved = manifest.DiffusionModel ?? throw new CheckpointException(modelPath,
-                $"'{modelPath}' is not a diffusion model: its sidecar '{sidecar}' records a classifier.");
-            // Settings that do not change the sampled function (or are training-only) are taken from the flags.
-            config = saved with { UseFp16 = flags.UseFp16, UseCheckpoint = flags.UseCheckpoint, Dropout = flags.Dropout };
-            diffusion = manifest.Diffusion with
-            {
-                TimestepRespacing = diffusionFlags.TimestepRespacing,
-                UseKl = diffusionFlags.UseKl,
-                RescaleLearnedSigmas = diffusionFlags.RescaleLearnedSigmas,
-            };
-            var differences = SettingAgreement.Differences(flags, config, givenSettings)
-                .Concat(SettingAgreement.Differences(diffusionFlags, diffusion, givenSettings)).ToList();
-            if (differences.Count > 0)
-                throw new ConfigurationException("model_path",
-                    $"'{modelPath}' records its architecture and noise process in '{sidecar}', and flags given disagree with it: "
-                    + $"{SettingAgreement.Describe(differences, "sidecar")}; drop those flags or fix them (only {SettingText.Ref("timestep_respacing")} may differ).");
-        }
-        var model = new UNetModel(config);
-        try
-        {
-            StateDictIO.Load(model, modelPath);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        model.eval();
+        var (sidecar, manifest) = TrainedModelLoader.Sidecar(modelPath, "model_path");
+        var (config, diffusion) = manifest is null ? (flags, diffusionFlags) : FromSidecar(modelPath, sidecar!, manifest, flags, diffusionFlags, givenSettings);
+        var model = TrainedModelLoader.WithWeights(modelPath, weights => TrainedModelLoader.Build(modelPath, weights, () => new UNetModel(config), device));
         return new TrainedDiffusionModel(model, config, diffusion, sidecar);
     }
 
-    /// <summary>
-    /// The sidecar of a checkpoint: <c>X.json</c> for <c>X.pt</c>, or for <c>ema_RATE_NNNNNN.pt</c> the
-    /// <c>modelNNNNNN.json</c> of the same save; null when there is none.
-    /// </summary>
-    public static string? SidecarFor(string modelPath)
+    /// <summary>The sidecar's architecture and process (the sampling settings from the flags), after checking that the settings typed agree.</summary>
+    private static (DiffusionModelConfig, DiffusionConfig) FromSidecar(string modelPath, string sidecar, CheckpointManifest manifest,
+        DiffusionModelConfig flags, DiffusionConfig diffusionFlags, IReadOnlyCollection<string>? givenSettings)
     {
-        var direct = CheckpointManifest.PathFor(modelPath);
-        if (File.Exists(direct)) return direct;
-        var match = EmaName().Match(Path.GetFileName(modelPath));
-        if (!match.Success) return null;
-        var sibling = Path.Combine(Path.GetDirectoryName(modelPath) ?? "", $"model{match.Groups[1].Value}.json");
-        return File.Exists(sibling) ? sibling : null;
+        var saved = manifest.DiffusionModel ?? throw new CheckpointException(modelPath,
+            $"'{modelPath}' is not a diffusion model: its sidecar '{sidecar}' records a classifier.");
+        // Settings that do not change the sampled function (or are training-only) are taken from the flags.
+        var config = saved with { UseFp16 = flags.UseFp16, UseCheckpoint = flags.UseCheckpoint, Dropout = flags.Dropout };
+        var diffusion = manifest.Diffusion with
+        {
+            TimestepRespacing = diffusionFlags.TimestepRespacing,
+            UseKl = diffusionFlags.UseKl,
+            RescaleLearnedSigmas = diffusionFlags.RescaleLearnedSigmas,
+        };
+        var differences = SettingAgreement.Differences(flags, config, givenSettings)
+            .Concat(SettingAgreement.Differences(diffusionFlags, diffusion, givenSettings)).ToList();
+        if (differences.Count > 0)
+            throw new ConfigurationException("model_path",
+                $"'{modelPath}' records its architecture and noise process in '{sidecar}', and flags given disagree with it: "
+                + $"{SettingAgreement.Describe(differences, "sidecar")}; drop those flags or fix them (only {SettingText.Ref("timestep_respacing")} may differ).");
+        return (config, diffusion);
     }
 
     /// <inheritdoc />
     public void Dispose() => Model.Dispose();
-
-    [GeneratedRegex(@"^ema_[0-9.eE+-]+_(\d+)\.(pt|safetensors)$")]
-    private static partial Regex EmaName();
 }

@@ -43,29 +43,43 @@ public sealed record ImageClassification(
 /// Classifies image files with a classifier checkpoint: each image gets the validation loader's preprocessing
 /// (<see cref="ImagePreprocessor.ValidationInput"/>), optionally q_sample noise to step t, then the top classes.
 /// </summary>
-public static class ClassificationJob
+public sealed class ClassificationJob
 {
-    /// <summary>Classifies every image of <paramref name="options"/>, in order.</summary>
-    /// <exception cref="ConfigurationException">A setting is invalid.</exception>
+    private readonly ClassificationOptions _options;
+    private readonly RunContext _run;
+
+    /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="options">The settings.</param>
-    /// <param name="device">Where the classifier runs (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
-    /// <exception cref="CheckpointException">The checkpoint is missing or unreadable.</exception>
-    public static IReadOnlyList<ImageClassification> Run(ClassificationOptions options, Device? device = null)
+    /// <param name="run">Where the classifier runs, where warnings go, the decoder's limit (null: <see cref="RunContext"/>'s defaults).</param>
+    public ClassificationJob(ClassificationOptions options, RunContext? run = null)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _run = run ?? new RunContext();
+    }
+
+    /// <summary>Classifies every image of the options, in order.</summary>
+    /// <exception cref="ConfigurationException">A setting is invalid.</exception>
+    /// <exception cref="CheckpointException">The checkpoint is missing or unreadable.</exception>
+    public IReadOnlyList<ImageClassification> Run()
+    {
+        var options = _options;
+        var device = _run.Device;
         if (options.Classifier.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier checkpoint to use.");
-        device ??= CPU;
-        using var classifier = options.Classifier.Load(device);
+        _run.Validate();
+        using var classifier = options.Classifier.Load(device, _run.Warn);
         var diffusion = classifier.Diffusion.Build();
         int t = options.Timestep;
         if (t < 0 || t >= diffusion.NumTimesteps)
             throw new ConfigurationException("timestep", $"must lie in [0, {diffusion.NumTimesteps}) for this diffusion, got {t}.");
 
         var results = new List<ImageClassification>();
+        var limit = ImageDecodeLimit.Of(_run);
         int size = classifier.Config.ImageSize;
         foreach (var file in options.Images)
         {
             using var scope = NewDisposeScope();
-            var x = tensor(ImagePreprocessor.ValidationInput(ImageDecoder.Decode(file), size), new long[] { 1, 3, size, size }, device: device);
+            var x = tensor(ImagePreprocessor.ValidationInput(ImageDecoder.Decode(file, limit), size), new long[] { 1, 3, size, size }, device: device);
             var ts = tensor(new long[] { t }, device: device);
             if (options.NoiseSeed is { } seed)
             {

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
@@ -13,6 +14,16 @@ namespace GuidedDiffusion.Evaluation;
 /// <summary>Options of <see cref="EpsilonErrorJob"/> (<c>eps-eval</c>), with their defaults.</summary>
 public sealed record EpsilonErrorOptions
 {
+    /// <summary>The diffusion model and the settings for a checkpoint without a sidecar. The path is required; a
+    /// respacing is refused (the model is measured at the timesteps of the process it was trained on).</summary>
+    public DiffusionModelSource Model { get; init; } = new();
+
+    /// <summary>The image folder (labels from the file-name prefix); empty: the Fashion-MNIST demo's validation split (grey images).</summary>
+    public string DataDir { get; init; } = "";
+
+    /// <summary>Where <c>eps_eval.json</c> and <c>eps_eval.csv</c> go; empty: the checkpoint's folder.</summary>
+    public string LogDir { get; init; } = "";
+
     /// <summary>Timesteps of the process to measure at; empty: <see cref="DefaultTimesteps"/>.</summary>
     public IReadOnlyList<int> Timesteps { get; init; } = [];
 
@@ -95,6 +106,10 @@ public sealed record EpsilonErrorResult(
     [property: JsonPropertyName("input_channel_spread")] double InputChannelSpread,
     [property: JsonPropertyName("rows")] IReadOnlyList<EpsilonErrorRow> Rows)
 {
+    /// <summary>The files <see cref="EpsilonErrorJob.Run"/> wrote (<see cref="EpsilonErrorJob.WriteFiles"/>); empty from <see cref="EpsilonErrorJob.Measure"/>.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<string> Files { get; init; } = [];
+
     /// <summary>The CSV header: t, then per quantity one column per channel (suffix r, g, b for 3 channels), then the spread.</summary>
     public string CsvHeader()
     {
@@ -152,11 +167,43 @@ public sealed record EpsilonErrorResult(
 /// compared with ε per channel: a per-channel bias of ε̂ on grey images is what colours their x̂₀ estimates, and
 /// the channel spread of x̂₀ shows it directly (0 for a grey-preserving model on grey images).
 /// </summary>
-public static class EpsilonErrorJob
+public sealed class EpsilonErrorJob
 {
     /// <summary>The constant added to every pixel and channel of x_t to measure <see cref="EpsilonErrorRow.OffsetGain"/>:
     /// small against x_t's unit scale, large against float32 rounding.</summary>
     public const double OffsetProbe = 0.1;
+
+    private readonly EpsilonErrorOptions _options;
+    private readonly RunContext _run;
+
+    /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
+    /// <param name="options">The settings.</param>
+    /// <param name="run">Device, the progress lines, the decoder's limit (null: <see cref="RunContext"/>'s defaults).</param>
+    public EpsilonErrorJob(EpsilonErrorOptions options, RunContext? run = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _run = run ?? new RunContext();
+    }
+
+    /// <summary>Loads the model and the data, measures, and writes the files into the log folder (default: the checkpoint's).</summary>
+    /// <exception cref="ConfigurationException">A setting is invalid.</exception>
+    /// <exception cref="CheckpointException">The checkpoint is missing or unreadable.</exception>
+    public EpsilonErrorResult Run()
+    {
+        var o = _options;
+        if (o.Model.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the diffusion model checkpoint.");
+        if (o.Model.Diffusion.TimestepRespacing.Length > 0)
+            throw new ConfigurationException("timestep_respacing", "does not apply: eps-eval measures the model at the timesteps of the process it was trained on.");
+        _run.Validate();
+        using var trained = o.Model.Load(_run.Device);
+        if (trained.Sidecar is not null) _run.Log($"architecture and noise process from {trained.Sidecar}");
+        var source = JobInputs.ImagesOrDemo(o.DataDir, _run, "grey images");
+        var m = trained.Model;
+        var result = Measure((x, t, y) => m.forward(x, t, y), m.IsClassConditional, ReverseProcess.For(trained.Diffusion),
+            trained.Config.ImageSize, source, o, _run.Log, _run.Device);
+        return result with { Files = WriteFiles(result, JobInputs.OutputFolder(o.LogDir, o.Model.Path)) };
+    }
 
     /// <summary>Measures <paramref name="model"/> on the first <see cref="EpsilonErrorOptions.NumSamples"/> images of <paramref name="source"/>.</summary>
     /// <param name="model">The denoiser, called with x_t, the model's timesteps and the labels (null when <paramref name="classConditional"/> is false), without gradients.</param>
@@ -165,10 +212,10 @@ public static class EpsilonErrorJob
     /// <param name="imageSize">The model's image side; images are centre-cropped to it like validation data.</param>
     /// <param name="device">Where the model runs: batches, t and the noise are made there (null: the CPU).</param>
     /// <param name="source">Labelled images.</param>
-    /// <param name="options">Timesteps, sample count, batching, seed, clipping.</param>
+    /// <param name="options">Timesteps, sample count, batching, seed, clipping (the model, data and log folder are not read).</param>
     /// <param name="log">Receives a line per batch.</param>
     /// <exception cref="ConfigurationException">An option is out of range.</exception>
-    public static EpsilonErrorResult Run(DenoiserFn model, bool classConditional, ReverseProcess process, int imageSize, IImageSource source,
+    public static EpsilonErrorResult Measure(DenoiserFn model, bool classConditional, ReverseProcess process, int imageSize, IImageSource source,
         EpsilonErrorOptions options, Action<string>? log = null, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -200,7 +247,6 @@ public static class EpsilonErrorJob
                     var eps = noise(x0);
                     var eps64 = eps.to_type(ScalarType.Float64);
                     pixels = x0.shape[2] * x0.shape[3];
-                    inputSpread += ChannelSpreadSum(x0);
                     for (int i = 0; i < timesteps.Count; i++)
                     {
                         using var step = NewDisposeScope();
@@ -212,6 +258,8 @@ public static class EpsilonErrorJob
                         var gain = (shifted.to_type(ScalarType.Float64) - epsHat64) / OffsetProbe;
                         sums[i].Add(epsHat64 - eps64, eps64, ChannelSpreadSum(xstart), gain);
                     }
+                    // After the model calls: the first read-back of a batch is then the model's (see DevicePlacementTests).
+                    inputSpread += ChannelSpreadSum(x0);
                     done += count;
                     log?.Invoke($"done {done} images");
                 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
@@ -14,6 +15,15 @@ namespace GuidedDiffusion.Evaluation;
 /// <summary>Options of <see cref="ImageNllJob"/> (the original's <c>scripts/image_nll.py</c> flags), with its defaults.</summary>
 public sealed record ImageNllOptions
 {
+    /// <summary><c>--model_path</c> and the settings for a checkpoint without a sidecar; its respacing applies. The path is required.</summary>
+    public DiffusionModelSource Model { get; init; } = new();
+
+    /// <summary><c>--data_dir</c>: the image folder (labels from the file-name prefix); empty: the Fashion-MNIST demo's validation split.</summary>
+    public string DataDir { get; init; } = "";
+
+    /// <summary>Where the <c>*_terms.npz</c> files and <c>nll.json</c> go; empty: the checkpoint's folder.</summary>
+    public string LogDir { get; init; } = "";
+
     /// <summary><c>--num_samples</c>: evaluate until at least this many images are done (whole batches). Default 1000.</summary>
     public int NumSamples { get; init; } = 1000;
 
@@ -53,6 +63,9 @@ public sealed record ImageNllOptions
 public sealed record ImageNllResult(int Samples, int NumTimesteps, double TotalBpd, double PriorBpd, double[] VbQuartiles,
     float[] VbTerms, float[] MseTerms, float[] XstartMseTerms)
 {
+    /// <summary>The files <see cref="ImageNllJob.Run"/> wrote (<see cref="ImageNllJob.WriteFiles"/>); empty from <see cref="ImageNllJob.Measure"/>.</summary>
+    public IReadOnlyList<string> Files { get; init; } = [];
+
     /// <summary>The summary keys and values, in the order <see cref="ImageNllJob.WriteFiles"/> writes them.</summary>
     public IEnumerable<(string Key, double Value)> Summary()
     {
@@ -74,16 +87,50 @@ public sealed record ImageNllResult(int Samples, int NumTimesteps, double TotalB
 /// <see cref="VariationalBound.CalcBpdLoop"/>; the per-batch means are averaged. Unlike the original, images are not
 /// randomly flipped (its loader flips with an unseeded RNG) and the noise is seeded, so a run is reproducible.
 /// </summary>
-public static class ImageNllJob
+public sealed class ImageNllJob
 {
-    /// <summary>Evaluates <paramref name="model"/> on <paramref name="source"/>.</summary>
+    private readonly ImageNllOptions _options;
+    private readonly RunContext _run;
+
+    /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
+    /// <param name="options">The settings.</param>
+    /// <param name="run">Device, the original's log lines, the decoder's limit (null: <see cref="RunContext"/>'s defaults).</param>
+    public ImageNllJob(ImageNllOptions options, RunContext? run = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _run = run ?? new RunContext();
+    }
+
+    /// <summary>Loads the model and the data, measures, and writes the files into the log folder (default: the checkpoint's).</summary>
+    /// <exception cref="ConfigurationException">A setting is invalid, or the data holds fewer images than a batch.</exception>
+    /// <exception cref="CheckpointException">The checkpoint is missing or unreadable.</exception>
+    public ImageNllResult Run()
+    {
+        var o = _options;
+        if (o.Model.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the diffusion model checkpoint.");
+        o.Validate();
+        _run.Validate();
+        _run.Log("creating model and diffusion...");
+        using var trained = o.Model.Load(_run.Device);
+        if (trained.Sidecar is not null) _run.Log($"architecture and noise process from {trained.Sidecar}");
+        _run.Log("creating data loader...");
+        var source = JobInputs.ImagesOrDemo(o.DataDir, _run);
+        _run.Log("evaluating...");
+        var result = Measure(trained.Model, ReverseProcess.For(trained.Diffusion), source, o, _run.Log);
+        var files = WriteFiles(result, JobInputs.OutputFolder(o.LogDir, o.Model.Path), _run.Log);
+        _run.Log("evaluation complete");
+        return result with { Files = files };
+    }
+
+    /// <summary>Evaluates <paramref name="model"/> on <paramref name="source"/> (the measurement of <see cref="Run"/>).</summary>
     /// <param name="model">The diffusion model (put in eval mode).</param>
     /// <param name="sampler">The process and parameterisation the model was trained with.</param>
     /// <param name="source">Images, centre-cropped to the model's size; labels are passed to a class-conditional model.</param>
-    /// <param name="options">Sample count, batching, clipping and seed.</param>
+    /// <param name="options">Sample count, batching, clipping and seed (the model, data and log folder are not read).</param>
     /// <param name="log">Receives the original's log lines ("done N samples: bpd=…").</param>
     /// <exception cref="ConfigurationException">An option is out of range, or the data holds fewer images than a batch.</exception>
-    public static ImageNllResult Run(UNetModel model, ReverseProcess sampler, IImageSource source, ImageNllOptions options, Action<string>? log = null)
+    public static ImageNllResult Measure(UNetModel model, ReverseProcess sampler, IImageSource source, ImageNllOptions options, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(sampler);

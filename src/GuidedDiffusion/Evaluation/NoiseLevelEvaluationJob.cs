@@ -1,8 +1,8 @@
 using System.Globalization;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
+using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Sources;
-using static TorchSharp.torch;
 
 namespace GuidedDiffusion.Evaluation;
 
@@ -33,18 +33,17 @@ public sealed record NoiseLevelEvaluationResult(EvaluationReport Report, IReadOn
 public sealed class NoiseLevelEvaluationJob
 {
     private readonly NoiseLevelEvaluationOptions _options;
-    private readonly TextWriter _console;
-    private readonly Device _device;
+    private readonly RunContext _run;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="options">The settings.</param>
-    /// <param name="console">Where a note about the default data goes (null: nowhere).</param>
-    /// <param name="device">Where the classifier runs (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
-    public NoiseLevelEvaluationJob(NoiseLevelEvaluationOptions options, TextWriter? console = null, Device? device = null)
+    /// <param name="run">Where the classifier runs, where a note about the default data and warnings go, the decoder's
+    /// limit (null: <see cref="RunContext"/>'s defaults).</param>
+    public NoiseLevelEvaluationJob(NoiseLevelEvaluationOptions options, RunContext? run = null)
     {
+        ArgumentNullException.ThrowIfNull(options);
         _options = options;
-        _console = console ?? TextWriter.Null;
-        _device = device ?? CPU;
+        _run = run ?? new RunContext();
     }
 
     /// <summary>Called after each batch with (batches done, batches in total).</summary>
@@ -58,23 +57,23 @@ public sealed class NoiseLevelEvaluationJob
         var o = _options;
         if (o.Classifier.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier checkpoint to evaluate.");
         o.Evaluation.Validate();
-        using var classifier = o.Classifier.Load(_device);
+        _run.Validate();
+        using var classifier = o.Classifier.Load(_run.Device, _run.Warn);
         IImageSource source;
         string dataName;
         if (o.DataDir.Length == 0)
         {
             source = FashionMnistDemo.Load().Validation;
             dataName = $"Fashion-MNIST demo, validation split ({FashionMnistDemo.ValidationCount} images)";
-            _console.WriteLine(SettingText.Show($"No {SettingText.Ref("data_dir")} given: evaluating on the {dataName}."));
+            _run.Log($"No {SettingText.Ref("data_dir")} given: evaluating on the {dataName}.");
         }
         else
         {
-            source = new ImageFolderSource(o.DataDir, o.LabelFrom, RecordedClasses(classifier));
+            source = new ImageFolderSource(o.DataDir, o.LabelFrom, RecordedClasses(classifier), decodeLimit: ImageDecodeLimit.Of(_run));
             dataName = Path.GetFullPath(o.DataDir);
         }
         var report = NoiseLevelEvaluator.Run(classifier, source, o.Evaluation, OnBatch) with { ModelPath = Path.GetFullPath(o.Classifier.Path), Data = dataName };
-        var outDir = o.LogDir.Length > 0 ? o.LogDir : Path.GetDirectoryName(Path.GetFullPath(o.Classifier.Path))!;
-        return new NoiseLevelEvaluationResult(report, EvaluationFiles.WriteAll(report, outDir));
+        return new NoiseLevelEvaluationResult(report, EvaluationFiles.WriteAll(report, JobInputs.OutputFolder(o.LogDir, o.Classifier.Path)));
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
+using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Formats;
 using static TorchSharp.torch;
@@ -145,18 +146,17 @@ public sealed record SampleAgreementReport(
 public sealed class SampleAgreementJob
 {
     private readonly SampleAgreementOptions _options;
-    private readonly TextWriter _console;
-    private readonly Device _device;
+    private readonly RunContext _run;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="options">The settings.</param>
-    /// <param name="console">Where lines about written grids go (null: nowhere).</param>
-    /// <param name="device">Where the judge runs (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
-    public SampleAgreementJob(SampleAgreementOptions options, TextWriter? console = null, Device? device = null)
+    /// <param name="run">Where the judge runs, where lines about written grids and warnings go, the decoder's limit
+    /// (null: <see cref="RunContext"/>'s defaults).</param>
+    public SampleAgreementJob(SampleAgreementOptions options, RunContext? run = null)
     {
+        ArgumentNullException.ThrowIfNull(options);
         _options = options;
-        _console = console ?? TextWriter.Null;
-        _device = device ?? CPU;
+        _run = run ?? new RunContext();
     }
 
     /// <summary>Measures every file; writes the grids and the JSON report when asked.</summary>
@@ -168,7 +168,8 @@ public sealed class SampleAgreementJob
         if (o.Judge.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the classifier that judges the samples.");
         if (o.BatchSize <= 0) throw new ConfigurationException("batch_size", $"must be positive, got {o.BatchSize}.");
         if (o.GridColumns <= 0) throw new ConfigurationException("grid_columns", $"must be positive, got {o.GridColumns}.");
-        using var judge = o.Judge.Load(_device);
+        _run.Validate();
+        using var judge = o.Judge.Load(_run.Device, _run.Warn);
         int t = o.Timestep;
         int steps = judge.Diffusion.Build().NumTimesteps;
         if (t < 0 || t >= steps) throw new ConfigurationException("timestep", $"must lie in [0, {steps}) for the judge's diffusion, got {t}.");
@@ -216,7 +217,7 @@ public sealed class SampleAgreementJob
         {
             if (!Directory.Exists(o.ReferenceDir)) throw new ConfigurationException("reference_dir", $"'{o.ReferenceDir}' is not a folder of images.");
             // Labelled by the judge's own class names, so that label numbers mean the same classes.
-            source = new ImageFolderSource(o.ReferenceDir, classes: new ClassMap(judge.Classes));
+            source = new ImageFolderSource(o.ReferenceDir, classes: new ClassMap(judge.Classes), decodeLimit: ImageDecodeLimit.Of(_run));
             name = $"real: {o.ReferenceDir}";
         }
         return ((name, SampleAgreement.MeasureSource(judge.Model, source, o.ReferenceSamples, t, o.BatchSize, o.NumWorkers)), "");
@@ -229,7 +230,7 @@ public sealed class SampleAgreementJob
             .Where(r => r.Count > 0).ToArray();
         var png = Path.ChangeExtension(file, null) + "_by_class.png";
         ImageGrid.WriteRows(png, images, labels.Length, size, size, rows);
-        _console.WriteLine($"wrote {png} (rows: requested classes {string.Join(", ", rows.Select(r => labels[r[0]]))})");
+        _run.Log($"wrote {png} (rows: requested classes {string.Join(", ", rows.Select(r => labels[r[0]]))})");
     }
 
     /// <summary>arr_0 (uint8 N×S×S×3) and arr_1 (labels) of a sample file, checked against the judge.</summary>

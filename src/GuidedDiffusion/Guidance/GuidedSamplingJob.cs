@@ -71,21 +71,19 @@ public sealed class GuidedSamplingJob
     public const int GridImages = 64;
 
     private readonly GuidedSamplingOptions _options;
-    private readonly TextWriter _console;
-    private readonly TextWriter _warnings;
+    private readonly RunContext _run;
     private readonly Device _device;
 
     /// <summary>Prepares a job; <see cref="Run"/> does the work.</summary>
     /// <param name="options">The settings.</param>
-    /// <param name="console">Where progress lines go (null: nowhere).</param>
-    /// <param name="warnings">Where warnings go (null: nowhere).</param>
-    /// <param name="device">Where the models run and the samples are drawn (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
-    public GuidedSamplingJob(GuidedSamplingOptions options, TextWriter? console = null, TextWriter? warnings = null, Device? device = null)
+    /// <param name="run">Where the models run and the samples are drawn, where progress lines and warnings go
+    /// (null: <see cref="RunContext"/>'s defaults).</param>
+    public GuidedSamplingJob(GuidedSamplingOptions options, RunContext? run = null)
     {
+        ArgumentNullException.ThrowIfNull(options);
         _options = options;
-        _console = console ?? TextWriter.Null;
-        _warnings = warnings ?? TextWriter.Null;
-        _device = device ?? CPU;
+        _run = run ?? new RunContext();
+        _device = _run.Device;
     }
 
     /// <summary>Called after every denoising step with (batch index, batches, step, steps).</summary>
@@ -111,13 +109,13 @@ public sealed class GuidedSamplingJob
         using var trained = TrainedDiffusionModel.Load(o.ModelPath, o.Model, o.Diffusion, o.ModelSettingsGiven, _device);
         var modelConfig = trained.Config;
         var diffusionConfig = trained.Diffusion;
-        if (trained.Sidecar is not null) _console.WriteLine($"diffusion model: architecture and noise process from {trained.Sidecar}");
+        if (trained.Sidecar is not null) _run.Log($"diffusion model: architecture and noise process from {trained.Sidecar}");
         if (modelConfig.UseFp16 || o.Classifier.UseFp16)
-            _warnings.WriteLine(SettingText.Show($"warning: {SettingText.Ref("use_fp16")}/{SettingText.Ref("classifier_use_fp16")} are ignored on CPU (float16 is 30-70x slower there); sampling in float32."));
+            _run.Warn($"warning: {SettingText.Ref("use_fp16")}/{SettingText.Ref("classifier_use_fp16")} are ignored on CPU (float16 is 30-70x slower there); sampling in float32.");
 
         // A classifier without a sidecar (the original's) was trained on the model's process; the sampling respacing is not its own.
         using var classifier = TrainedClassifier.Load(o.ClassifierPath, o.Classifier with { ImageSize = modelConfig.ImageSize },
-            diffusionConfig with { TimestepRespacing = "" }, o.ClassifierSettingsGiven, _device);
+            diffusionConfig with { TimestepRespacing = "" }, o.ClassifierSettingsGiven, _device, _run.Warn);
         int numClasses = CheckCompatible(classifier, modelConfig, diffusionConfig, trained.Model.IsClassConditional);
         if (o.ClassId is { } fixedClass && (fixedClass < 0 || fixedClass >= numClasses))
             throw new ConfigurationException("class_id", $"must be -1 or a class below {numClasses}, got {fixedClass}.");
@@ -126,15 +124,15 @@ public sealed class GuidedSamplingJob
         if (_device.type == TorchSharp.DeviceType.CPU)
         {
             foreach (var model in new nn.Module[] { trained.Model, classifier.Model })
-                if (KernelSelfCheck.EnsureCorrect(model, Runtime.CpuFeatures.Current) is { } line) _console.WriteLine(line);
+                if (KernelSelfCheck.EnsureCorrect(model, Runtime.CpuFeatures.Current) is { } line) _run.Log(line);
         }
 
         var processConfig = diffusionConfig;
         if (sampler.Solver() is not null && diffusionConfig.TimestepRespacing.Length > 0)
         {
             // The solvers pick their own times on the full process; a respacing would only coarsen their schedule.
-            _warnings.WriteLine(SettingText.Show($"warning: {SettingText.Ref("timestep_respacing")} '{diffusionConfig.TimestepRespacing}' is ignored by {sampler.Spelling()}, "
-                + $"which integrates the full {diffusionConfig.DiffusionSteps}-step process in {SettingText.Ref("steps")} {o.Solver.Steps} steps."));
+            _run.Warn($"warning: {SettingText.Ref("timestep_respacing")} '{diffusionConfig.TimestepRespacing}' is ignored by {sampler.Spelling()}, "
+                + $"which integrates the full {diffusionConfig.DiffusionSteps}-step process in {SettingText.Ref("steps")} {o.Solver.Steps} steps.");
             processConfig = diffusionConfig with { TimestepRespacing = "" };
         }
         var guided = new GuidedSampler(trained.Model, ReverseProcess.For(processConfig), new ClassifierGuidance(classifier.Model, o.ClassifierScale));
@@ -163,8 +161,8 @@ public sealed class GuidedSamplingJob
                 + $"but the diffusion model samples a {diffusionConfig.DiffusionSteps}-step {diffusionConfig.NoiseSchedule.Spelling()} one: its timesteps would mean other noise levels. "
                 + $"Train the classifier with the model's {SettingText.Ref("diffusion_steps")} and {SettingText.Ref("noise_schedule")}.");
         if (classifier.Diffusion.TimestepRespacing.Length > 0)
-            _warnings.WriteLine(SettingText.Show($"warning: the classifier was trained with {SettingText.Ref("timestep_respacing")} '{classifier.Diffusion.TimestepRespacing}', "
-                + "so it saw spaced step indices; while sampling it receives steps of the original process (0..diffusion_steps-1), as in the original."));
+            _run.Warn($"warning: the classifier was trained with {SettingText.Ref("timestep_respacing")} '{classifier.Diffusion.TimestepRespacing}', "
+                + "so it saw spaced step indices; while sampling it receives steps of the original process (0..diffusion_steps-1), as in the original.");
         int numClasses = classifier.NumClasses;
         return classConditional ? Math.Min(numClasses, modelConfig.NumClasses) : numClasses;
     }
@@ -208,7 +206,7 @@ public sealed class GuidedSamplingJob
                     ComputeDevice.ToArray<long>(classes).CopyTo(labels, done);
                     done += count;
                     OnBatch?.Invoke();
-                    _console.WriteLine($"created {done}/{samples} samples ({clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s)");
+                    _run.Log($"created {done}/{samples} samples ({clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s)");
                 }
             }
             NpzWriter.Write(npz, NpzWriter.UInt8File(raw, samples, size, size, 3), NpzWriter.Int64(labels, samples));
@@ -218,7 +216,7 @@ public sealed class GuidedSamplingJob
             File.Delete(raw);
         }
         ImageGrid.WritePng(png, gridPixels, Math.Min(samples, GridImages), size, size);
-        _console.WriteLine($"saved {npz} and {png}");
+        _run.Log($"saved {npz} and {png}");
         return new GuidedSamplingResult(npz, png, labels, size);
     }
 }

@@ -46,9 +46,11 @@ public sealed class BlockAlignedConv : Convolution
 
     /// <summary>
     /// Whether channel padding is applied (default true). Off only to measure the unpadded path (the A/B benchmark
-    /// and <c>guided-diffusion doctor</c>'s probe of the raw kernels); never turn it off to train.
+    /// and <c>guided-diffusion doctor</c>'s probe of the raw kernels); never turn it off to train. Read once from the
+    /// environment and fixed for the process: it picks a kernel path without changing results, so it is no run setting,
+    /// and one process must not mix the two paths.
     /// </summary>
-    public static bool Enabled { get; set; } = !string.Equals(Environment.GetEnvironmentVariable("GUIDED_DIFFUSION_CONV_ALIGN"), "off", StringComparison.OrdinalIgnoreCase);
+    public static bool Enabled { get; } = !string.Equals(Environment.GetEnvironmentVariable("GUIDED_DIFFUSION_CONV_ALIGN"), "off", StringComparison.OrdinalIgnoreCase);
 
     /// <summary><paramref name="channels"/> rounded up to a multiple of <see cref="Block"/>.</summary>
     public static long Aligned(long channels) => (channels + Block - 1) / Block * Block;

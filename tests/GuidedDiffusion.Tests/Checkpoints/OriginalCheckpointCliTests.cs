@@ -1,4 +1,6 @@
 using GuidedDiffusion.Checkpoints;
+using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Guidance;
 using GuidedDiffusion.Tests.Cli;
 using GuidedDiffusion.Tests.Data;
 using GuidedDiffusion.Tests.Support;
@@ -7,8 +9,9 @@ using SkiaSharp;
 namespace GuidedDiffusion.Tests.Checkpoints;
 
 /// <summary>
-/// The CLI on files the original's scripts wrote (Reference/checkpoints/original): resume its runs with its AdamW
-/// state, sample with its diffusion model guided by its classifier, classify with its classifier.
+/// Files the original's scripts wrote (Reference/checkpoints/original), through the CLI with the original's flags:
+/// resume its runs with its AdamW state, classify with its classifier; and through the sampling job: sample with its
+/// diffusion model guided by its classifier.
 /// </summary>
 public class OriginalCheckpointCliTests
 {
@@ -83,14 +86,23 @@ public class OriginalCheckpointCliTests
     public void ClassifierSample_WithTheOriginalsDiffusionModelAndClassifier_WritesSamples()
     {
         var dir = TestImages.TempDir();
-        var result = CliRunner.Run(["classifier-sample", "--model_path", Reference.PathOf($"{Original}/image_train/ema_0.9999_000002.pt"),
-            "--classifier_path", Reference.PathOf($"{Original}/classifier_train/model000001.pt"), .. UNetFlags,
-            .. ClassifierFlags, "--classifier_num_classes", "1000",
-            "--timestep_respacing", "3", "--num_samples", "2", "--batch_size", "2", "--classifier_scale", "1", "--out_dir", dir]);
-        Assert.True(result.ExitCode == 0, result.Error);
-        Assert.True(File.Exists(Path.Combine(dir, "samples_2x64x64x3.npz")), result.Output);
+        var warnings = new StringWriter();
+        var result = new GuidedSamplingJob(new GuidedSamplingOptions
+        {
+            ModelPath = Reference.PathOf($"{Original}/image_train/ema_0.9999_000002.pt"),
+            ClassifierPath = Reference.PathOf($"{Original}/classifier_train/model000001.pt"),
+            Model = OriginalCheckpointTests.UNetFlags,
+            Diffusion = new DiffusionConfig { DiffusionSteps = 100, TimestepRespacing = "3" },
+            Classifier = OriginalCheckpointTests.ClassifierFlags,
+            NumSamples = 2,
+            BatchSize = 2,
+            ClassifierScale = 1,
+            OutDir = dir,
+        }, new RunContext { Warnings = warnings }).Run();
+        Assert.Equal(Path.Combine(dir, "samples_2x64x64x3.npz"), result.NpzPath);
+        Assert.True(File.Exists(result.NpzPath));
         // The sampling respacing is not mistaken for the sidecar-less classifier's training respacing.
-        Assert.DoesNotContain("was trained with", result.Error);
+        Assert.DoesNotContain("was trained with", warnings.ToString());
     }
 
     [Fact]

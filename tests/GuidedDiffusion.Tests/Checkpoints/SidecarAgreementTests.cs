@@ -2,6 +2,7 @@ using System.Text.Json;
 using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Cli;
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Tests.Cli;
 using GuidedDiffusion.Tests.Data;
 using GuidedDiffusion.Tests.Support;
 
@@ -35,10 +36,8 @@ public class SidecarAgreementTests
 
     private static (int Exit, string Error) Run(params string[] args)
     {
-        var error = new StringWriter();
-        CliErrors.Error = error;
-        try { return (Program.Run(args), error.ToString()); }
-        finally { CliErrors.Error = null!; }
+        var result = CliRunner.InProcess(args);
+        return (result.ExitCode, result.Error);
     }
 
     [Fact]

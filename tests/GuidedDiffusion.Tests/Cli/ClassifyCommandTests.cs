@@ -15,13 +15,13 @@ public class ClassifyCommandTests : IClassFixture<EightClassRun>
     private JsonElement Classify(int timestep = 0, long? noiseSeed = null)
     {
         var image = Path.Combine(_run.TrainDir, "class3_000.png");
-        var results = ClassificationJob.Run(new ClassificationOptions
+        var results = new ClassificationJob(new ClassificationOptions
         {
             Classifier = new ClassifierSource { Path = Path.Combine(_run.LogDir, "model000029.pt") },
             Timestep = timestep,
             NoiseSeed = noiseSeed,
             Images = [image],
-        });
+        }).Run();
         using var doc = JsonDocument.Parse(JsonSerializer.Serialize(results));
         return doc.RootElement.Clone();
     }
@@ -55,7 +55,7 @@ public class ClassifyCommandTests : IClassFixture<EightClassRun>
     public void ConflictingArchitectureFlags_AreAnError()
     {
         var image = Path.Combine(_run.TrainDir, "class3_000.png");
-        var result = CliRunner.Run("classify", "--model_path", Path.Combine(_run.LogDir, "model000029.pt"), "--classifier_width", "64", image);
+        var result = CliRunner.InProcess("classify", "--model_path", Path.Combine(_run.LogDir, "model000029.pt"), "--classifier_width", "64", image);
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("disagree", result.Error);
     }
@@ -63,7 +63,7 @@ public class ClassifyCommandTests : IClassFixture<EightClassRun>
     [Fact]
     public void MissingCheckpoint_NamesTheFile()
     {
-        var result = CliRunner.Run("classify", "--model_path", "/no/such/model.pt", "x.png");
+        var result = CliRunner.InProcess("classify", "--model_path", "/no/such/model.pt", "x.png");
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("/no/such/model.pt", result.Error);
     }

@@ -1,12 +1,37 @@
 using System.Diagnostics;
+using GuidedDiffusion.Cli;
 
 namespace GuidedDiffusion.Tests.Cli;
 
-/// <summary>Runs the guided-diffusion executable (built next to the tests) as a child process.</summary>
+/// <summary>
+/// Runs guided-diffusion commands: <see cref="InProcess"/> through <see cref="Program.Run"/> (binding, one-line errors,
+/// exit codes), <see cref="Run"/> as the executable built next to the tests in a child process (only where the process
+/// itself is under test: its stdout, its environment, its exit code as the shell sees it). Tests of what a job does call
+/// the job.
+/// </summary>
 public static class CliRunner
 {
     public sealed record Result(int ExitCode, string Output, string Error);
 
+    /// <summary>
+    /// Runs a command in this process: its exit code and its error line (<see cref="CliErrors.Error"/>, redirected for
+    /// this flow only). Its stdout is the test host's, so <see cref="Result.Output"/> is empty.
+    /// </summary>
+    public static Result InProcess(params string[] args)
+    {
+        var error = new StringWriter();
+        CliErrors.Error = error;
+        try
+        {
+            return new Result(Program.Run(args), "", error.ToString());
+        }
+        finally
+        {
+            CliErrors.Error = null!;
+        }
+    }
+
+    /// <summary>Runs the executable in a child process.</summary>
     public static Result Run(params string[] args) => RunWith(new Dictionary<string, string>(), args);
 
     /// <summary>Runs with extra environment variables (e.g. ONEDNN_VERBOSE) set for the child.</summary>

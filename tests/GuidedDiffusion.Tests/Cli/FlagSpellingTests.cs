@@ -86,16 +86,8 @@ public class FlagSpellingTests
 
     private static (int Exit, string Error) Run(params string[] args)
     {
-        var error = new StringWriter();
-        CliErrors.Error = error;
-        try
-        {
-            return (Program.Run(args), error.ToString());
-        }
-        finally
-        {
-            CliErrors.Error = null!;
-        }
+        var result = CliRunner.InProcess(args);
+        return (result.ExitCode, result.Error);
     }
 
     private static IEnumerable<(Command Command, Option Option, IFlag Flag)> TableOptions() =>

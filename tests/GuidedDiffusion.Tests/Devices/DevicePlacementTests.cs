@@ -47,6 +47,8 @@ public sealed class DeviceJobsFixture : IDisposable
 
     public ClassifierSource Classifier => new() { Path = ClassifierPath };
 
+    public DiffusionModelSource DiffusionModel => new() { Path = UNetPath };
+
     /// <summary>Two guided DDIM samples over two steps.</summary>
     public GuidedSamplingOptions Sampling(string outDir) => new()
     {
@@ -104,13 +106,14 @@ public sealed class DevicePlacementTests : IClassFixture<DeviceJobsFixture>
 
     public static TheoryData<string> Jobs => new()
     {
-        "classifier-train", "image-train", "classifier-sample", "classifier-eval", "classify", "sample-eval", "image-nll",
+        "classifier-train", "image-train", "classifier-sample", "classifier-eval", "classify", "sample-eval", "image-nll", "eps-eval",
     };
 
     /// <summary>Runs job <paramref name="name"/> on <paramref name="device"/> in a fresh folder; returns a line describing what it produced.</summary>
     private string Run(string name, Device device)
     {
         var outDir = TestImages.TempDir();
+        var run = new RunContext { Device = device };
         switch (name)
         {
             case "classifier-train":
@@ -118,7 +121,7 @@ public sealed class DevicePlacementTests : IClassFixture<DeviceJobsFixture>
             case "image-train":
                 return $"{_fixture.ImageTraining(outDir, device).Run().CompletedSteps} step";
             case "classifier-sample":
-                return string.Join(",", new GuidedSamplingJob(_fixture.Sampling(outDir), device: device).Run().Labels);
+                return string.Join(",", new GuidedSamplingJob(_fixture.Sampling(outDir), run).Run().Labels);
             case "classifier-eval":
                 var evaluation = new NoiseLevelEvaluationJob(new NoiseLevelEvaluationOptions
                 {
@@ -126,27 +129,43 @@ public sealed class DevicePlacementTests : IClassFixture<DeviceJobsFixture>
                     DataDir = _fixture.DataDir,
                     Evaluation = new EvaluationOptions { Timesteps = new[] { 0, 500 }, BatchSize = 4, NumWorkers = 1 },
                     LogDir = outDir,
-                }, device: device).Run();
+                }, run).Run();
                 return $"{evaluation.Report.Levels.Count} levels";
             case "classify":
-                var classified = ClassificationJob.Run(new ClassificationOptions
+                var classified = new ClassificationJob(new ClassificationOptions
                 {
                     Classifier = _fixture.Classifier,
                     Timestep = 100,
                     NoiseSeed = 3,
                     Images = Directory.GetFiles(_fixture.DataDir).Order().Take(2).ToArray(),
-                }, device);
+                }, run).Run();
                 return string.Join(",", classified.Select(c => c.Top[0].Class));
             case "sample-eval":
-                var agreement = new SampleAgreementJob(new SampleAgreementOptions { Judge = _fixture.Classifier, Files = new[] { _fixture.SamplesPath } }, device: device).Run();
+                var agreement = new SampleAgreementJob(new SampleAgreementOptions { Judge = _fixture.Classifier, Files = new[] { _fixture.SamplesPath } }, run).Run();
                 return $"{agreement.Agreements[0].Agreement.Samples} samples";
             case "image-nll":
-                using (var trained = TrainedDiffusionModel.Load(_fixture.UNetPath, new DiffusionModelConfig(), DeviceJobsFixture.Diffusion with { TimestepRespacing = "2" }, false, device))
+                var nll = new ImageNllJob(new ImageNllOptions
                 {
-                    var nll = ImageNllJob.Run(trained.Model, ReverseProcess.For(trained.Diffusion), new ImageFolderSource(_fixture.DataDir),
-                        new ImageNllOptions { NumSamples = 2, BatchSize = 2, NumWorkers = 1 });
-                    return $"{nll.Samples} samples";
-                }
+                    Model = _fixture.DiffusionModel with { Diffusion = DeviceJobsFixture.Diffusion with { TimestepRespacing = "2" } },
+                    DataDir = _fixture.DataDir,
+                    LogDir = outDir,
+                    NumSamples = 2,
+                    BatchSize = 2,
+                    NumWorkers = 1,
+                }, run).Run();
+                return $"{nll.Samples} samples";
+            case "eps-eval":
+                var eps = new EpsilonErrorJob(new EpsilonErrorOptions
+                {
+                    Model = _fixture.DiffusionModel,
+                    DataDir = _fixture.DataDir,
+                    LogDir = outDir,
+                    Timesteps = [0, 999],
+                    NumSamples = 2,
+                    BatchSize = 2,
+                    NumWorkers = 1,
+                }, run).Run();
+                return $"{eps.Samples} samples";
             default:
                 throw new ArgumentOutOfRangeException(nameof(name), name, null);
         }

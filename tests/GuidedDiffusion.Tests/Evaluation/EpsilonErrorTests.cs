@@ -3,7 +3,10 @@ using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Evaluation;
+using GuidedDiffusion.Checkpoints;
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Tests.Cli;
+using GuidedDiffusion.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -39,7 +42,7 @@ public sealed class EpsilonErrorTests
     };
 
     private static EpsilonErrorResult Run(DenoiserFn model, ReverseProcess process, EpsilonErrorOptions options) =>
-        EpsilonErrorJob.Run(model, classConditional: false, process, Size, new GreySource(10), options);
+        EpsilonErrorJob.Measure(model, classConditional: false, process, Size, new GreySource(10), options);
 
     [Fact]
     public void ExactNoisePrediction_HasNoError_AndAGreyEstimate()
@@ -146,33 +149,40 @@ public sealed class EpsilonErrorTests
     }
 
     [Fact]
-    public void EpsEval_OnAnImageTrainCheckpoint_WritesTheFiles_AndNamesBadFlags()
+    public void Job_OnAnEmaCheckpoint_ReadsItsSavesSidecar_FallsBackToTheDemo_AndWritesBesideTheCheckpoint()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "gd-eps-cli-" + Guid.NewGuid().ToString("N"));
+        var dir = Path.Combine(Path.GetTempPath(), "gd-eps-job-" + Guid.NewGuid().ToString("N"));
         try
         {
-            var train = CliRunner.Run("image-train", "--iterations", "1", "--batch_size", "2", "--save_interval", "1000", "--num_workers", "0",
-                "--log_dir", Path.Combine(dir, "model"));
-            Assert.True(train.ExitCode == 0, train.Error);
-            var ema = Directory.GetFiles(Path.Combine(dir, "model"), "ema_*.pt").Single();
-            var run = CliRunner.Run("eps-eval", "--model_path", ema, "--timesteps", "0,999", "--num_samples", "4", "--batch_size", "4",
-                "--num_workers", "0", "--log_dir", Path.Combine(dir, "eps"));
-            Assert.True(run.ExitCode == 0, run.Error);
-            Assert.Contains("x0_hat", run.Output);
-            Assert.True(File.Exists(Path.Combine(dir, "eps", "eps_eval.json")) && File.Exists(Path.Combine(dir, "eps", "eps_eval.csv")));
+            var ema = TestCheckpoints.DiffusionModelAsEma(dir, Guidance.ClassifierSampleCommandTests.TinyUNet, new DiffusionConfig { LearnSigma = true });
+            var options = new EpsilonErrorOptions { Model = new DiffusionModelSource { Path = ema }, Timesteps = [0, 999], NumSamples = 4, BatchSize = 4, NumWorkers = 0 };
+            var output = new StringWriter();
+            var result = new EpsilonErrorJob(options, new RunContext { Output = output, Spelling = CliErrors.Flag }).Run();
 
-            var bad = CliRunner.Run("eps-eval", "--model_path", ema, "--timesteps", "0,x");
-            Assert.Equal(2, bad.ExitCode);
-            Assert.Contains("--timesteps", bad.Error);
-            Assert.DoesNotContain("   at ", bad.Error);
-            var outside = CliRunner.Run("eps-eval", "--model_path", ema, "--timesteps", "1000", "--num_workers", "0");
-            Assert.Equal(2, outside.ExitCode);
-            Assert.Contains("[0, 1000)", outside.Error);
+            Assert.Contains($"architecture and noise process from {Path.Combine(dir, "model000001.json")}", output.ToString());
+            Assert.Contains("No --data_dir given: the Fashion-MNIST demo's validation split (1000 grey images).", output.ToString());
+            Assert.Equal(new[] { 0, 999 }, result.Rows.Select(r => r.Timestep));
+            Assert.Equal(new[] { Path.Combine(dir, "eps_eval.json"), Path.Combine(dir, "eps_eval.csv") }, result.Files);
+            Assert.All(result.Files, f => Assert.True(File.Exists(f), f));
+
+            var outside = Assert.Throws<ConfigurationException>(() => new EpsilonErrorJob(options with { Timesteps = [1000] }).Run());
+            Assert.Equal("timesteps", outside.Setting);
+            Assert.Contains("[0, 1000)", outside.Message);
+            var respaced = options with { Model = options.Model with { Diffusion = new DiffusionConfig { TimestepRespacing = "10" } } };
+            Assert.Equal("timestep_respacing", Assert.Throws<ConfigurationException>(() => new EpsilonErrorJob(respaced).Run()).Setting);
         }
         finally
         {
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         }
+    }
+
+    [Fact]
+    public void Command_BadTimesteps_IsOneLineNamingTheFlag()
+    {
+        var bad = CliRunner.InProcess("eps-eval", "--model_path", "/no/such/model.pt", "--timesteps", "0,x");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Equal("error: --timesteps: 'x' is not an integer timestep (expected e.g. 0,100,500).", bad.Error.Trim());
     }
 
     /// <summary>Copies of <see cref="Grey"/>, labelled 0 and 1 alternately.</summary>

@@ -68,7 +68,7 @@ public sealed class EvaluationCliTests(TrainedColoursFixture fixture)
     public void ClassifierEval_MissingCheckpoint_IsAClearError()
     {
         var missing = Path.Combine(fixture.Root, "nope", "model000001.pt");
-        var run = CliRunner.Run("classifier-eval", "--model_path", missing, "--data_dir", fixture.ValDir);
+        var run = CliRunner.InProcess("classifier-eval", "--model_path", missing, "--data_dir", fixture.ValDir);
         Assert.Equal(2, run.ExitCode);
         Assert.Equal($"error: --model_path '{missing}' does not exist.", run.Error.Trim());
         var e = Assert.Throws<CheckpointException>(() =>
@@ -84,7 +84,7 @@ public sealed class EvaluationCliTests(TrainedColoursFixture fixture)
         var dir = fixture.NewTempDir("original");
         var bare = Path.Combine(dir, "model.pt");
         File.Copy(fixture.ModelPath, bare);
-        var run = CliRunner.Run("classifier-eval", "--model_path", bare, "--data_dir", fixture.ValDir, "--image_size", "32", "--classifier_width", "64");
+        var run = CliRunner.InProcess("classifier-eval", "--model_path", bare, "--data_dir", fixture.ValDir, "--image_size", "32", "--classifier_width", "64");
         Assert.Equal(2, run.ExitCode);
         Assert.StartsWith($"error: The state dict in '{bare}' does not fit the model", run.Error);
         Assert.Contains("time_embed.0.weight: model [256, 64], checkpoint [128, 32]", run.Error);
@@ -105,7 +105,7 @@ public sealed class EvaluationCliTests(TrainedColoursFixture fixture)
     public void ClassifierEval_EmptyDataFolder_IsAClearError()
     {
         var empty = fixture.NewTempDir("empty");
-        var run = CliRunner.Run("classifier-eval", "--model_path", fixture.ModelPath, "--data_dir", empty, "--log_dir", empty);
+        var run = CliRunner.InProcess("classifier-eval", "--model_path", fixture.ModelPath, "--data_dir", empty, "--log_dir", empty);
         Assert.Equal(2, run.ExitCode);
         Assert.StartsWith($"error: Data folder '{Path.GetFullPath(empty)}' is empty", run.Error);
         var e = Assert.Throws<DatasetException>(() => new GuidedDiffusion.Data.Sources.ImageFolderSource(empty));
@@ -131,7 +131,7 @@ public sealed class EvaluationCliTests(TrainedColoursFixture fixture)
     public void Plot_MissingOrEmptyProgressCsv_IsAClearError()
     {
         var dir = fixture.NewTempDir("noprogress");
-        var run = CliRunner.Run("plot", "--log_dir", dir);
+        var run = CliRunner.InProcess("plot", "--log_dir", dir);
         Assert.Equal(2, run.ExitCode);
         Assert.Equal($"error: '{dir}' has no progress.csv: point --log_dir at a run folder written by classifier-train.", run.Error.Trim());
         Assert.Contains("has no progress.csv", Assert.Throws<FileNotFoundException>(() => ProgressLog.Read(dir)).Message);

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using GuidedDiffusion.Checkpoints;
+using GuidedDiffusion.Cli;
 using GuidedDiffusion.Data.Loading;
 using GuidedDiffusion.Data.Sources;
 using GuidedDiffusion.Diffusion;
@@ -33,7 +35,7 @@ public class ImageNllTests
         Assert.Equal(9, source.Count);
         var options = new ImageNllOptions { NumSamples = 10, BatchSize = 4, Seed = 3, NumWorkers = 0 };
         var lines = new List<string>();
-        var result = ImageNllJob.Run(model, sampler, source, options, lines.Add);
+        var result = ImageNllJob.Measure(model, sampler, source, options, lines.Add);
 
         // 9 images in batches of 4: [0-3], [4-7], the partial [8] dropped, then [0-3] again; 12 ≥ 10 samples.
         Assert.Equal(12, result.Samples);
@@ -68,8 +70,8 @@ public class ImageNllTests
         Assert.Equal(result.TotalBpd, result.PriorBpd + result.VbQuartiles.Sum(), 1e-4);
 
         // Seeded: the same seed repeats exactly, another seed draws other noise.
-        Assert.Equal(result.TotalBpd, ImageNllJob.Run(model, sampler, source, options).TotalBpd);
-        Assert.NotEqual(result.TotalBpd, ImageNllJob.Run(model, sampler, source, options with { Seed = 4 }).TotalBpd);
+        Assert.Equal(result.TotalBpd, ImageNllJob.Measure(model, sampler, source, options).TotalBpd);
+        Assert.NotEqual(result.TotalBpd, ImageNllJob.Measure(model, sampler, source, options with { Seed = 4 }).TotalBpd);
     }
 
     [Fact]
@@ -77,7 +79,7 @@ public class ImageNllTests
     {
         var (model, sampler, source) = Setup();
         using var _ = model;
-        var result = ImageNllJob.Run(model, sampler, source, new ImageNllOptions { NumSamples = 2, BatchSize = 2, NumWorkers = 0 });
+        var result = ImageNllJob.Measure(model, sampler, source, new ImageNllOptions { NumSamples = 2, BatchSize = 2, NumWorkers = 0 });
         var dir = Directory.CreateTempSubdirectory("image-nll-").FullName;
         try
         {
@@ -99,6 +101,38 @@ public class ImageNllTests
             using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "nll.json")));
             Assert.Equal(result.Summary().Select(s => s.Key), json.RootElement.EnumerateObject().Select(p => p.Name));
             Assert.Equal(result.TotalBpd, json.RootElement.GetProperty("total_bpd").GetDouble());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Job_LoadsAnEmaCheckpoint_RespacesIt_FallsBackToTheDemo_AndWritesBesideTheCheckpoint()
+    {
+        var dir = Directory.CreateTempSubdirectory("image-nll-job-").FullName;
+        try
+        {
+            var ema = TestCheckpoints.DiffusionModelAsEma(dir, Guidance.ClassifierSampleCommandTests.TinyUNet, new DiffusionConfig { LearnSigma = true });
+            var output = new StringWriter();
+            var result = new ImageNllJob(new ImageNllOptions
+            {
+                Model = new DiffusionModelSource { Path = ema, Diffusion = new DiffusionConfig { TimestepRespacing = "2" } },
+                NumSamples = 2,
+                BatchSize = 2,
+                NumWorkers = 0,
+            }, new RunContext { Output = output, Spelling = CliErrors.Flag }).Run();
+
+            Assert.Equal(2, result.NumTimesteps);  // the respacing applies to a checkpoint with a sidecar
+            Assert.Equal(2, result.Samples);
+            var lines = output.ToString();
+            Assert.Contains($"architecture and noise process from {Path.Combine(dir, "model000001.json")}", lines);
+            Assert.Contains("No --data_dir given: the Fashion-MNIST demo's validation split (1000 images).", lines);
+            Assert.Contains("evaluation complete", lines);
+            Assert.Equal(new[] { "vb_terms.npz", "mse_terms.npz", "xstart_mse_terms.npz", "nll.json" }.Select(f => Path.Combine(dir, f)), result.Files);
+            Assert.All(result.Files, f => Assert.True(File.Exists(f), f));
+            Assert.Equal("model_path", Assert.Throws<ConfigurationException>(() => new ImageNllJob(new ImageNllOptions()).Run()).Setting);
         }
         finally
         {

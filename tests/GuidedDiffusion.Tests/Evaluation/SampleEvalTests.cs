@@ -3,9 +3,11 @@ using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Data;
 using GuidedDiffusion.Data.Decoding;
 using GuidedDiffusion.Data.Transforms;
+using GuidedDiffusion.Diffusion;
 using GuidedDiffusion.Evaluation;
 using GuidedDiffusion.Formats;
 using GuidedDiffusion.Tests.Cli;
+using GuidedDiffusion.Tests.Support;
 using SkiaSharp;
 using static TorchSharp.torch;
 
@@ -23,7 +25,7 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
     private (byte[] Images, long[] Labels, RgbImage[] Decoded) ValidationSamples()
     {
         var files = Directory.GetFiles(fixture.ValDir, "*.png").OrderBy(f => f, StringComparer.Ordinal).ToArray();
-        var decoded = files.Select(ImageDecoder.Decode).ToArray();
+        var decoded = files.Select(f => ImageDecoder.Decode(f)).ToArray();
         var labels = files.Select(f => (long)Array.IndexOf(TrainedColoursFixture.ColourNames, Path.GetFileName(f).Split('_')[0])).ToArray();
         Assert.DoesNotContain(-1L, labels);
         return (decoded.SelectMany(image => image.Pixels).ToArray(), labels, decoded);
@@ -159,27 +161,28 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
     }
 
     [Fact]
-    public void Pipeline_ImageTrain_ClassifierSample_SampleEval_NeedsNoArchitectureFlags()
+    public void Pipeline_EmaCheckpoint_ClassifierSample_SampleEval_NeedsNoArchitectureFlags()
     {
-        // The demo's chain in miniature: the sidecars carry every architecture and process setting.
+        // The demo's chain in miniature, through the commands' binding: the sidecars carry every architecture and process
+        // setting, the diffusion model's as image-train saves it (an EMA file described by its save's sidecar).
         var dir = fixture.NewTempDir("pipeline");
-        var train = CliRunner.Run("image-train", "--iterations", "2", "--batch_size", "4",
-            "--save_interval", "1000", "--num_workers", "0", "--log_dir", Path.Combine(dir, "model"));
-        Assert.True(train.ExitCode == 0, train.Error);
-        string ema = Path.Combine(dir, "model", "ema_0.999_000001.pt");
-        Assert.True(File.Exists(ema), string.Join(", ", Directory.GetFiles(Path.Combine(dir, "model"))));
+        var ema = TestCheckpoints.DiffusionModelAsEma(Path.Combine(dir, "model"), Training.TinyImageRun.Model with { ClassCond = false },
+            new DiffusionConfig { LearnSigma = true });
 
-        var sample = CliRunner.Run("classifier-sample", "--model_path", ema, "--classifier_path", fixture.ModelPath, "--classifier_scale", "3",
+        var sample = CliRunner.InProcess("classifier-sample", "--model_path", ema, "--classifier_path", fixture.ModelPath, "--classifier_scale", "3",
             "--num_samples", "3", "--batch_size", "3", "--timestep_respacing", "4", "--out_dir", Path.Combine(dir, "samples"));
         Assert.True(sample.ExitCode == 0, sample.Error);
         string npz = Path.Combine(dir, "samples", "samples_3x32x32x3.npz");
         Assert.All(NpzReader.ToInt64(NpzReader.Read(npz)["arr_1"]), y => Assert.InRange(y, 0, 3)); // the judge's 4 classes
 
-        var judged = CliRunner.Run("sample-eval", "--model_path", fixture.ModelPath, npz);
+        string json = Path.Combine(dir, "judged.json");
+        var judged = CliRunner.InProcess("sample-eval", "--model_path", fixture.ModelPath, "--reference", "False", "--json", json, npz);
         Assert.True(judged.ExitCode == 0, judged.Error);
-        Assert.Contains("samples_3x32x32x3.npz", judged.Output);
-        Assert.Contains("per requested class", judged.Output);
-        Assert.Contains("95% CI", judged.Output);
+        using var report = JsonDocument.Parse(File.ReadAllText(json));
+        var result = Assert.Single(report.RootElement.GetProperty("results").EnumerateArray());
+        Assert.Equal(npz, result.GetProperty("file").GetString());
+        Assert.Equal(3, result.GetProperty("samples").GetInt32());
+        Assert.Equal(2, result.GetProperty("agree_top1_ci95").GetArrayLength());
     }
 
     [Fact]
@@ -188,13 +191,13 @@ public sealed class SampleEvalTests(TrainedColoursFixture fixture)
         var dir = fixture.NewTempDir("sample-eval-bad");
         var notNpz = Path.Combine(dir, "notes.npz");
         File.WriteAllText(notNpz, "not a zip");
-        var result = CliRunner.Run("sample-eval", "--model_path", fixture.ModelPath, notNpz);
+        var result = CliRunner.InProcess("sample-eval", "--model_path", fixture.ModelPath, notNpz);
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains(notNpz, result.Error);
 
         var wrongSize = Path.Combine(dir, "small.npz");
         NpzWriter.Write(wrongSize, NpzWriter.UInt8(new byte[16 * 16 * 3], 1, 16, 16, 3), NpzWriter.Int64(new long[] { 0 }, 1));
-        result = CliRunner.Run("sample-eval", "--model_path", fixture.ModelPath, wrongSize);
+        result = CliRunner.InProcess("sample-eval", "--model_path", fixture.ModelPath, wrongSize);
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("16-pixel", result.Error);
     }

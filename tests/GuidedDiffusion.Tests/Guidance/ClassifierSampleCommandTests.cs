@@ -3,6 +3,8 @@ using GuidedDiffusion.Checkpoints;
 using GuidedDiffusion.Cli;
 using GuidedDiffusion.Formats;
 using GuidedDiffusion.Diffusion;
+using GuidedDiffusion.Diffusion.Solvers;
+using GuidedDiffusion.Guidance;
 using GuidedDiffusion.Models;
 using GuidedDiffusion.Tests.Cli;
 using GuidedDiffusion.Tests.Support;
@@ -155,7 +157,7 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         File.Copy(UNetPath, ema);
         var manifest = new CheckpointManifest { DiffusionModel = TinyUNet, Diffusion = new DiffusionConfig { LearnSigma = true } };
         File.WriteAllText(Path.Combine(folder, "model000200.json"), JsonSerializer.Serialize(manifest, CheckpointManifest.JsonOptions));
-        Assert.Equal(Path.Combine(folder, "model000200.json"), TrainedDiffusionModel.SidecarFor(ema));
+        Assert.Equal(Path.Combine(folder, "model000200.json"), CheckpointManifest.Find(ema));
 
         string outDir = Path.Combine(folder, "ema");
         var args = WithoutModelFlags(Args(outDir, "--model_path", ema, "--num_samples", "1", "--seed", "7"));
@@ -182,7 +184,7 @@ public sealed class ClassifierSampleCommandTests : IDisposable
             Diffusion = new DiffusionConfig { DiffusionSteps = 100 },
         };
         File.WriteAllText(CheckpointManifest.PathFor(classifier), JsonSerializer.Serialize(manifest, CheckpointManifest.JsonOptions));
-        var result = CliRunner.Run(StripClassifierFlags(Args(Path.Combine(folder, "g"), "--classifier_path", classifier, "--num_samples", "1")));
+        var result = CliRunner.InProcess(StripClassifierFlags(Args(Path.Combine(folder, "g"), "--classifier_path", classifier, "--num_samples", "1")));
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("100-step", result.Error);
     }
@@ -203,29 +205,48 @@ public sealed class ClassifierSampleCommandTests : IDisposable
         Assert.Equal(2, Program.BuildRoot().Parse(Args(Path.Combine(folder, "e"), "--learn_sigma", "False")).Invoke());
     }
 
-    [Fact]
-    public void ClassifierSample_FastSolvers_RunEndToEnd_Reproducibly_IgnoringRespacingWithAWarning()
+    /// <summary>The job's settings for the tiny models, as <see cref="Args"/> spells them on the command line.</summary>
+    private GuidedSamplingOptions Options(string outDir) => new()
     {
-        foreach (var solver in new[] { "dpm_solver++", "unipc", "dpm_solver" })
+        ModelPath = UNetPath,
+        ClassifierPath = ClassifierPath,
+        Model = TinyUNet,
+        Diffusion = new DiffusionConfig { LearnSigma = true, TimestepRespacing = "ddim4" },
+        Classifier = TinyClassifier with { NumClasses = null },
+        NumSamples = 5,
+        BatchSize = 3,
+        UseDdim = true,
+        ClassifierScale = 10,
+        OutDir = outDir,
+    };
+
+    [Fact]
+    public void ClassifierSample_FastSolvers_RunReproducibly_IgnoringRespacingWithAWarning()
+    {
+        foreach (var kind in new[] { SamplerKind.DpmSolverPlusPlus, SamplerKind.UniPC, SamplerKind.DpmSolver })
         {
-            string name = solver.Replace("+", "p");
-            string[] Solver(string outDir) => Args(outDir, "--use_ddim", "False", "--sampler", solver, "--steps", "3", "--num_samples", "2",
-                "--seed", "5", "--guidance_interval", "100,900");
-            var first = CliRunner.Run(Solver(Path.Combine(folder, name + "1")));
-            Assert.True(first.ExitCode == 0, first.Error);
-            Assert.Contains("timestep_respacing", first.Error);  // ddim4 of the defaults is ignored, with a warning
-            Assert.Equal(0, CliRunner.Run(Solver(Path.Combine(folder, name + "2"))).ExitCode);
-            var a = NpzReader.Read(Path.Combine(folder, name + "1", "samples_2x16x16x3.npz"))["arr_0"].Data;
-            Assert.Equal(a, NpzReader.Read(Path.Combine(folder, name + "2", "samples_2x16x16x3.npz"))["arr_0"].Data);
-            Assert.True(a.Distinct().Count() > 10, $"{solver}: the samples are images, not a constant");
+            string name = kind.ToString();
+            GuidedSamplingOptions Solver(string outDir) => Options(outDir) with
+            {
+                UseDdim = false, Sampler = kind, Solver = new SolverOptions { Steps = 3 }, NumSamples = 2, Seed = 5,
+                GuidanceInterval = GuidanceInterval.Parse("100,900"),
+            };
+            var warnings = new StringWriter();
+            var first = new GuidedSamplingJob(Solver(Path.Combine(folder, name + "1")), new RunContext { Warnings = warnings }).Run();
+            Assert.Contains("timestep_respacing 'ddim4' is ignored", warnings.ToString());  // the ddim4 of the defaults
+            var second = new GuidedSamplingJob(Solver(Path.Combine(folder, name + "2"))).Run();
+            var a = NpzReader.Read(first.NpzPath)["arr_0"].Data;
+            Assert.Equal(a, NpzReader.Read(second.NpzPath)["arr_0"].Data);
+            Assert.True(a.Distinct().Count() > 10, $"{kind}: the samples are images, not a constant");
         }
         // The interval changes the samples: guidance everywhere gives other images.
-        Assert.Equal(0, CliRunner.Run(Args(Path.Combine(folder, "everywhere"), "--use_ddim", "False", "--sampler", "unipc", "--steps", "3",
-            "--num_samples", "2", "--seed", "5", "--classifier_scale", "1000")).ExitCode);
-        Assert.Equal(0, CliRunner.Run(Args(Path.Combine(folder, "late"), "--use_ddim", "False", "--sampler", "unipc", "--steps", "3",
-            "--num_samples", "2", "--seed", "5", "--classifier_scale", "1000", "--guidance_interval", "0,10")).ExitCode);
-        Assert.NotEqual(NpzReader.Read(Path.Combine(folder, "everywhere", "samples_2x16x16x3.npz"))["arr_0"].Data,
-            NpzReader.Read(Path.Combine(folder, "late", "samples_2x16x16x3.npz"))["arr_0"].Data);
+        GuidedSamplingOptions Strong(string outDir) => Options(outDir) with
+        {
+            UseDdim = false, Sampler = SamplerKind.UniPC, Solver = new SolverOptions { Steps = 3 }, NumSamples = 2, Seed = 5, ClassifierScale = 1000,
+        };
+        var everywhere = new GuidedSamplingJob(Strong(Path.Combine(folder, "everywhere"))).Run();
+        var late = new GuidedSamplingJob(Strong(Path.Combine(folder, "late")) with { GuidanceInterval = GuidanceInterval.Parse("0,10") }).Run();
+        Assert.NotEqual(NpzReader.Read(everywhere.NpzPath)["arr_0"].Data, NpzReader.Read(late.NpzPath)["arr_0"].Data);
     }
 
     [Theory]
@@ -243,7 +264,7 @@ public sealed class ClassifierSampleCommandTests : IDisposable
     {
         // The defaults above sample with DDIM; only the use_ddim case keeps it (DDIM and a solver at once).
         var flags = flag == "use_ddim" ? overrides : ["--use_ddim", "False", .. overrides];
-        var result = CliRunner.Run(Args(Path.Combine(folder, "bad-" + flag), flags));
+        var result = CliRunner.InProcess(Args(Path.Combine(folder, "bad-" + flag), flags));
         Assert.Equal(2, result.ExitCode);
         var lines = result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Single(lines);

@@ -21,21 +21,23 @@ namespace GuidedDiffusion.Data.Decoding;
 public static class ImageDecoder
 {
     /// <summary>PIL's <c>Image.MAX_IMAGE_PIXELS</c> default (1024 · 1024 · 1024 / 4 / 3): above it decoding warns.</summary>
-    public const long DefaultMaxImagePixels = 89_478_485;
+    public const long DefaultMaxImagePixels = RunContext.DefaultMaxImagePixels;
 
     /// <summary>
-    /// The decompression-bomb limit, as PIL's <c>Image.MAX_IMAGE_PIXELS</c> (process-wide like PIL's, set from
-    /// <c>--max_image_pixels</c>): an image whose header claims more than this many pixels is decoded with a
-    /// warning, one claiming more than twice as many is refused before any pixel memory is allocated.
+    /// The limit for callers that give none (<see cref="ImageDecodeLimit.Process"/>): only the training jobs, whose
+    /// command sets it from <c>--max_image_pixels</c>, still rely on it. Every other job passes its
+    /// <see cref="RunContext"/>'s limit; remove this once training takes a run context too.
     /// </summary>
     public static long MaxImagePixels { get; set; } = DefaultMaxImagePixels;
 
-    /// <summary>Where the above-limit warning goes (stderr by default).</summary>
+    /// <summary>Where the above-limit warning goes for callers that give no limit (see <see cref="MaxImagePixels"/>); stderr.</summary>
     public static Action<string> Warn { get; set; } = line => Console.Error.WriteLine(line);
 
     /// <summary>Reads and decodes <paramref name="path"/>.</summary>
+    /// <param name="path">The image file.</param>
+    /// <param name="limit">The decompression-bomb limit and where its warning goes (null: <see cref="ImageDecodeLimit.Process"/>).</param>
     /// <exception cref="ImageDecodeException">The file is unreadable, empty, truncated, corrupt or not an image.</exception>
-    public static RgbImage Decode(string path)
+    public static RgbImage Decode(string path, ImageDecodeLimit? limit = null)
     {
         byte[] bytes;
         try
@@ -46,16 +48,21 @@ public static class ImageDecoder
         {
             throw new ImageDecodeException(path, e.Message, e);
         }
-        return Decode(bytes, path);
+        limit ??= ImageDecodeLimit.Process;
+        return Decode(bytes, path, limit.MaxPixels, limit.Warn);
     }
 
-    /// <summary>Decodes encoded image bytes; <paramref name="name"/> is used in error messages.</summary>
+    /// <summary>Decodes encoded image bytes with the limit of <see cref="ImageDecodeLimit.Process"/>; <paramref name="name"/> is used in error messages.</summary>
     /// <exception cref="ImageDecodeException">The bytes are empty, truncated, corrupt or not an image.</exception>
-    public static RgbImage Decode(byte[] encoded, string name) => Decode(encoded, name, MaxImagePixels);
+    public static RgbImage Decode(byte[] encoded, string name) => Decode(encoded, name, MaxImagePixels, Warn);
 
-    /// <summary>Decodes encoded image bytes with an explicit decompression-bomb limit (see <see cref="MaxImagePixels"/>).</summary>
+    /// <summary>Decodes encoded image bytes with an explicit decompression-bomb limit (see <see cref="RunContext.MaxImagePixels"/>).</summary>
+    /// <param name="encoded">The file's bytes.</param>
+    /// <param name="name">The file, named in errors and the warning.</param>
+    /// <param name="maxPixels">Warn above this many pixels, refuse above twice as many.</param>
+    /// <param name="warn">Receives the above-limit warning (null: it is dropped).</param>
     /// <exception cref="ImageDecodeException">The bytes are empty, truncated, corrupt, not an image, or too large.</exception>
-    public static RgbImage Decode(byte[] encoded, string name, long maxPixels)
+    public static RgbImage Decode(byte[] encoded, string name, long maxPixels, Action<string>? warn = null)
     {
         ArgumentNullException.ThrowIfNull(encoded);
         if (encoded.Length == 0)
@@ -70,7 +77,7 @@ public static class ImageDecoder
         int width = codec.Info.Width, height = codec.Info.Height;
         if (width <= 0 || height <= 0)
             throw new ImageDecodeException(name, $"invalid dimensions {width}×{height}");
-        CheckSize(name, width, height, maxPixels);
+        CheckSize(name, width, height, maxPixels, warn);
 
         bool sixteenBit = codec.Info.ColorType is SKColorType.Rgba16161616 or SKColorType.RgbaF16 or SKColorType.RgbaF16Clamped or SKColorType.RgbaF32;
         return sixteenBit
@@ -160,7 +167,7 @@ public static class ImageDecoder
     /// PIL's decompression-bomb rule on the header's claimed size, checked before the pixel buffer exists (a
     /// 100000×100000 header used to overflow the 32-bit buffer size and let the decoder write past it).
     /// </summary>
-    private static void CheckSize(string name, int width, int height, long maxPixels)
+    private static void CheckSize(string name, int width, int height, long maxPixels, Action<string>? warn)
     {
         long pixels = (long)width * height;
         if (pixels > 2 * maxPixels)
@@ -171,7 +178,7 @@ public static class ImageDecoder
         if (pixels * 8 > Array.MaxLength)
             throw new ImageDecodeException(name, $"{width}×{height} pixels is too large to decode in one buffer");
         if (pixels > maxPixels)
-            Warn($"warning: '{name}' has {width}×{height} = {pixels:N0} pixels, more than the limit of {maxPixels:N0} (a possible decompression bomb; decoding it anyway, as PIL does below twice the limit)");
+            warn?.Invoke($"warning: '{name}' has {width}×{height} = {pixels:N0} pixels, more than the limit of {maxPixels:N0} (a possible decompression bomb; decoding it anyway, as PIL does below twice the limit)");
     }
 
     private static string Hex(byte[] bytes) => Convert.ToHexString(bytes, 0, Math.Min(8, bytes.Length));

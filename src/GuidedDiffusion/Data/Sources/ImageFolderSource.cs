@@ -7,6 +7,7 @@ public sealed class ImageFolderSource : IImageSource
 {
     private readonly string[] _files;
     private readonly int[] _labels;
+    private readonly ImageDecodeLimit _limit;
 
     /// <summary>
     /// Lists <paramref name="root"/> and labels its files. Pass the training set's <see cref="ClassMap"/> as
@@ -21,11 +22,14 @@ public sealed class ImageFolderSource : IImageSource
     /// that fail (<see cref="Skipped"/>), so that a class comes only from images that were actually read. A full
     /// decode, not a header check: a truncated file (the commonest damage) has a valid header and fails only there.
     /// </param>
+    /// <param name="decodeLimit">The decompression-bomb limit of the run (null: <see cref="ImageDecodeLimit.Process"/>).</param>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="DatasetException">No (readable) images, a single class, or a class missing from <paramref name="classes"/>.</exception>
-    public ImageFolderSource(string root, LabelRule labelFrom = LabelRule.Prefix, ClassMap? classes = null, bool skipBadImages = false)
+    public ImageFolderSource(string root, LabelRule labelFrom = LabelRule.Prefix, ClassMap? classes = null, bool skipBadImages = false,
+        ImageDecodeLimit? decodeLimit = null)
     {
         Root = Path.GetFullPath(root);
+        _limit = decodeLimit ?? ImageDecodeLimit.Process;
         LabelFrom = labelFrom;
         _files = ImageFolderListing.List(Root).ToArray();
         if (_files.Length == 0)
@@ -74,7 +78,7 @@ public sealed class ImageFolderSource : IImageSource
     public string NameOf(int index) => _files[index];
 
     /// <inheritdoc/>
-    public RgbImage Load(int index) => ImageDecoder.Decode(_files[index]);
+    public RgbImage Load(int index) => ImageDecoder.Decode(_files[index], _limit);
 
     /// <inheritdoc/>
     public IReadOnlyList<ImageDecodeException> Skipped { get; private set; } = [];
@@ -92,7 +96,7 @@ public sealed class ImageFolderSource : IImageSource
         var errors = new ImageDecodeException?[_files.Length];
         Parallel.For(0, _files.Length, i =>
         {
-            try { ImageDecoder.Decode(_files[i]); }
+            try { ImageDecoder.Decode(_files[i], _limit); }
             catch (ImageDecodeException e) { errors[i] = e; }
         });
         var kept = Enumerable.Range(0, _files.Length).Where(i => errors[i] is null).ToArray();
