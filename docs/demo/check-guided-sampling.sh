@@ -51,8 +51,8 @@ calls() { if [[ -f $STUB_LOG ]]; then wc -l < "$STUB_LOG"; else echo 0; fi; }
 mkdir -p "$OUT/robust1200" && touch "$OUT/robust1200/model000600.pt"
 docs/demo/guided-sampling.sh > "$work/run1.txt"
 # 6 trainings, 2 unguided + 2 guides × (5 ancestral + 2 DDIM) + 3 ancestral (noisy3000) + 3 ancestral and 2 DDIM
-# (noisy6000) + 7 solvers × 4 step counts and 1 interval row (noisy6000) samplings, 4 sample-evals, 1 eps-eval.
-stages=$((6 + 2 + 14 + 3 + 5 + 7 * 4 + 1 + 4 + 1))
+# (noisy6000) + 8 solvers × 4 step counts and 1 interval row (noisy6000) samplings, 4 sample-evals, 1 eps-eval.
+stages=$((6 + 2 + 14 + 3 + 5 + 8 * 4 + 1 + 4 + 1))
 NPZ_RE=samples_300x32x32x3\.npz
 [[ $(calls) -eq $stages ]] || fail "first run made $(calls) calls, expected $stages"
 [[ $(($(wc -l < "$OUT/times.tsv") - 1)) -eq $stages ]] || fail "times.tsv has $(($(wc -l < "$OUT/times.tsv") - 1)) rows, expected $stages"
@@ -69,13 +69,13 @@ grep -q -- "--classifier_path $OUT/noisy3000/model002999.pt --classifier_scale 5
   || fail "the 3,000-step guide's samples do not use its final checkpoint"
 grep -q -- "sample-eval .*agreement-noisy3000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy3000-ancestral-scale50/$NPZ_RE $OUT/noisy3000-ancestral-scale100/$NPZ_RE $OUT/noisy3000-ancestral-scale200/$NPZ_RE\$" "$STUB_LOG" \
   || fail "sample-eval of noisy3000 should judge scale 0 and its three ancestral rows, no DDIM"
-grep -q -- "sample-eval .*agreement-noisy6000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy6000-ancestral-scale100/$NPZ_RE $OUT/noisy6000-ancestral-scale200/$NPZ_RE $OUT/noisy6000-ancestral-scale300/$NPZ_RE $OUT/unguided-ddim50-scale0/$NPZ_RE $OUT/noisy6000-ddim50-scale100/$NPZ_RE $OUT/noisy6000-ddim50-scale200/$NPZ_RE $OUT/noisy6000-dpmpp2m-10steps-scale100/$NPZ_RE .* $OUT/noisy6000-unipc_bh2-25steps-scale100/$NPZ_RE $OUT/noisy6000-dpmpp2m-20steps-scale100-interval100-999/$NPZ_RE\$" "$STUB_LOG" \
+grep -q -- "sample-eval .*agreement-noisy6000.json $OUT/unguided-ancestral-scale0/$NPZ_RE $OUT/noisy6000-ancestral-scale100/$NPZ_RE $OUT/noisy6000-ancestral-scale200/$NPZ_RE $OUT/noisy6000-ancestral-scale300/$NPZ_RE $OUT/unguided-ddim50-scale0/$NPZ_RE $OUT/noisy6000-ddim50-scale100/$NPZ_RE $OUT/noisy6000-ddim50-scale200/$NPZ_RE $OUT/noisy6000-dpmpp1-10steps-scale100/$NPZ_RE .* $OUT/noisy6000-unipc_bh2-25steps-scale100/$NPZ_RE $OUT/noisy6000-dpmpp1-20steps-scale100-interval100-999/$NPZ_RE\$" "$STUB_LOG" \
   || fail "sample-eval of noisy6000 should judge scale 0 and its ancestral rows, then the DDIM ones, then the solvers' and the interval row"
-[[ $(grep -c -- "classifier-sample .*--sampler " "$STUB_LOG") -eq $((7 * 4 + 1)) ]] || fail "expected 29 fast-solver samplings"
+[[ $(grep -c -- "classifier-sample .*--sampler " "$STUB_LOG") -eq $((8 * 4 + 1)) ]] || fail "expected 33 fast-solver samplings"
 ! grep -q -- "--sampler .*--timestep_respacing\|--timestep_respacing .*--sampler" "$STUB_LOG" || fail "a fast solver got a respacing"
 grep -q -- "--classifier_scale 100 .*--out_dir $OUT/noisy6000-dpm3-15steps-scale100 --sampler dpm_solver --solver_order 3 --solver_method singlestep --steps 15\$" "$STUB_LOG" \
   || fail "the DPM-Solver-3 row at 15 steps lacks its flags"
-grep -q -- "--out_dir $OUT/noisy6000-dpmpp2m-20steps-scale100-interval100-999 --sampler dpm_solver++ --solver_order 2 --steps 20 --guidance_interval 100,999\$" "$STUB_LOG" \
+grep -q -- "--out_dir $OUT/noisy6000-dpmpp1-20steps-scale100-interval100-999 --sampler dpm_solver++ --solver_order 1 --steps 20 --guidance_interval 100,999\$" "$STUB_LOG" \
   || fail "the guidance-interval row lacks its flags"
 [[ -f $OUT/summary.md ]] || fail "no summary.md"
 

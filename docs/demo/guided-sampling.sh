@@ -9,7 +9,7 @@
 #   *-scale*/      300 samples per classifier scale, ancestral and DDIM, 50 respaced steps each (the same number of
 #                  model calls), the same requested classes and noise at every scale; scale 0 (no guidance) is
 #                  sampled once and shared,
-#   *-<solver>-<N>steps-scale*/  the fast solvers of issue 27 (DPM-Solver++ 2M/3M/2S, DPM-Solver 2/3, UniPC bh1/bh2) at
+#   *-<solver>-<N>steps-scale*/  the fast solvers of issue 27 (DPM-Solver++ 1/2M/3M/2S, DPM-Solver 2/3, UniPC bh1/bh2) at
 #                  10, 15, 20 and 25 steps for the best guide, and with a guidance interval (*-interval<lo>-<hi>),
 #   agreement-*    sample-eval: how often the judge labels a sample as the requested class (with 95 % Wilson
 #                  intervals), agree@5, the diversity of the judge's features, and the judge on real images,
@@ -53,6 +53,7 @@ declare -A DDIM_SCALES=([noisy1200]="10 30" [robust1200]="10 30" [noisy3000]="" 
 # the guide's SOLVER_INTERVALS rows (solver steps scale lo,hi: guidance only while the classifier's t is in [lo, hi]).
 # SOLVERS="dpmpp2m unipc_bh2" (a subset) runs only those; SOLVERS="" none.
 declare -A SOLVER_FLAGS=(
+  [dpmpp1]="--sampler dpm_solver++ --solver_order 1"
   [dpmpp2m]="--sampler dpm_solver++ --solver_order 2"
   [dpmpp3m]="--sampler dpm_solver++ --solver_order 3"
   [dpmpp2s]="--sampler dpm_solver++ --solver_order 2 --solver_method singlestep"
@@ -60,10 +61,10 @@ declare -A SOLVER_FLAGS=(
   [dpm3]="--sampler dpm_solver --solver_order 3 --solver_method singlestep"
   [unipc_bh1]="--sampler unipc --solver_order 2 --unipc_variant bh1"
   [unipc_bh2]="--sampler unipc --solver_order 2 --unipc_variant bh2")
-read -r -a SOLVERS <<< "${SOLVERS-dpmpp2m dpmpp3m dpmpp2s dpm2 dpm3 unipc_bh1 unipc_bh2}"
+read -r -a SOLVERS <<< "${SOLVERS-dpmpp1 dpmpp2m dpmpp3m dpmpp2s dpm2 dpm3 unipc_bh1 unipc_bh2}"
 read -r -a SOLVER_STEPS <<< "${SOLVER_STEPS:-10 15 20 25}"
 declare -A SOLVER_SCALES=([noisy6000]="100")
-declare -A SOLVER_INTERVALS=([noisy6000]="dpmpp2m 20 100 100,999")
+declare -A SOLVER_INTERVALS=([noisy6000]="dpmpp1 20 100 100,999")
 for solver in "${SOLVERS[@]}"; do
   [[ -n "${SOLVER_FLAGS[$solver]:-}" ]] || { echo "SOLVERS: unknown solver '$solver' (known: ${!SOLVER_FLAGS[*]})" >&2; exit 1; }
 done

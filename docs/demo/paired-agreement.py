@@ -8,6 +8,8 @@ pullover (2) and shirt (6), the classes the guides confuse. Standard library onl
 
 Usage: python3 docs/demo/paired-agreement.py runs/guided-demo/agreement-noisy1200.json \
            runs/guided-demo/agreement-robust1200.json
+       python3 docs/demo/paired-agreement.py --rows ROW_A ROW_B AGREEMENT.json...
+           (any two rows, by run folder name: e.g. two samplers from the same seed)
 """
 import ast
 import collections
@@ -37,6 +39,25 @@ def predictions(json_files):
     return out
 
 
+def mcnemar(y, pred_a, pred_b):
+    """(samples only A gets right, only B gets right, McNemar's exact two-sided p) of two paired label lists."""
+    right_a = [p == t for p, t in zip(pred_a, y)]
+    right_b = [p == t for p, t in zip(pred_b, y)]
+    only_a = sum(a and not b for a, b in zip(right_a, right_b))
+    only_b = sum(b and not a for a, b in zip(right_a, right_b))
+    n, k = only_a + only_b, min(only_a, only_b)
+    return only_a, only_b, (min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0)
+
+
+def compare_rows(a, b, json_files):
+    runs = predictions(json_files)
+    y = requested_classes(runs[a][0])
+    if y != requested_classes(runs[b][0]):
+        sys.exit(f'{a} and {b} were not asked for the same classes; the samples are not paired')
+    only_a, only_b, p_value = mcnemar(y, runs[a][1], runs[b][1])
+    print(f'{a} vs {b}: only {a} right {only_a}, only {b} right {only_b}, McNemar exact p = {p_value:.3f}')
+
+
 def main(json_files):
     runs = predictions(json_files)
     # Every row of the plain guide (noisy1200-<sampler>-scale<s>) that the robust guide also has, in the JSON's order.
@@ -50,10 +71,7 @@ def main(json_files):
             sys.exit(f'{scale}: the two guides were not asked for the same classes; the samples are not paired')
         right_plain = [p == t for p, t in zip(plain[1], y)]
         right_robust = [p == t for p, t in zip(robust[1], y)]
-        only_robust = sum(r and not p for p, r in zip(right_plain, right_robust))
-        only_plain = sum(p and not r for p, r in zip(right_plain, right_robust))
-        n, k = only_robust + only_plain, min(only_robust, only_plain)
-        p_value = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+        only_robust, only_plain, p_value = mcnemar(y, robust[1], plain[1])
 
         def labelled(pred, c):
             return dict(collections.Counter(p for p, t in zip(pred, y) if t == c).most_common(3))
@@ -64,6 +82,9 @@ def main(json_files):
 
 
 if __name__ == '__main__':
-    if len(sys.argv) < 2:
+    if len(sys.argv) < 2 or (sys.argv[1] == '--rows' and len(sys.argv) < 5):
         sys.exit(__doc__)
-    main(sys.argv[1:])
+    if sys.argv[1] == '--rows':
+        compare_rows(sys.argv[2], sys.argv[3], sys.argv[4:])
+    else:
+        main(sys.argv[1:])

@@ -1,30 +1,32 @@
 #!/usr/bin/env python3
 """Agreement against model evaluations for the fast samplers (issue 27), as an SVG (no plotting library needed).
 
-Reads docs/demo/guided/agreement-issue27.txt (sample-eval's table) and writes docs/demo/guided/solvers-agreement.svg:
-agree@1 with its 95 % Wilson interval against NFE, one series per sampler, the clipped rows only (README).
+Reads docs/demo/guided/agreement-issue27-300.txt (sample-eval's table of the 300-sample rows) and writes
+docs/demo/guided/solvers-agreement.svg: agree@1 with its 95 % Wilson interval against NFE, one series per sampler,
+scale 100 unless noted, --clip_denoised True.
 Usage: python3 docs/demo/solver-plot.py   (from the repository root)
 """
 import re
 
-TABLE = "docs/demo/guided/agreement-issue27.txt"
+TABLE = "docs/demo/guided/agreement-issue27-300.txt"
 OUT = "docs/demo/guided/solvers-agreement.svg"
 
-# row folder -> (series, NFE); rows not listed (the unclipped ones) are left out.
+# row folder -> (series, NFE); rows not listed (other scales, spacings, the interval) are left out.
 ROWS = {
-    "noisy6000-ancestral50-scale200": ("ancestral (scale 200)", 50),
-    "noisy6000-dpmpp2m-10steps-scale100": ("DPM-Solver++ 2M", 10),
-    "noisy6000-dpmpp2m-15steps-scale100": ("DPM-Solver++ 2M", 15),
-    "noisy6000-dpmpp2m20-clip-scale100": ("DPM-Solver++ 2M", 20),
-    "noisy6000-dpmpp2m-25steps-scale100": ("DPM-Solver++ 2M", 25),
-    "n300-noisy6000-dpmpp2m-15steps-scale100": ("DPM-Solver++ 2M, 300 samples", 15),
-    "n300-noisy6000-dpmpp2m-20steps-scale100": ("DPM-Solver++ 2M, 300 samples", 20),
-    "noisy6000-dpmpp2s-20steps-scale100": ("DPM-Solver++ 2S", 20),
-    "noisy6000-dpmpp3m-20steps-scale100": ("DPM-Solver++ 3M", 20),
-    "noisy6000-unipcbh2-20-clip-scale100": ("UniPC bh2", 20),
-    "noisy6000-unipc_bh1-20steps-scale100": ("UniPC bh1", 20),
-    "noisy6000-dpm3-20steps-scale100": ("DPM-Solver-3", 20),
-    "noisy6000-dpm2-20steps-scale100": ("DPM-Solver-2", 20),
+    "ancestral50-s200": ("ancestral (scale 200)", 50),
+    "ddim20-s100": ("DDIM, the original's ddim20 respacing", 20),
+    "dpmpp1-10-s100": ("DPM-Solver++ order 1 (DDIM's update)", 10),
+    "dpmpp1-15-s100": ("DPM-Solver++ order 1 (DDIM's update)", 15),
+    "dpmpp1-20-s100": ("DPM-Solver++ order 1 (DDIM's update)", 20),
+    "dpmpp1-25-s100": ("DPM-Solver++ order 1 (DDIM's update)", 25),
+    "dpmpp2m-10-s100": ("DPM-Solver++ 2M", 10),
+    "dpmpp2m-15-s100": ("DPM-Solver++ 2M", 15),
+    "dpmpp2m-20-s100": ("DPM-Solver++ 2M", 20),
+    "dpmpp2m-25-s100": ("DPM-Solver++ 2M", 25),
+    "dpmpp2s-20-s100": ("DPM-Solver++ 2S", 20),
+    "dpmpp3m-20-s100": ("DPM-Solver++ 3M", 20),
+    "unipcbh2-15-s100": ("UniPC bh2", 15),
+    "unipcbh2-20-s100": ("UniPC bh2", 20),
 }
 COLOURS = ["#000000", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -35,13 +37,13 @@ for line in open(TABLE, encoding="utf-8"):
         series, nfe = ROWS[m.group(1)]
         points.setdefault(series, []).append((nfe, float(m.group(3)), float(m.group(4)), float(m.group(5))))
 
-W, H, L, R, T, B = 760, 430, 60, 250, 20, 50
+W, H, L, R, T, B = 840, 430, 60, 320, 20, 50
 def x(nfe): return L + (nfe - 5) / 50 * (W - L - R)
-def y(v): return T + (1.0 - v) / 0.7 * (H - T - B)  # agree@1 from 0.3 to 1.0
+def y(v): return T + (1.0 - v) / 0.35 * (H - T - B)  # agree@1 from 0.65 to 1.0
 svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
        f'<rect width="{W}" height="{H}" fill="white"/>']
-for v in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]:
-    svg.append(f'<line x1="{L}" x2="{W - R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/><text x="{L - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
+for v in [0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]:
+    svg.append(f'<line x1="{L}" x2="{W - R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/><text x="{L - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.2f}</text>')
 for n in [10, 15, 20, 25, 50]:
     svg.append(f'<line x1="{x(n):.1f}" x2="{x(n):.1f}" y1="{T}" y2="{H - B}" stroke="#eee"/><text x="{x(n):.1f}" y="{H - B + 16}" text-anchor="middle">{n}</text>')
 svg.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">model evaluations per sample (NFE)</text>')
@@ -56,8 +58,8 @@ for i, (series, pts) in enumerate(points.items()):
         svg.append(f'<line x1="{x(n) + dx:.1f}" x2="{x(n) + dx:.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}" stroke="{c}"/>'
                    f'<circle cx="{x(n) + dx:.1f}" cy="{y(a):.1f}" r="3.5" fill="{c}"/>')
     svg.append(f'<circle cx="{W - R + 20}" cy="{T + 10 + 20 * i}" r="4" fill="{c}"/><text x="{W - R + 30}" y="{T + 14 + 20 * i}">{series}</text>')
-svg.append(f'<text x="{W - R + 14}" y="{T + 24 + 20 * len(points)}" font-size="11">scale 100 unless noted; 100 samples</text>')
-svg.append(f'<text x="{W - R + 14}" y="{T + 38 + 20 * len(points)}" font-size="11">unless noted; --clip_denoised True</text>')
+svg.append(f'<text x="{W - R + 14}" y="{T + 24 + 20 * len(points)}" font-size="11">scale 100 unless noted; 300 samples</text>')
+svg.append(f'<text x="{W - R + 14}" y="{T + 38 + 20 * len(points)}" font-size="11">each; --clip_denoised True</text>')
 svg.append("</svg>")
 open(OUT, "w", encoding="utf-8").write("\n".join(svg) + "\n")
 print(f"wrote {OUT}: " + ", ".join(f"{s} ({len(p)})" for s, p in points.items()))
