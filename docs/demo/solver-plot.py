@@ -19,6 +19,7 @@ ROWS = {
     "dpmpp1-15-s100": ("DPM-Solver++ order 1 (DDIM's update)", 15),
     "dpmpp1-20-s100": ("DPM-Solver++ order 1 (DDIM's update)", 20),
     "dpmpp1-25-s100": ("DPM-Solver++ order 1 (DDIM's update)", 25),
+    "dpmpp1-20-s70": ("DPM-Solver++ order 1, scale 70", 20),
     "dpmpp2m-10-s100": ("DPM-Solver++ 2M", 10),
     "dpmpp2m-15-s100": ("DPM-Solver++ 2M", 15),
     "dpmpp2m-20-s100": ("DPM-Solver++ 2M", 20),
