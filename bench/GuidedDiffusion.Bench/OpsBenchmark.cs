@@ -39,6 +39,9 @@ internal static class OpsBenchmark
             ("attention_fwd_bwd_sdpa_bf16", () => AttentionGflops(ScalarType.BFloat16, SdpaAttention, batch, tokens, headChannels)),
             ("groupnorm32_fwd_bwd_fp32_ms", () => GroupNormMs(ScalarType.Float32, batch, channels)),
             ("groupnorm32_fwd_bwd_bf16_ms", () => GroupNormMs(ScalarType.BFloat16, batch, channels)),
+            // The original's formula on a bf16 input (float32 copy, normalise, cast back): what GroupNorm32 did
+            // before it used libtorch's mixed-type kernel.
+            ("groupnorm32_fwd_bwd_bf16_upcast_ms", () => GroupNormMs(ScalarType.BFloat16, batch, channels, upcast: true)),
         };
         string only = a.Str("only", "");
         ops = ops.Where(o => o.Name.Contains(only, StringComparison.Ordinal)).ToArray();
@@ -132,14 +135,16 @@ internal static class OpsBenchmark
         return nn.functional.conv2d(weight, v, groups: b).reshape(b, ch, t);
     }
 
-    private static double GroupNormMs(ScalarType dtype, long batch, long channels)
+    private static double GroupNormMs(ScalarType dtype, long batch, long channels, bool upcast = false)
     {
         using var scope = NewDisposeScope();
         using var norm = new GroupNorm32(channels);
         var x = randn(batch, channels, 32, 32).to_type(dtype).requires_grad_(true);
         return 1000 * Ceiling.Seconds(() =>
         {
-            var y = norm.call(x);
+            var y = upcast
+                ? nn.functional.group_norm(x.to_type(ScalarType.Float32), GroupNorm32.Groups, norm.Weight, norm.Bias, 1e-5).to_type(dtype)
+                : norm.call(x);
             y.sum().backward();
             x.grad!.Dispose();
             x.grad = null;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace GuidedDiffusion.Models;
 
 /// <summary>
-/// GroupNorm(32, C) that normalises in float32 (float64 inputs: in float64) and casts back to the input dtype, like the original's
+/// GroupNorm(32, C) that normalises in float32 (float64 inputs: in float64) and returns the input dtype, like the original's
 /// <c>GroupNorm32</c>. Written by hand because TorchSharp's nn.GroupNorm leaves its affine parameters uninitialised;
 /// here weight starts at ones and bias at zeros, as in PyTorch.
 /// </summary>
@@ -41,7 +41,11 @@ public sealed class GroupNorm32 : nn.Module<Tensor, Tensor>
     {
         // Computing the statistics in float32 keeps fp16/bf16 trunks stable; the original does the same upcast.
         // A float64 model (the float64 ground truth of the parity tests) keeps float64: the original's upcast
-        // would be a downcast there.
+        // would be a downcast there. On the CPU, libtorch's group_norm takes a bf16 input with float32 affine
+        // parameters directly and computes in float32 inside (its mixed-type path), which gives the upcast's result
+        // to within one bf16 rounding without materialising the float32 copy and the cast back (issue 26).
+        if (x.dtype == ScalarType.BFloat16 && x.device_type == DeviceType.CPU)
+            return nn.functional.group_norm(x, Groups, Weight, Bias, Epsilon);
         var y = nn.functional.group_norm(x.dtype == ScalarType.Float64 ? x : x.to_type(ScalarType.Float32), Groups, Weight, Bias, Epsilon);
         return y.dtype == x.dtype ? y : y.to_type(x.dtype);
     }
