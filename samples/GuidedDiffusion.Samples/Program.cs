@@ -50,9 +50,8 @@ var modelRun = new ImageTrainingJob(
 // 4. Guided sampling: both checkpoints' sidecars supply their architectures and noise process.
 var samples = new GuidedSamplingJob(new GuidedSamplingOptions
 {
-    ModelPath = modelRun.LastCheckpoint,
+    Model = new DiffusionModelSource { Path = modelRun.LastCheckpoint, Diffusion = new DiffusionConfig { TimestepRespacing = "ddim5" } },
     ClassifierPath = classifierRun.LastCheckpoint,
-    Diffusion = new DiffusionConfig { TimestepRespacing = "ddim5" },
     UseDdim = true,
     ClassifierScale = 3,
     NumSamples = 4,

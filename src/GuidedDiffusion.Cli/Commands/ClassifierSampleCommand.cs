@@ -18,7 +18,6 @@ internal static class ClassifierSampleCommand
 
     static ClassifierSampleCommand()
     {
-        Table.Add("model_path", "Diffusion model checkpoint (.pt or .safetensors), e.g. 64x64_diffusion.pt.", o => o.ModelPath, (o, v) => o with { ModelPath = v });
         Table.Add("classifier_path", "Classifier checkpoint; its JSON sidecar, if any, supplies the classifier architecture.", o => o.ClassifierPath, (o, v) => o with { ClassifierPath = v });
         Table.Add("classifier_scale", "Guidance scale: the classifier gradient is multiplied by it (0 disables guidance).", o => o.ClassifierScale, (o, v) => o with { ClassifierScale = v });
         Table.Add(DenoisingFlags.NumSamples, o => o.NumSamples, (o, v) => o with { NumSamples = v }, help: "Number of images to generate.");
@@ -56,18 +55,16 @@ internal static class ClassifierSampleCommand
     public static Command Create()
     {
         var command = new Command("classifier-sample", "Sample images from a diffusion model guided by a noise-aware classifier (classifier_sample.py).");
+        var model = DiffusionModelSourceFlags.AddTo(command);
         var sampling = Table.AddTo(command, new GuidedSamplingOptions());
         var classifier = ClassifierModelFlags.AddBesideDiffusionModel(command);
-        var model = DiffusionModelFlags.AddTo(command);
         var run = RunFlags.AddDeviceTo(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
             var options = sampling.Bind(parse) with
             {
-                Model = model.BindModel(parse),
-                Diffusion = model.Diffusion.Bind(parse),
-                ModelSettingsGiven = model.SettingsGiven(parse),
+                Model = model.Bind(parse),
                 Classifier = classifier.Bind(parse),
                 ClassifierSettingsGiven = ClassifierModelFlags.ArchitectureGiven(classifier, parse),
             };

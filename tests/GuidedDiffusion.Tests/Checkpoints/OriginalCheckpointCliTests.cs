@@ -89,10 +89,13 @@ public class OriginalCheckpointCliTests
         var warnings = new StringWriter();
         var result = new GuidedSamplingJob(new GuidedSamplingOptions
         {
-            ModelPath = Reference.PathOf($"{Original}/image_train/ema_0.9999_000002.pt"),
+            Model = new DiffusionModelSource
+            {
+                Path = Reference.PathOf($"{Original}/image_train/ema_0.9999_000002.pt"),
+                Architecture = OriginalCheckpointTests.UNetFlags,
+                Diffusion = new DiffusionConfig { DiffusionSteps = 100, TimestepRespacing = "3" },
+            },
             ClassifierPath = Reference.PathOf($"{Original}/classifier_train/model000001.pt"),
-            Model = OriginalCheckpointTests.UNetFlags,
-            Diffusion = new DiffusionConfig { DiffusionSteps = 100, TimestepRespacing = "3" },
             Classifier = OriginalCheckpointTests.ClassifierFlags,
             NumSamples = 2,
             BatchSize = 2,

@@ -52,9 +52,8 @@ public sealed class DeviceJobsFixture : IDisposable
     /// <summary>Two guided DDIM samples over two steps.</summary>
     public GuidedSamplingOptions Sampling(string outDir) => new()
     {
-        ModelPath = UNetPath,
+        Model = DiffusionModel with { Diffusion = Diffusion with { TimestepRespacing = "ddim2" } },
         ClassifierPath = ClassifierPath,
-        Diffusion = Diffusion with { TimestepRespacing = "ddim2" },
         NumSamples = 2,
         BatchSize = 2,
         UseDdim = true,
