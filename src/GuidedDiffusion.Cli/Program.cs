@@ -42,7 +42,8 @@ public static class Program
     {
         var parse = BuildRoot().Parse(args);
         CliErrors.UseCommand(parse.CommandResult.Command);
-        if (parse.Errors.Count == 0) return parse.Invoke();
+        // Help and System.CommandLine's own lines go where the command's lines go (CliConsole: stdout unless redirected).
+        if (parse.Errors.Count == 0) return parse.Invoke(new InvocationConfiguration { Output = CliConsole.Out, Error = CliConsole.Error });
         // One line, not System.CommandLine's default of every error followed by the whole help text.
         var command = string.Join(' ', parse.CommandResult.Command.Name is var name && parse.CommandResult.Command is RootCommand
             ? ["guided-diffusion"] : new[] { "guided-diffusion", name });

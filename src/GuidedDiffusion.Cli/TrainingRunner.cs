@@ -17,19 +17,28 @@ internal static class TrainingRunner
         {
             using var stop = new CancellationTokenSource();
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
-            Console.CancelKeyPress += (_, e) =>
+            void OnCancelKey(object? sender, ConsoleCancelEventArgs e)
             {
                 if (stop.IsCancellationRequested) return; // a second Ctrl-C kills immediately
                 e.Cancel = true;
-                Console.Error.WriteLine("\nstop requested: finishing the current step and saving a checkpoint (Ctrl-C again to abort)...");
+                CliConsole.Error.WriteLine("\nstop requested: finishing the current step and saving a checkpoint (Ctrl-C again to abort)...");
                 stop.Cancel();
-            };
-
+            }
+            // Removed again: a process that runs several commands (tests) must not keep a disposed run's handler.
+            Console.CancelKeyPress += OnCancelKey;
+            TrainingResult result;
             using var progress = new ConsoleProgress(enabled: comm.IsMain);
-            var result = train(comm, run with { Output = comm.IsMain ? progress.Writer : TextWriter.Null }, progress, stop.Token);
+            try
+            {
+                result = train(comm, run with { Output = comm.IsMain ? progress.Writer : TextWriter.Null }, progress, stop.Token);
+            }
+            finally
+            {
+                Console.CancelKeyPress -= OnCancelKey;
+            }
             progress.Finish();
             if (comm.IsMain)
-                Console.WriteLine(result.Interrupted
+                CliConsole.Out.WriteLine(result.Interrupted
                     ? $"Stopped after {result.CompletedSteps} updates; resume with --resume_checkpoint {result.LastCheckpoint}"
                     : $"Done: {result.CompletedSteps} updates. Checkpoint: {result.LastCheckpoint}");
             return 0;

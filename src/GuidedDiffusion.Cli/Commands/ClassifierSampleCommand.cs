@@ -68,15 +68,15 @@ internal static class ClassifierSampleCommand
                 Classifier = classifier.Bind(parse),
                 ClassifierSettingsGiven = ClassifierModelFlags.ArchitectureGiven(classifier, parse),
             };
-            bool interactive = !Console.IsErrorRedirected;
+            bool interactive = CliConsole.ErrorIsTerminal;
             var clock = Stopwatch.StartNew();
             new GuidedSamplingJob(options, JobRun.For(parse, run))
             {
                 OnStep = (batch, batches, step, total) =>
                 {
-                    if (interactive) Console.Error.Write($"\rbatch {batch + 1}/{batches}  step {step}/{total}  {clock.Elapsed:hh\\:mm\\:ss}");
+                    if (interactive) CliConsole.Error.Write($"\rbatch {batch + 1}/{batches}  step {step}/{total}  {clock.Elapsed:hh\\:mm\\:ss}");
                 },
-                OnBatch = () => { if (interactive) Console.Error.WriteLine(); },
+                OnBatch = () => { if (interactive) CliConsole.Error.WriteLine(); },
             }.Run();
             return 0;
         }));

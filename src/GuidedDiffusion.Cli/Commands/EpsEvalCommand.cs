@@ -39,8 +39,8 @@ internal static class EpsEvalCommand
         command.SetAction(parse => CliErrors.Guard(() =>
         {
             var result = new EpsilonErrorJob(flags.Bind(parse) with { Model = model.Bind(parse) }, JobRun.For(parse, run)).Run();
-            Console.Write(result.FormatTable());
-            foreach (var file in result.Files) Console.WriteLine($"wrote {file}");
+            CliConsole.Out.Write(result.FormatTable());
+            foreach (var file in result.Files) CliConsole.Out.WriteLine($"wrote {file}");
             return 0;
         }));
         return command;

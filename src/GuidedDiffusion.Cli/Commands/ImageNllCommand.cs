@@ -38,7 +38,7 @@ internal static class ImageNllCommand
         {
             var result = new ImageNllJob(flags.Bind(parse) with { Model = model.Bind(parse) }, JobRun.For(parse, run)).Run();
             foreach (var (key, value) in result.Summary())
-                Console.WriteLine($"| {key,-14} | {value.ToString("G6", CultureInfo.InvariantCulture),12} |");
+                CliConsole.Out.WriteLine($"| {key,-14} | {value.ToString("G6", CultureInfo.InvariantCulture),12} |");
             return 0;
         }));
         return command;

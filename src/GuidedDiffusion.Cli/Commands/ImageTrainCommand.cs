@@ -37,7 +37,7 @@ internal static class ImageTrainCommand
                 {
                     OnStep = bounded ? progress.Report : null,
                 };
-                if (!bounded && comm.IsMain) Console.WriteLine("No --lr_anneal_steps or --iterations: training until stopped (Ctrl-C saves a checkpoint).");
+                if (!bounded && comm.IsMain) CliConsole.Out.WriteLine("No --lr_anneal_steps or --iterations: training until stopped (Ctrl-C saves a checkpoint).");
                 return job.Run(stop);
             });
         }));

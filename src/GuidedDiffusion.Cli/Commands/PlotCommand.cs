@@ -19,7 +19,7 @@ internal static class PlotCommand
         command.SetAction(parse => CliErrors.Guard(() =>
         {
             foreach (var file in new TrainingCurvesJob(flags.Bind(parse)).Run())
-                Console.WriteLine($"wrote {file}");
+                CliConsole.Out.WriteLine($"wrote {file}");
             return 0;
         }));
         return command;
