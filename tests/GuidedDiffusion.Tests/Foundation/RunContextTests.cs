@@ -68,8 +68,8 @@ public sealed class RunContextTests : IDisposable
         var data = Training.TrainingFixtures.ImageFolder(classes: 2, perClass: 4);
         TextWriter Train(RunContext run)
         {
-            var config = Training.TrainingFixtures.ShortRun(data, "", Path.Combine(_folder, Guid.NewGuid().ToString("N")), iterations: 1)
-                with { Validation = new() { EvalTable = false } };
+            var logDir = Path.Combine(_folder, Guid.NewGuid().ToString("N"));
+            var config = Training.TrainingFixtures.ShortRun(data, "", logDir, iterations: 1) with { Validation = new() { EvalTable = false } };
             new GuidedDiffusion.Training.ClassifierTrainingJob(config, Training.TrainingFixtures.SmallClassifier(null) with { AttentionResolutions = [8, 3] },
                 new DiffusionConfig(), run).Run();
             return run.Warnings;
