@@ -13,6 +13,8 @@ using GuidedDiffusion.Training;
 
 var root = args.Length > 0 ? args[0] : Path.Combine(Path.GetTempPath(), $"guided-diffusion-sample-{Environment.ProcessId}");
 var diffusion = new DiffusionConfig { DiffusionSteps = 100 };
+// How every job runs: its lines to the console (the device, spelling and pixel limit keep their defaults).
+var console = new RunContext { Output = Console.Out, Warnings = Console.Error };
 
 // 1. A noise-aware classifier p(y | x_t, t): DataDir "" means the bundled 32×32 Fashion-MNIST sample.
 var classifierRun = new ClassifierTrainingJob(
@@ -24,7 +26,7 @@ var classifierRun = new ClassifierTrainingJob(
         Validation = new() { EvalTable = false },
     },
     new ClassifierConfig { ImageSize = 32, ChannelMult = [1, 2, 2], Width = 32, Depth = 1, AttentionResolutions = [8], NumHeadChannels = 32, NumClasses = 10 },
-    diffusion, Console.Out).Run();
+    diffusion, console).Run();
 
 // 2. Its loss, accuracy and calibration per noise level on the demo's validation split (eval.csv / .json / .png).
 var evaluation = new NoiseLevelEvaluationJob(new NoiseLevelEvaluationOptions
@@ -43,18 +45,17 @@ var modelRun = new ImageTrainingJob(
         Checkpoints = new() { LogDir = Path.Combine(root, "model"), SaveInterval = 1000 },
     },
     new DiffusionModelConfig { ImageSize = 32, NumChannels = 32, NumResBlocks = 1, ChannelMult = [1, 2], AttentionResolutions = [16], NumHeadChannels = 32, ClassCond = true, NumClasses = 10 },
-    diffusion, Console.Out).Run();
+    diffusion, console).Run();
 
 // 4. Guided sampling: both checkpoints' sidecars supply their architectures and noise process.
 var samples = new GuidedSamplingJob(new GuidedSamplingOptions
 {
-    ModelPath = modelRun.LastCheckpoint,
+    Model = new DiffusionModelSource { Path = modelRun.LastCheckpoint, Diffusion = new DiffusionConfig { TimestepRespacing = "ddim5" } },
     ClassifierPath = classifierRun.LastCheckpoint,
-    Diffusion = new DiffusionConfig { TimestepRespacing = "ddim5" },
     UseDdim = true,
     ClassifierScale = 3,
     NumSamples = 4,
     BatchSize = 4,
     OutDir = Path.Combine(root, "samples"),
-}, new RunContext { Output = Console.Out, Warnings = Console.Error }).Run();
+}, console).Run();
 Console.WriteLine($"classes requested: {string.Join(", ", samples.Labels)}; images in {samples.NpzPath}");

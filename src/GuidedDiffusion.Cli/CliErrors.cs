@@ -13,16 +13,11 @@ namespace GuidedDiffusion.Cli;
 /// </summary>
 internal static class CliErrors
 {
-    // Per flow (a test may run several commands at once in one process); Main sets them once.
+    // Per flow (a test may run several commands at once in one process); Main sets it once.
     private static readonly AsyncLocal<Func<string, string>?> CommandSpelling = new();
-    private static readonly AsyncLocal<TextWriter?> ErrorWriter = new();
 
-    /// <summary>Where the error line goes: stderr, unless this flow redirected it.</summary>
-    public static TextWriter Error
-    {
-        get => ErrorWriter.Value ?? Console.Error;
-        set => ErrorWriter.Value = value;
-    }
+    /// <summary>Where the error line goes: <see cref="CliConsole.Error"/>.</summary>
+    public static TextWriter Error => CliConsole.Error;
 
     /// <summary>Spells settings as <paramref name="command"/>'s options from now on in this flow (see <see cref="SpellingFor"/>).</summary>
     public static void UseCommand(Command command) => CommandSpelling.Value = SpellingFor(command);

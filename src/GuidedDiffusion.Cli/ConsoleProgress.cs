@@ -16,7 +16,7 @@ internal sealed class ConsoleProgress : IDisposable
 
     public ConsoleProgress(bool enabled = true)
     {
-        _interactive = enabled && !Console.IsOutputRedirected;
+        _interactive = enabled && CliConsole.OutIsTerminal;
         Writer = new BarAwareWriter(this);
     }
 
@@ -31,12 +31,12 @@ internal sealed class ConsoleProgress : IDisposable
         var eta = rate > 0 ? TimeSpan.FromSeconds((total - done) / rate) : TimeSpan.Zero;
         int width = 30, filled = (int)(width * done / Math.Max(total, 1));
         _line = $"[{new string('#', filled)}{new string('.', width - filled)}] {done}/{total}  {rate:0.00} it/s  ETA {eta:hh\\:mm\\:ss}  loss {loss:0.0000}";
-        Console.Write("\r" + _line);
+        CliConsole.Out.Write("\r" + _line);
     }
 
     public void Finish()
     {
-        if (_interactive && _line.Length > 0) Console.WriteLine();
+        if (_interactive && _line.Length > 0) CliConsole.Out.WriteLine();
         _line = "";
     }
 
@@ -44,27 +44,27 @@ internal sealed class ConsoleProgress : IDisposable
 
     private sealed class BarAwareWriter(ConsoleProgress owner) : TextWriter
     {
-        public override System.Text.Encoding Encoding => Console.Out.Encoding;
+        public override System.Text.Encoding Encoding => CliConsole.Out.Encoding;
 
-        public override void Write(char value) => Console.Out.Write(value);
+        public override void Write(char value) => CliConsole.Out.Write(value);
 
         public override void Write(string? value)
         {
             Clear();
-            Console.Out.Write(value);
+            CliConsole.Out.Write(value);
         }
 
         public override void WriteLine(string? value)
         {
             Clear();
-            Console.Out.WriteLine(value);
+            CliConsole.Out.WriteLine(value);
         }
 
         private void Clear()
         {
             if (owner._interactive && owner._line.Length > 0)
             {
-                Console.Write("\r" + new string(' ', owner._line.Length) + "\r");
+                CliConsole.Out.Write("\r" + new string(' ', owner._line.Length) + "\r");
                 owner._line = "";
             }
         }

@@ -7,7 +7,7 @@ namespace GuidedDiffusion.Cli;
 internal static class JobRun
 {
     /// <summary>
-    /// Lines to stdout, warnings to stderr, the device and decoder limit bound from <paramref name="run"/>, and settings in
+    /// Lines to stdout, warnings to stderr (<see cref="CliConsole"/>), the device and decoder limit bound from <paramref name="run"/>, and settings in
     /// those lines spelled as the running command's flags (<c>--data_dir</c>; <c>--classifier_channel_mult</c> on classifier-sample).
     /// </summary>
     /// <exception cref="ConfigurationException">An unusable device.</exception>
@@ -16,8 +16,8 @@ internal static class JobRun
         var settings = run.Bind(parse);
         return new RunContext
         {
-            Output = Console.Out,
-            Warnings = Console.Error,
+            Output = CliConsole.Out,
+            Warnings = CliConsole.Error,
             Device = settings.ComputeOn(),
             MaxImagePixels = settings.MaxImagePixels,
             Spelling = CliErrors.SpellingFor(parse.CommandResult.Command),

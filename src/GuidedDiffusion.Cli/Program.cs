@@ -30,9 +30,7 @@ public static class Program
         GuidedDiffusion.Runtime.CpuRuntime.Configure();
         // Before the first BLAS call: MKL's AVX-512 kernels on AMD CPUs that have AVX-512 (GUIDED_DIFFUSION_MKL_DISPATCH=off: not).
         GuidedDiffusion.Runtime.MklCpuDispatch.Enable(GuidedDiffusion.Runtime.CpuFeatures.Current);
-        SettingText.Spelling = CliErrors.Flag;  // log and warning lines name flags as typed
-        // Run then spells them as the chosen command's flags.
-        return Run(args, setProcessSpelling: true);
+        return Run(args);
     }
 
     /// <summary>
@@ -40,13 +38,12 @@ public static class Program
     /// setting as this command's flag, with exit code 2 (exposed for tests, which run commands in-process).
     /// </summary>
     /// <param name="args">The command line.</param>
-    /// <param name="setProcessSpelling">Also make log and warning lines (<see cref="SettingText.Spelling"/>, process-wide) use this command's flags.</param>
-    public static int Run(string[] args, bool setProcessSpelling = false)
+    public static int Run(string[] args)
     {
         var parse = BuildRoot().Parse(args);
         CliErrors.UseCommand(parse.CommandResult.Command);
-        if (setProcessSpelling) SettingText.Spelling = CliErrors.SpellingFor(parse.CommandResult.Command);  // log lines name flags as typed
-        if (parse.Errors.Count == 0) return parse.Invoke();
+        // Help and System.CommandLine's own lines go where the command's lines go (CliConsole: stdout unless redirected).
+        if (parse.Errors.Count == 0) return parse.Invoke(new InvocationConfiguration { Output = CliConsole.Out, Error = CliConsole.Error });
         // One line, not System.CommandLine's default of every error followed by the whole help text.
         var command = string.Join(' ', parse.CommandResult.Command.Name is var name && parse.CommandResult.Command is RootCommand
             ? ["guided-diffusion"] : new[] { "guided-diffusion", name });

@@ -5,38 +5,42 @@ using GuidedDiffusion.Training;
 namespace GuidedDiffusion.Cli;
 
 /// <summary>
-/// What every training command does around its job: picks the communicator, sizes torch's threads, turns
-/// Ctrl-C / SIGTERM into "finish the step, save, exit 0", shows progress on rank 0, reports the result, and
-/// under MPI makes a failing rank abort the whole job.
+/// What every training command does around its job: runs it in the data-parallel group
+/// (<see cref="TrainingJob.InGroup"/>), turns Ctrl-C / SIGTERM into "finish the step, save, exit 0", shows progress
+/// on rank 0 and reports the result.
 /// </summary>
 internal static class TrainingRunner
 {
-    public static int Run(string distributedMode, Func<ICommunicator, ConsoleProgress, CancellationToken, TrainingResult> train)
-    {
-        using var comm = Communicators.Create(distributedMode);
-        TorchThreads.Configure(comm);
-        int Body()
+    /// <summary>Runs <paramref name="train"/> with <paramref name="run"/>'s lines on rank 0's progress display (nowhere on the other ranks).</summary>
+    public static int Run(string distributedMode, RunContext run, Func<ICommunicator, RunContext, ConsoleProgress, CancellationToken, TrainingResult> train) =>
+        TrainingJob.InGroup(distributedMode, comm =>
         {
             using var stop = new CancellationTokenSource();
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
-            Console.CancelKeyPress += (_, e) =>
+            void OnCancelKey(object? sender, ConsoleCancelEventArgs e)
             {
                 if (stop.IsCancellationRequested) return; // a second Ctrl-C kills immediately
                 e.Cancel = true;
-                Console.Error.WriteLine("\nstop requested: finishing the current step and saving a checkpoint (Ctrl-C again to abort)...");
+                CliConsole.Error.WriteLine("\nstop requested: finishing the current step and saving a checkpoint (Ctrl-C again to abort)...");
                 stop.Cancel();
-            };
-
+            }
+            // Removed again: a process that runs several commands (tests) must not keep a disposed run's handler.
+            Console.CancelKeyPress += OnCancelKey;
+            TrainingResult result;
             using var progress = new ConsoleProgress(enabled: comm.IsMain);
-            var result = train(comm, progress, stop.Token);
+            try
+            {
+                result = train(comm, run with { Output = comm.IsMain ? progress.Writer : TextWriter.Null }, progress, stop.Token);
+            }
+            finally
+            {
+                Console.CancelKeyPress -= OnCancelKey;
+            }
             progress.Finish();
             if (comm.IsMain)
-                Console.WriteLine(result.Interrupted
+                CliConsole.Out.WriteLine(result.Interrupted
                     ? $"Stopped after {result.CompletedSteps} updates; resume with --resume_checkpoint {result.LastCheckpoint}"
                     : $"Done: {result.CompletedSteps} updates. Checkpoint: {result.LastCheckpoint}");
             return 0;
-        }
-        // Under MPI a failing rank must abort the job, or the others wait forever in a collective.
-        return comm.WorldSize > 1 ? Communicators.RunGuarded(comm, Body) : Body();
-    }
+        });
 }

@@ -7,20 +7,10 @@ namespace GuidedDiffusion;
 /// it mentions with <see cref="Ref"/>; <see cref="Exception.Message"/> shows the bare name (<c>allow_slow_bf16</c>)
 /// and a front end renders its own spelling (the CLI: <c>--allow_slow_bf16</c>) from the marked text that the
 /// exception carries (<see cref="MessageOf"/>). Log and warning lines mark settings too and are spelled by the
-/// job's <see cref="RunContext.Show"/> (the training jobs: <see cref="Show"/> with the process's <see cref="Spelling"/>).
+/// job's <see cref="RunContext.Show"/>.
 /// </summary>
 public static partial class SettingText
 {
-    /// <summary>
-    /// How the training jobs' log and warning lines spell a setting (console, log.txt, stderr): bare names by default;
-    /// the CLI sets <c>--name</c> at start-up. Every other job spells through its <see cref="RunContext.Spelling"/>;
-    /// remove this once training takes a run context too.
-    /// </summary>
-    public static Func<string, string> Spelling { get; set; } = name => name;
-
-    /// <summary><paramref name="line"/> with its marked settings spelled by <see cref="Spelling"/> (what a log line shows).</summary>
-    public static string Show(string line) => Render(line, Spelling);
-
     // Private-use code points: they never occur in paths or values, so a marked name cannot be confused with text.
     private const char Open = '\uE000', Close = '\uE001';
     private const string DataKey = "GuidedDiffusion.SettingText";

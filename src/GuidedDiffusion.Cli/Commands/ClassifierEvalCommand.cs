@@ -49,13 +49,13 @@ internal static class ClassifierEvalCommand
             {
                 OnBatch = (done, total) =>
                 {
-                    if (!Console.IsErrorRedirected) Console.Error.Write($"\rbatch {done}/{total}");
-                    if (!Console.IsErrorRedirected && done == total) Console.Error.WriteLine();
+                    if (!Console.IsErrorRedirected) CliConsole.Error.Write($"\rbatch {done}/{total}");
+                    if (!Console.IsErrorRedirected && done == total) CliConsole.Error.WriteLine();
                 },
             }.Run();
-            Console.Write(result.Report.FormatTable());
+            CliConsole.Out.Write(result.Report.FormatTable());
             foreach (var file in result.Files)
-                Console.WriteLine($"wrote {file}");
+                CliConsole.Out.WriteLine($"wrote {file}");
             return 0;
         }));
         return command;

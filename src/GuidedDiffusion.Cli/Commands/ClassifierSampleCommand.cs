@@ -18,7 +18,6 @@ internal static class ClassifierSampleCommand
 
     static ClassifierSampleCommand()
     {
-        Table.Add("model_path", "Diffusion model checkpoint (.pt or .safetensors), e.g. 64x64_diffusion.pt.", o => o.ModelPath, (o, v) => o with { ModelPath = v });
         Table.Add("classifier_path", "Classifier checkpoint; its JSON sidecar, if any, supplies the classifier architecture.", o => o.ClassifierPath, (o, v) => o with { ClassifierPath = v });
         Table.Add("classifier_scale", "Guidance scale: the classifier gradient is multiplied by it (0 disables guidance).", o => o.ClassifierScale, (o, v) => o with { ClassifierScale = v });
         Table.Add(DenoisingFlags.NumSamples, o => o.NumSamples, (o, v) => o with { NumSamples = v }, help: "Number of images to generate.");
@@ -56,30 +55,28 @@ internal static class ClassifierSampleCommand
     public static Command Create()
     {
         var command = new Command("classifier-sample", "Sample images from a diffusion model guided by a noise-aware classifier (classifier_sample.py).");
+        var model = DiffusionModelSourceFlags.AddTo(command);
         var sampling = Table.AddTo(command, new GuidedSamplingOptions());
         var classifier = ClassifierModelFlags.AddBesideDiffusionModel(command);
-        var model = DiffusionModelFlags.AddTo(command);
         var run = RunFlags.AddDeviceTo(command);
 
         command.SetAction(parse => CliErrors.Guard(() =>
         {
             var options = sampling.Bind(parse) with
             {
-                Model = model.BindModel(parse),
-                Diffusion = model.Diffusion.Bind(parse),
-                ModelSettingsGiven = model.SettingsGiven(parse),
+                Model = model.Bind(parse),
                 Classifier = classifier.Bind(parse),
                 ClassifierSettingsGiven = ClassifierModelFlags.ArchitectureGiven(classifier, parse),
             };
-            bool interactive = !Console.IsErrorRedirected;
+            bool interactive = CliConsole.ErrorIsTerminal;
             var clock = Stopwatch.StartNew();
             new GuidedSamplingJob(options, JobRun.For(parse, run))
             {
                 OnStep = (batch, batches, step, total) =>
                 {
-                    if (interactive) Console.Error.Write($"\rbatch {batch + 1}/{batches}  step {step}/{total}  {clock.Elapsed:hh\\:mm\\:ss}");
+                    if (interactive) CliConsole.Error.Write($"\rbatch {batch + 1}/{batches}  step {step}/{total}  {clock.Elapsed:hh\\:mm\\:ss}");
                 },
-                OnBatch = () => { if (interactive) Console.Error.WriteLine(); },
+                OnBatch = () => { if (interactive) CliConsole.Error.WriteLine(); },
             }.Run();
             return 0;
         }));

@@ -22,20 +22,17 @@ internal static class ClassifierTrainCommand
             training = training with { Objective = training.Objective with { Adversarial = attack.Options(parse) } };
             var classifier = model.Classifier.Bind(parse);
             var diffusion = model.Diffusion.Bind(parse);
-            var settings = run.Bind(parse);
-            var trainOn = settings.Apply();
+            var context = JobRun.For(parse, run);
 
             if (string.IsNullOrWhiteSpace(training.Data.DataDir))
             {
                 // The demo: only flags the user did not type take the demo's values.
-                training = loop.WithDemo(parse, training, DemoPreset.ClassifierTraining(loop.Defaults));
-                classifier = model.Classifier.WithDemo(parse, classifier, DemoPreset.Classifier(model.Classifier.Defaults));
-                Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.Describe(training, classifier)}).");
+                training = loop.WithDemo(parse, training, ClassifierTrainingJob.DemoTraining(loop.Defaults));
+                classifier = model.Classifier.WithDemo(parse, classifier, ClassifierTrainingJob.DemoClassifier(model.Classifier.Defaults));
             }
 
-            return TrainingRunner.Run(settings.Distributed, (comm, progress, stop) =>
-                new ClassifierTrainingJob(training, classifier, diffusion, comm.IsMain ? progress.Writer : null, comm, trainOn) { OnStep = progress.Report }
-                    .Run(stop));
+            return TrainingRunner.Run(run.Bind(parse).Distributed, context, (comm, jobRun, progress, stop) =>
+                new ClassifierTrainingJob(training, classifier, diffusion, jobRun, comm) { OnStep = progress.Report }.Run(stop));
         }));
         return command;
     }

@@ -46,14 +46,14 @@ internal static class ClassifyCommand
             var results = new ClassificationJob(noise.Bind(parse) with { Classifier = source.Bind(parse), Images = parse.GetValue(images)! }, JobRun.For(parse, run)).Run();
             if (output.Bind(parse).Json)
             {
-                Console.WriteLine(JsonSerializer.Serialize(results));
+                CliConsole.Out.WriteLine(JsonSerializer.Serialize(results));
                 return 0;
             }
             foreach (var result in results)
             {
-                Console.WriteLine(result.Path);
+                CliConsole.Out.WriteLine(result.Path);
                 foreach (var e in result.Top)
-                    Console.WriteLine($"  {e.Class,5}  {e.Prob.ToString("0.0000", CultureInfo.InvariantCulture)}  {e.Name}");
+                    CliConsole.Out.WriteLine($"  {e.Class,5}  {e.Prob.ToString("0.0000", CultureInfo.InvariantCulture)}  {e.Name}");
             }
             return 0;
         }));

@@ -30,7 +30,7 @@ internal static class DoctorCommand
             var request = flags.Bind(parse);
             if (Environment.GetEnvironmentVariable(HostReport.ChildVariable) == "1")
             {
-                HostReport.RunChild(Console.Out);
+                HostReport.RunChild(CliConsole.Out);
                 return 0;
             }
             // The oneDNN trace runs this same command again in a child with ONEDNN_VERBOSE=1 (read once, at load).
@@ -38,7 +38,7 @@ internal static class DoctorCommand
             (string, string[]) child = self.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
                 ? (Environment.ProcessPath ?? "dotnet", [self, "doctor"])
                 : (Environment.ProcessPath ?? self, ["doctor"]);
-            return HostReport.Write(Console.Out, child, request.RawProbe) ? 0 : 1;
+            return HostReport.Write(CliConsole.Out, child, request.RawProbe) ? 0 : 1;
         }));
         return command;
     }

@@ -16,15 +16,17 @@ internal static class EpsEvalCommand
 
     static EpsEvalCommand()
     {
-        Table.Add("data_dir", "Image folder (empty: the Fashion-MNIST demo's 1,000-image validation split, grey images).", o => o.DataDir, (o, v) => o with { DataDir = v });
+        Table.Add(DataFlags.DataDir, o => o.DataDir, (o, v) => o with { DataDir = v },
+            help: "Image folder (empty: the Fashion-MNIST demo's 1,000-image validation split, grey images).");
         Table.Add<IReadOnlyList<int>, string>("timesteps", "Comma-separated timesteps of the model's process (empty: 0, T/20, T/10, 2T/10, ..., 9T/10, T-1).",
             o => o.Timesteps, (o, v) => o with { Timesteps = v }, EvaluationOptions.ParseTimesteps, v => string.Join(",", v));
-        Table.Add("num_samples", "Images measured (the first ones of the data).", o => o.NumSamples, (o, v) => o with { NumSamples = v });
-        Table.Add("batch_size", "Images per forward pass.", o => o.BatchSize, (o, v) => o with { BatchSize = v });
-        Table.Add("seed", "Noise seed; one draw per image, reused at every timestep.", o => o.Seed, (o, v) => o with { Seed = v });
-        Table.Add("clip_denoised", "Clip the x0 estimate to [-1, 1] before its channel spread is taken (as sampling does).", o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v });
-        Table.Add("log_dir", "Where eps_eval.json and eps_eval.csv go (default: the checkpoint's folder).", o => o.LogDir, (o, v) => o with { LogDir = v });
-        Table.Add("num_workers", "Image decoding threads (0: on the main thread).", o => o.NumWorkers, (o, v) => o with { NumWorkers = v });
+        Table.Add(DenoisingFlags.NumSamples, o => o.NumSamples, (o, v) => o with { NumSamples = v }, help: "Images measured (the first ones of the data).");
+        Table.Add(DataFlags.BatchSize, o => o.BatchSize, (o, v) => o with { BatchSize = v }, help: "Images per forward pass.");
+        Table.Add(SeedFlags.Seed, o => o.Seed, (o, v) => o with { Seed = v }, help: "Noise seed; one draw per image, reused at every timestep.");
+        Table.Add(DenoisingFlags.ClipDenoised, o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v },
+            help: "Clip the x0 estimate to [-1, 1] before its channel spread is taken (as sampling does).");
+        Table.Add(OutputFlags.LogDir, o => o.LogDir, (o, v) => o with { LogDir = v }, help: "Where eps_eval.json and eps_eval.csv go (default: the checkpoint's folder).");
+        Table.Add(DataFlags.NumWorkers, o => o.NumWorkers, (o, v) => o with { NumWorkers = v });
     }
 
     public static Command Create()
@@ -37,8 +39,8 @@ internal static class EpsEvalCommand
         command.SetAction(parse => CliErrors.Guard(() =>
         {
             var result = new EpsilonErrorJob(flags.Bind(parse) with { Model = model.Bind(parse) }, JobRun.For(parse, run)).Run();
-            Console.Write(result.FormatTable());
-            foreach (var file in result.Files) Console.WriteLine($"wrote {file}");
+            CliConsole.Out.Write(result.FormatTable());
+            foreach (var file in result.Files) CliConsole.Out.WriteLine($"wrote {file}");
             return 0;
         }));
         return command;

@@ -16,13 +16,15 @@ internal static class ImageNllCommand
 
     static ImageNllCommand()
     {
-        Table.Add("data_dir", "Image folder (empty: the Fashion-MNIST demo's 1,000-image validation split).", o => o.DataDir, (o, v) => o with { DataDir = v });
-        Table.Add("batch_size", "Images per calc_bpd_loop batch.", o => o.BatchSize, (o, v) => o with { BatchSize = v });
-        Table.Add("num_samples", "Evaluate until this many images are done (whole batches; the data restarts if it runs out).", o => o.NumSamples, (o, v) => o with { NumSamples = v });
-        Table.Add("clip_denoised", "Clip the x0 predictions to [-1, 1].", o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v });
-        Table.Add("seed", "Noise seed; a seed gives the same numbers on every run.", o => o.Seed, (o, v) => o with { Seed = v });
-        Table.Add("log_dir", "Where vb_terms.npz, mse_terms.npz, xstart_mse_terms.npz and nll.json go (default: the checkpoint's folder).", o => o.LogDir, (o, v) => o with { LogDir = v });
-        Table.Add("num_workers", "Image decoding threads (0: on the main thread).", o => o.NumWorkers, (o, v) => o with { NumWorkers = v });
+        Table.Add(DataFlags.DataDir, o => o.DataDir, (o, v) => o with { DataDir = v });
+        Table.Add(DataFlags.BatchSize, o => o.BatchSize, (o, v) => o with { BatchSize = v }, help: "Images per calc_bpd_loop batch.");
+        Table.Add(DenoisingFlags.NumSamples, o => o.NumSamples, (o, v) => o with { NumSamples = v },
+            help: "Evaluate until this many images are done (whole batches; the data restarts if it runs out).");
+        Table.Add(DenoisingFlags.ClipDenoised, o => o.ClipDenoised, (o, v) => o with { ClipDenoised = v });
+        Table.Add(SeedFlags.Seed, o => o.Seed, (o, v) => o with { Seed = v });
+        Table.Add(OutputFlags.LogDir, o => o.LogDir, (o, v) => o with { LogDir = v },
+            help: "Where vb_terms.npz, mse_terms.npz, xstart_mse_terms.npz and nll.json go (default: the checkpoint's folder).");
+        Table.Add(DataFlags.NumWorkers, o => o.NumWorkers, (o, v) => o with { NumWorkers = v });
     }
 
     public static Command Create()
@@ -36,7 +38,7 @@ internal static class ImageNllCommand
         {
             var result = new ImageNllJob(flags.Bind(parse) with { Model = model.Bind(parse) }, JobRun.For(parse, run)).Run();
             foreach (var (key, value) in result.Summary())
-                Console.WriteLine($"| {key,-14} | {value.ToString("G6", CultureInfo.InvariantCulture),12} |");
+                CliConsole.Out.WriteLine($"| {key,-14} | {value.ToString("G6", CultureInfo.InvariantCulture),12} |");
             return 0;
         }));
         return command;

@@ -20,26 +20,24 @@ internal static class ImageTrainCommand
             var training = loop.Bind(parse) with { Length = steps.ToLength() };
             var unet = model.BindModel(parse);
             var diffusion = model.Diffusion.Bind(parse);
-            var settings = run.Bind(parse);
-            var trainOn = settings.Apply();
+            var context = JobRun.For(parse, run);
 
             if (string.IsNullOrWhiteSpace(training.Data.DataDir))
             {
                 // The demo: only flags the user did not type take the demo's values.
-                var demoSteps = length.WithDemo(parse, steps, DemoPreset.ImageTrainingLength(length.Defaults));
-                training = loop.WithDemo(parse, training, DemoPreset.ImageTraining(loop.Defaults)) with { Length = demoSteps.ToLength() };
-                unet = model.Model.WithDemo(parse, unet, DemoPreset.Model(model.Model.Defaults));
-                Console.WriteLine($"No --data_dir given: training on the bundled Fashion-MNIST sample ({DemoPreset.DescribeDiffusion(training, unet, diffusion)}).");
+                var demoSteps = length.WithDemo(parse, steps, ImageTrainingJob.DemoLength(length.Defaults));
+                training = loop.WithDemo(parse, training, ImageTrainingJob.DemoTraining(loop.Defaults)) with { Length = demoSteps.ToLength() };
+                unet = model.Model.WithDemo(parse, unet, ImageTrainingJob.DemoModel(model.Model.Defaults));
             }
 
             bool bounded = training.Length.Iterations is not null;
-            return TrainingRunner.Run(settings.Distributed, (comm, progress, stop) =>
+            return TrainingRunner.Run(run.Bind(parse).Distributed, context, (comm, jobRun, progress, stop) =>
             {
-                var job = new ImageTrainingJob(training, unet, diffusion, comm.IsMain ? progress.Writer : null, comm, trainOn)
+                var job = new ImageTrainingJob(training, unet, diffusion, jobRun, comm)
                 {
                     OnStep = bounded ? progress.Report : null,
                 };
-                if (!bounded && comm.IsMain) Console.WriteLine("No --lr_anneal_steps or --iterations: training until stopped (Ctrl-C saves a checkpoint).");
+                if (!bounded && comm.IsMain) CliConsole.Out.WriteLine("No --lr_anneal_steps or --iterations: training until stopped (Ctrl-C saves a checkpoint).");
                 return job.Run(stop);
             });
         }));

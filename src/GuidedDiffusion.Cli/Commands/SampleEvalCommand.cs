@@ -38,15 +38,15 @@ internal static class SampleEvalCommand
         command.SetAction(parse => CliErrors.Guard(() =>
         {
             var report = new SampleAgreementJob(judging.Bind(parse) with { Judge = judge.Bind(parse), Files = parse.GetValue(files)! }, JobRun.For(parse, run)).Run();
-            Console.Write(SampleAgreement.FormatTable(report.Agreements, report.ReferenceAgreement));
-            Console.WriteLine($"(judge: {report.Judge}, t = {report.Timestep}; agree@1 = fraction labelled as the requested class, with its 95% Wilson interval; "
+            CliConsole.Out.Write(SampleAgreement.FormatTable(report.Agreements, report.ReferenceAgreement));
+            CliConsole.Out.WriteLine($"(judge: {report.Judge}, t = {report.Timestep}; agree@1 = fraction labelled as the requested class, with its 95% Wilson interval; "
                 + "diversity = mean pairwise distance of the judge's penultimate features within a requested class, averaged over classes)");
-            if (report.ReferenceNote.Length > 0) Console.WriteLine(report.ReferenceNote);
+            if (report.ReferenceNote.Length > 0) CliConsole.Out.WriteLine(report.ReferenceNote);
             if (report.Results.Count == 1)
             {
-                Console.WriteLine("per requested class (samples, agree@1, diversity):");
+                CliConsole.Out.WriteLine("per requested class (samples, agree@1, diversity):");
                 foreach (var c in report.Results[0].PerClass.Where(c => c.Samples > 0))
-                    Console.WriteLine($"  {c.Class,4}  {c.Name,-16} {c.Samples,5}  {c.AgreeTop1!.Value.ToString("0.000", CultureInfo.InvariantCulture)}  "
+                    CliConsole.Out.WriteLine($"  {c.Class,4}  {c.Name,-16} {c.Samples,5}  {c.AgreeTop1!.Value.ToString("0.000", CultureInfo.InvariantCulture)}  "
                         + (c.Diversity is { } d ? d.ToString("0.000", CultureInfo.InvariantCulture) : "-"));
             }
             return 0;

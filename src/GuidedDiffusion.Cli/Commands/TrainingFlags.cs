@@ -30,7 +30,7 @@ internal static class TrainingFlags
         public static readonly TrainingSection<TrainingConfig> Section = new(t => t, (_, v) => v);
         public static readonly Flag<TrainingConfig> Seed = Section.Table.Add(SeedFlags.Seed, t => t.Seed, (t, v) => t with { Seed = v });
         public static readonly Flag<TrainingConfig> ScheduleSampler = Section.Table.Add<TimestepSamplerKind, string>("schedule_sampler", "Timestep sampler: uniform or loss-second-moment.",
-            t => t.ScheduleSampler, (t, v) => t with { ScheduleSampler = v }, TimestepSampler.Parse, kind => kind.Spelling());
+            t => t.ScheduleSampler, (t, v) => t with { ScheduleSampler = v }, TimestepSamplerKinds.Parse, kind => kind.Spelling());
         public static readonly Flag<TrainingConfig> CheckRankSync = Section.Table.Add("check_rank_sync", "Verify after every step that all ranks hold identical parameters.",
             t => t.CheckRankSync, (t, v) => t with { CheckRankSync = v });
     }
@@ -209,18 +209,7 @@ internal static class RunFlags
     {
         public string Device { get; init; } = "cpu";
         public string Distributed { get; init; } = GuidedDiffusion.Distributed.Communicators.Auto;
-        public long MaxImagePixels { get; init; } = GuidedDiffusion.Data.Decoding.ImageDecoder.DefaultMaxImagePixels;
-
-        /// <summary>Checks the device and sets the decoder's limit (the process-wide settings) before any work;
-        /// returns the device to train on.</summary>
-        /// <exception cref="ConfigurationException">An unusable device or a limit that is not a positive count.</exception>
-        public TorchSharp.torch.Device Apply()
-        {
-            var device = ComputeOn();
-            GuidedDiffusion.Data.Decoding.ImageDecoder.MaxImagePixels = MaxImagePixels > 0 ? MaxImagePixels
-                : throw new ConfigurationException("max_image_pixels", $"must be a positive pixel count, got {MaxImagePixels}.");
-            return device;
-        }
+        public long MaxImagePixels { get; init; } = RunContext.DefaultMaxImagePixels;
 
         /// <summary>The device to compute on.</summary>
         /// <exception cref="ConfigurationException">An unknown device, or one this build or machine cannot use.</exception>

@@ -15,6 +15,17 @@ public enum TimestepSamplerKind
     LossSecondMoment,
 }
 
+/// <summary>The spellings of <see cref="TimestepSamplerKind"/> (<c>schedule_sampler</c>).</summary>
+public static class TimestepSamplerKinds
+{
+    /// <summary>The sampler names <c>schedule_sampler</c> accepts.</summary>
+    public static IReadOnlyList<string> Names => Spellings.Of<TimestepSamplerKind>();
+
+    /// <summary>The sampler spelled <paramref name="name"/>.</summary>
+    /// <exception cref="ConfigurationException">An unknown name (the error names <c>schedule_sampler</c>).</exception>
+    public static TimestepSamplerKind Parse(string name) => Spellings.Parse<TimestepSamplerKind>(name, "schedule_sampler", "sampler");
+}
+
 /// <summary>
 /// Draws training timesteps from a distribution over the diffusion's steps, with importance weights that
 /// keep the loss unbiased (the original's <c>ScheduleSampler</c>). Deterministic for a given seed.
@@ -23,13 +34,6 @@ public abstract class TimestepSampler
 {
     /// <summary>Creates a sampler over <paramref name="numTimesteps"/> steps.</summary>
     protected TimestepSampler(int numTimesteps) => NumTimesteps = numTimesteps;
-
-    /// <summary>The sampler names <c>--schedule_sampler</c> accepts.</summary>
-    public static IReadOnlyList<string> Names => Spellings.Of<TimestepSamplerKind>();
-
-    /// <summary>The sampler spelled <paramref name="name"/>.</summary>
-    /// <exception cref="ConfigurationException">An unknown name (the error names <c>schedule_sampler</c>).</exception>
-    public static TimestepSamplerKind Parse(string name) => Spellings.Parse<TimestepSamplerKind>(name, "schedule_sampler", "sampler");
 
     /// <summary>Number of steps t ranges over.</summary>
     public int NumTimesteps { get; }

@@ -35,7 +35,7 @@ public sealed record EpsilonErrorOptions
 
     /// <summary>Seed of the noise ε; each image gets one draw, used at every timestep (so the rows differ by t
     /// alone). Default 0.</summary>
-    public long Seed { get; init; }
+    public int Seed { get; init; }
 
     /// <summary>Clip the x₀ estimate to [−1, 1] before its channel spread is taken, as sampling does. Default true.</summary>
     public bool ClipDenoised { get; init; } = true;

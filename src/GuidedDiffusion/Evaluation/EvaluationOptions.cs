@@ -36,7 +36,7 @@ public sealed record EvaluationOptions
     /// levels or repeats leaves the others' numbers unchanged; a different <see cref="BatchSize"/> regroups images and so
     /// draws other noise. Default 0.
     /// </summary>
-    public long Seed { get; init; }
+    public int Seed { get; init; }
 
     /// <summary>
     /// An L2 PGD attack (<c>--attack_eps</c> …) run on every noised image in eval mode: each level then also reports the

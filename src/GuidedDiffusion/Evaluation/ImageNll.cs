@@ -34,7 +34,7 @@ public sealed record ImageNllOptions
     public bool ClipDenoised { get; init; } = true;
 
     /// <summary>Seed of the noise drawn at every timestep; a seed gives the same numbers on every run. Default 0.</summary>
-    public long Seed { get; init; }
+    public int Seed { get; init; }
 
     /// <summary>Image-decoding threads (0: on the caller's thread). Default: one per processor.</summary>
     public int NumWorkers { get; init; } = Environment.ProcessorCount;

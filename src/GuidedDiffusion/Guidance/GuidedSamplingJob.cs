@@ -12,16 +12,13 @@ namespace GuidedDiffusion.Guidance;
 /// <summary>The settings of <see cref="GuidedSamplingJob"/> (the original's <c>classifier_sample.py</c> flags, with its defaults).</summary>
 public sealed record GuidedSamplingOptions
 {
-    /// <summary>Diffusion model checkpoint (.pt or .safetensors). Required.</summary>
-    public string ModelPath { get; init; } = "";
+    /// <summary>
+    /// The diffusion model: its checkpoint (required), and the architecture and noise process for a checkpoint without a
+    /// sidecar; the process's <see cref="DiffusionConfig.TimestepRespacing"/> always applies (the sampling schedule).
+    /// </summary>
+    public DiffusionModelSource Model { get; init; } = new();
     /// <summary>Classifier checkpoint; its sidecar, if any, supplies the classifier architecture. Required.</summary>
     public string ClassifierPath { get; init; } = "";
-    /// <summary>The diffusion model's architecture, for checkpoints without a sidecar.</summary>
-    public DiffusionModelConfig Model { get; init; } = new();
-    /// <summary>The noise process, for checkpoints without a sidecar (the respacing always applies).</summary>
-    public DiffusionConfig Diffusion { get; init; } = new();
-    /// <summary>The settings of <see cref="Model"/> / <see cref="Diffusion"/> typed (a sidecar must agree with each); empty: none.</summary>
-    public IReadOnlyCollection<string> ModelSettingsGiven { get; init; } = [];
     /// <summary>
     /// The classifier's architecture, for checkpoints without a sidecar; its image size is the model's. Its
     /// <see cref="ClassifierConfig.UseFp16"/> is ignored with a warning (float16 is for GPUs).
@@ -98,7 +95,7 @@ public sealed class GuidedSamplingJob
     public GuidedSamplingResult Run()
     {
         var o = _options;
-        if (o.ModelPath.Length == 0) throw new ConfigurationException("model_path", "is required: the diffusion model checkpoint.");
+        if (o.Model.Path.Length == 0) throw new ConfigurationException("model_path", "is required: the diffusion model checkpoint.");
         if (o.ClassifierPath.Length == 0) throw new ConfigurationException("classifier_path", "is required: the classifier checkpoint.");
         if (o.NumSamples <= 0) throw new ConfigurationException("num_samples", $"must be positive, got {o.NumSamples}.");
         if (o.BatchSize <= 0) throw new ConfigurationException("batch_size", $"must be positive, got {o.BatchSize}.");
@@ -106,7 +103,7 @@ public sealed class GuidedSamplingJob
         if (sampler.Solver() is { } solverKind) (o.Solver with { Kind = solverKind }).Validate();
 
         // Our checkpoints carry a sidecar with the architecture; the original's need the settings.
-        using var trained = TrainedDiffusionModel.Load(o.ModelPath, o.Model, o.Diffusion, o.ModelSettingsGiven, _device);
+        using var trained = o.Model.Load(_device);
         var modelConfig = trained.Config;
         var diffusionConfig = trained.Diffusion;
         if (trained.Sidecar is not null) _run.Log($"diffusion model: architecture and noise process from {trained.Sidecar}");

@@ -84,7 +84,7 @@ public sealed record ClassifierConfig
     /// One warning line per attention resolution that no level has: either it adds no attention block (no level
     /// reaches it) or, as the original's floor division image_size // resolution does, it lands on another
     /// level. Both are accepted as the original accepts them, so a classifier trained with such flags still loads.
-    /// The setting is marked (<see cref="SettingText.Ref"/>): print a line through <see cref="SettingText.Show"/>.
+    /// The setting is marked (<see cref="SettingText.Ref"/>): print a line through <see cref="RunContext.Show"/>.
     /// </summary>
     public IReadOnlyList<string> AttentionWarnings()
     {

@@ -30,21 +30,30 @@ public sealed class ClassifierTrainingJob : TrainingJob
     /// <param name="training">Loop settings.</param>
     /// <param name="classifier">Architecture; a null NumClasses means "from the data".</param>
     /// <param name="diffusion">Noise process settings.</param>
-    /// <param name="console">Where progress tables go (null: nowhere).</param>
+    /// <param name="run">The device, where progress tables and warnings go, how settings are spelled in them, the
+    /// decoder's pixel limit (null: a default <see cref="RunContext"/>: the CPU, no lines).</param>
     /// <param name="communicator">Data-parallel group (null: a single process). The batch size is per rank.</param>
-    /// <param name="device">Where the model trains (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
     public ClassifierTrainingJob(TrainingConfig training, ClassifierConfig classifier, DiffusionConfig diffusion,
-        TextWriter? console = null, ICommunicator? communicator = null, Device? device = null)
-        : base(training, diffusion, console, communicator, device) => _classifier = classifier;
+        RunContext? run = null, ICommunicator? communicator = null)
+        : base(training, diffusion, run, communicator) => _classifier = classifier;
+
+    /// <summary>
+    /// The demo's loop settings (no data_dir: the bundled Fashion-MNIST sample) over <paramref name="training"/>: a
+    /// caller that knows which settings the user chose (the CLI: the typed flags) keeps those.
+    /// </summary>
+    public static TrainingConfig DemoTraining(TrainingConfig training) => DemoPreset.ClassifierTraining(training);
+
+    /// <summary>The demo's small classifier over <paramref name="classifier"/> (see <see cref="DemoTraining"/>).</summary>
+    public static ClassifierConfig DemoClassifier(ClassifierConfig classifier) => DemoPreset.Classifier(classifier);
 
     /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
     public TrainingResult Run(CancellationToken stop = default)
     {
         // Every setting is checked before any data is listed; the class count may come from the data.
-        Training.Validate();
+        ValidateSettings();
         var diffusion = Diffusion.Build();
         _classifier.Validate();
-        var (trainSource, valSource) = OpenData();
+        var (trainSource, valSource) = OpenData(_classifier);
         int numClasses = _classifier.NumClasses ?? trainSource.Classes.Count;
         if (numClasses < trainSource.Classes.Count)
             throw new ConfigurationException(ClassifierConfig.SettingNames.OutChannels, $"{numClasses} is fewer than the {trainSource.Classes.Count} classes in the data ({trainSource.Classes.Describe()}).");
@@ -54,7 +63,7 @@ public sealed class ClassifierTrainingJob : TrainingJob
 
         using var session = TrainingSession.Open(training, Columns(training, numClasses, valSource is not null),
             logDir => ResumePoint.Find(training.Checkpoints.ResumeCheckpoint, logDir, classifier, training.Checkpoints.AllowConfigMismatch),
-            Communicator, Device, Output);
+            Communicator, Context);
         session.Logger?.ReportOpened(trainSource, valSource);
         foreach (var warning in classifier.AttentionWarnings()) session.Logger?.Warn(warning);
         LogNotes(session, diffusion);
@@ -115,13 +124,15 @@ public sealed class ClassifierTrainingJob : TrainingJob
         session.Log((training.Objective.Noised ? "accuracy per noise level" : "accuracy on clean images") + " (whole validation set):\n" + report.FormatTable());
     }
 
-    private (IImageSource Train, IImageSource? Validation) OpenData()
+    private (IImageSource Train, IImageSource? Validation) OpenData(ClassifierConfig classifier)
     {
-        if (Training.Data.OpenFolder() is not { } train)
+        if (Training.Data.OpenFolder(decodeLimit: DecodeLimit) is not { } train)
         {
+            if (Communicator.IsMain)
+                Context.Log($"No {SettingText.Ref("data_dir")} given: training on the bundled Fashion-MNIST sample ({DemoPreset.Describe(Training, classifier)}).");
             var demo = FashionMnistDemo.Load();
             return (demo.Train, demo.Validation);
         }
-        return (train, Training.Data.OpenFolder(Training.Validation.ValDataDir, train.Classes));
+        return (train, Training.Data.OpenFolder(Training.Validation.ValDataDir, train.Classes, DecodeLimit));
     }
 }

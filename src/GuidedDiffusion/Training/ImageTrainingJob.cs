@@ -22,30 +22,42 @@ public sealed class ImageTrainingJob : TrainingJob
     /// <param name="training">Loop settings (see <see cref="TrainingConfig.ImageTrainDefaults"/> for the original's).</param>
     /// <param name="model">UNet architecture; its LearnSigma must equal the diffusion's.</param>
     /// <param name="diffusion">Noise process and loss settings.</param>
-    /// <param name="console">Where progress tables go (null: nowhere).</param>
+    /// <param name="run">The device, where progress tables and warnings go, how settings are spelled in them, the
+    /// decoder's pixel limit (null: a default <see cref="RunContext"/>: the CPU, no lines).</param>
     /// <param name="communicator">Data-parallel group (null: a single process). The batch size is per rank.</param>
-    /// <param name="device">Where the model trains (null: the CPU); see <see cref="ComputeDevice.Parse"/>.</param>
     public ImageTrainingJob(TrainingConfig training, DiffusionModelConfig model, DiffusionConfig diffusion,
-        TextWriter? console = null, ICommunicator? communicator = null, Device? device = null)
-        : base(training, diffusion, console, communicator, device) => _model = model;
+        RunContext? run = null, ICommunicator? communicator = null)
+        : base(training, diffusion, run, communicator) => _model = model;
+
+    /// <summary>
+    /// The demo's loop settings (no data_dir: the bundled Fashion-MNIST sample) over <paramref name="training"/>: a
+    /// caller that knows which settings the user chose (the CLI: the typed flags) keeps those.
+    /// </summary>
+    public static TrainingConfig DemoTraining(TrainingConfig training) => DemoPreset.ImageTraining(training);
+
+    /// <summary>The demo's length over <paramref name="length"/> (see <see cref="DemoTraining"/>).</summary>
+    public static ImageTrainLength DemoLength(ImageTrainLength length) => DemoPreset.ImageTrainingLength(length);
+
+    /// <summary>The demo's tiny UNet over <paramref name="model"/> (see <see cref="DemoTraining"/>).</summary>
+    public static DiffusionModelConfig DemoModel(DiffusionModelConfig model) => DemoPreset.Model(model);
 
     /// <summary>Trains until the configured iterations or until <paramref name="stop"/> is cancelled.</summary>
     public TrainingResult Run(CancellationToken stop = default)
     {
         // Every setting is checked before any data is listed.
-        Training.Validate();
+        ValidateSettings();
         if (_model.LearnSigma != Diffusion.LearnSigma)
             throw new ConfigurationException("learn_sigma", $"the model has learn_sigma {_model.LearnSigma} but the diffusion {Diffusion.LearnSigma}; they must agree (one flag in the original).");
         var loss = DiffusionLoss.For(Diffusion);
         var architecture = _model.ToOptions();
-        IImageSource source = Training.Data.OpenFolder() ?? FashionMnistDemo.Load().Train;
+        IImageSource source = Training.Data.OpenFolder(decodeLimit: DecodeLimit) ?? OpenDemo();
         if (_model.ClassCond && _model.NumClasses < source.Classes.Count)
             throw new ConfigurationException("num_classes", $"{_model.NumClasses} is fewer than the {source.Classes.Count} classes in the data ({source.Classes.Describe()}).");
         var training = Training with { Precision = Training.Precision.ResolvedFor(_model.UseFp16, Runtime.CpuFeatures.Current) };
 
         using var session = TrainingSession.Open(training, MetricKeys.ForDiffusion(loss.TermNames, training.Precision.Mode == TrainingPrecision.Fp16),
             logDir => ResumePoint.Find(training.Checkpoints.ResumeCheckpoint, logDir, _model, training.Checkpoints.AllowConfigMismatch),
-            Communicator, Device, Output);
+            Communicator, Context);
         session.Logger?.ReportOpened(source);
         session.Log($"loss: {loss.LossType}" + (loss.Process.ModelLearnsVariance ? " with the learned-variance VLB term" : "")
             + (_model.ClassCond ? $"; class-conditional on {source.Classes.Count} classes" : ""));
@@ -58,5 +70,12 @@ public sealed class ImageTrainingJob : TrainingJob
         return run.Run(trainData, "training...",
             () => TrainingLoop.BaseManifest(run.Trainer, Diffusion, training, source.Classes) with { DiffusionModel = _model },
             OnStep, afterStep: null, stop);
+    }
+
+    private IImageSource OpenDemo()
+    {
+        if (Communicator.IsMain)
+            Context.Log($"No {SettingText.Ref("data_dir")} given: training on the bundled Fashion-MNIST sample ({DemoPreset.DescribeDiffusion(Training, _model, Diffusion)}).");
+        return FashionMnistDemo.Load().Train;
     }
 }

@@ -11,12 +11,11 @@ namespace GuidedDiffusion.Training;
 /// </summary>
 public sealed class RunLogger : IDisposable
 {
-    private readonly TextWriter _console;
+    private readonly RunContext _run;
     private readonly StreamWriter _logTxt;
     private readonly StreamWriter _csv;
     private readonly IReadOnlyList<string> _columns;
     private readonly SummaryWriter? _tensorBoard;
-    private readonly TextWriter _errors;
     private readonly HashSet<string> _skipped = new(StringComparer.Ordinal);
 
     /// <summary>The list of skipped images in the run folder: one "path&lt;TAB&gt;reason" line per file.</summary>
@@ -26,16 +25,15 @@ public sealed class RunLogger : IDisposable
     /// <param name="directory">The run folder; created if missing.</param>
     /// <param name="columns">The progress.csv columns, in order.</param>
     /// <param name="append">Keep earlier log.txt / progress.csv content (resume into the same folder).</param>
-    /// <param name="console">Where the tables go; null for none.</param>
+    /// <param name="run">Where the tables (<see cref="RunContext.Output"/>) and warnings go besides log.txt, and how settings are spelled in them.</param>
     /// <param name="tensorBoard">Also write TensorBoard event files under <c>tb/</c>.</param>
-    /// <param name="errors">Where warnings go besides log.txt (default: stderr).</param>
-    public RunLogger(string directory, IReadOnlyList<string> columns, bool append, TextWriter? console, bool tensorBoard = true, TextWriter? errors = null)
+    public RunLogger(string directory, IReadOnlyList<string> columns, bool append, RunContext run, bool tensorBoard = true)
     {
-        _errors = errors ?? Console.Error;
+        ArgumentNullException.ThrowIfNull(run);
+        _run = run;
         System.IO.Directory.CreateDirectory(directory);
         Directory = directory;
         _columns = columns;
-        _console = console ?? TextWriter.Null;
         _logTxt = new StreamWriter(Path.Combine(directory, "log.txt"), append, new UTF8Encoding(false)) { AutoFlush = true };
         var csvPath = Path.Combine(directory, "progress.csv");
         bool writeHeader = !append || !File.Exists(csvPath) || new FileInfo(csvPath).Length == 0;
@@ -55,19 +53,19 @@ public sealed class RunLogger : IDisposable
     /// <summary>The run folder.</summary>
     public string Directory { get; }
 
-    /// <summary>Writes a plain line to the console and log.txt (settings marked with <see cref="SettingText.Ref"/> spelled by <see cref="SettingText.Show"/>).</summary>
+    /// <summary>Writes a plain line to the console and log.txt (settings marked with <see cref="SettingText.Ref"/> spelled by <see cref="RunContext.Show"/>).</summary>
     public void Log(string line)
     {
-        line = SettingText.Show(line);
-        _console.WriteLine(line);
+        line = _run.Show(line);
+        _run.Output.WriteLine(line);
         _logTxt.WriteLine(line);
     }
 
     /// <summary>Writes a warning line to stderr and log.txt (settings spelled as in <see cref="Log"/>).</summary>
     public void Warn(string line)
     {
-        line = SettingText.Show(line);
-        _errors.WriteLine(line);
+        line = _run.Show(line);
+        _run.Warnings.WriteLine(line);
         _logTxt.WriteLine(line);
     }
 
@@ -106,7 +104,7 @@ public sealed class RunLogger : IDisposable
     {
         if (values.Count == 0) return;
         var table = FormatTable(values);
-        _console.Write(table);
+        _run.Output.Write(table);
         _logTxt.Write(table);
         _csv.WriteLine(string.Join(",", _columns.Select(c => values.TryGetValue(c, out var v) ? FormatCsv(v) : "")));
         if (_tensorBoard is not null)

@@ -58,16 +58,15 @@ internal sealed class TrainingSession : IDisposable
     /// <param name="columns">progress.csv's columns.</param>
     /// <param name="findResume">Finds the resume point in the run folder (given) for this model's config.</param>
     /// <param name="communicator">The data-parallel group.</param>
-    /// <param name="device">The training device.</param>
-    /// <param name="console">Where rank 0's progress goes.</param>
+    /// <param name="run">The device, where rank 0's lines and warnings go and how settings are spelled in them.</param>
     public static TrainingSession Open(TrainingConfig training, IReadOnlyList<string> columns, Func<string, ResumePoint?> findResume,
-        ICommunicator communicator, Device device, TextWriter console)
+        ICommunicator communicator, RunContext run)
     {
         string logDir = training.Checkpoints.ResolveLogDirectory();
         // Every rank reads the checkpoint itself (the original reads it on rank 0 only and then hangs).
         var (resume, append, notes) = RunFolder.Open(training.Checkpoints, logDir, communicator.IsMain, () => findResume(logDir));
-        var logger = communicator.IsMain ? new RunLogger(logDir, columns, append, console) : null;
-        var session = new TrainingSession(training, logDir, resume, columns, logger, communicator, device);
+        var logger = communicator.IsMain ? new RunLogger(logDir, columns, append, run) : null;
+        var session = new TrainingSession(training, logDir, resume, columns, logger, communicator, run.Device);
         session.Log($"Logging to {Path.GetFullPath(logDir)}");
         foreach (var note in notes) session.Log(note);
         return session;

@@ -33,21 +33,12 @@ public sealed class CliLayerTests
     private static readonly string[] ProcessNamespaces = ["GuidedDiffusion.Runtime", "GuidedDiffusion.Diagnostics"];
 
     /// <summary>
-    /// Uses outside the rule that exist today, each to be removed (then delete its line). The training commands are being
-    /// reworked (issue 28): when they take a RunContext and a training job owns the demo preset and the communicator, the
-    /// training lines go.
+    /// Uses outside the rule that exist today, each to be removed (then delete its line).
     /// </summary>
     private static readonly Dictionary<string, string> Exceptions = new()
     {
-        // Training (TrainingFlags.cs, TrainingRunner.cs, the two training commands):
-        ["GuidedDiffusion.Data.Decoding.ImageDecoder"] = "RunFlags.Settings.Apply sets the process-wide pixel limit; training should pass RunContext.MaxImagePixels",
-        ["GuidedDiffusion.Diffusion.TimestepSampler"] = "TrainingFlags parses schedule_sampler with TimestepSampler.Parse; a TimestepSamplerKinds helper (or Spellings.Parse) would do",
-        ["GuidedDiffusion.Distributed.Communicators"] = "TrainingRunner creates the communicator; the training job could own it",
-        ["GuidedDiffusion.Distributed.TorchThreads"] = "TrainingRunner sizes torch's threads per rank",
-        ["GuidedDiffusion.Training.DemoPreset"] = "the training commands apply the demo's settings to untyped flags",
+        // image-train's length flags bind to it; no job exposes it (the job takes the TrainingLength it converts to).
         ["GuidedDiffusion.Training.ImageTrainLength"] = "image-train's length flags bind to it (reached from no job)",
-        // Not training:
-        ["GuidedDiffusion.Evaluation.Plots"] = "plot calls Plots.TrainingCurves directly: it has no job",
     };
 
     [Fact]

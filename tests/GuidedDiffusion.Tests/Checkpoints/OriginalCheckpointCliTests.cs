@@ -56,7 +56,7 @@ public class OriginalCheckpointCliTests
         var dir = TestImages.TempDir();
         var run = CopyRun("classifier_train", dir);
         var output = Path.Combine(dir, "out");
-        var result = CliRunner.Run(["classifier-train", "--data_dir", Images(dir), "--image_size", "64", .. ClassifierFlags, "--num_classes", "1000",
+        var result = CliRunner.InProcess(["classifier-train", "--data_dir", Images(dir), "--image_size", "64", .. ClassifierFlags, "--num_classes", "1000",
             "--iterations", "3", "--batch_size", "2", "--num_workers", "0",
             "--resume_checkpoint", Path.Combine(run, "model000001.pt"), "--log_dir", output]);
         Assert.True(result.ExitCode == 0, result.Error);
@@ -73,7 +73,7 @@ public class OriginalCheckpointCliTests
         var dir = TestImages.TempDir();
         var run = CopyRun(folder, dir);
         var output = Path.Combine(dir, "out");
-        var result = CliRunner.Run(["image-train", "--data_dir", Images(dir), .. UNetFlags, "--lr_anneal_steps", "3", "--batch_size", "2",
+        var result = CliRunner.InProcess(["image-train", "--data_dir", Images(dir), .. UNetFlags, "--lr_anneal_steps", "3", "--batch_size", "2",
             "--num_workers", "0", "--resume_checkpoint", Path.Combine(run, model), "--log_dir", output]);
         Assert.True(result.ExitCode == 0, result.Error);
         Assert.Contains($"at {done} completed steps", result.Output);
@@ -89,10 +89,13 @@ public class OriginalCheckpointCliTests
         var warnings = new StringWriter();
         var result = new GuidedSamplingJob(new GuidedSamplingOptions
         {
-            ModelPath = Reference.PathOf($"{Original}/image_train/ema_0.9999_000002.pt"),
+            Model = new DiffusionModelSource
+            {
+                Path = Reference.PathOf($"{Original}/image_train/ema_0.9999_000002.pt"),
+                Architecture = OriginalCheckpointTests.UNetFlags,
+                Diffusion = new DiffusionConfig { DiffusionSteps = 100, TimestepRespacing = "3" },
+            },
             ClassifierPath = Reference.PathOf($"{Original}/classifier_train/model000001.pt"),
-            Model = OriginalCheckpointTests.UNetFlags,
-            Diffusion = new DiffusionConfig { DiffusionSteps = 100, TimestepRespacing = "3" },
             Classifier = OriginalCheckpointTests.ClassifierFlags,
             NumSamples = 2,
             BatchSize = 2,
@@ -110,7 +113,7 @@ public class OriginalCheckpointCliTests
     {
         var dir = TestImages.TempDir();
         var image = Directory.GetFiles(Images(dir)).First();
-        var result = CliRunner.Run(["classify", "--model_path", Reference.PathOf($"{Original}/classifier_train/model000001.pt"),
+        var result = CliRunner.InProcess(["classify", "--model_path", Reference.PathOf($"{Original}/classifier_train/model000001.pt"),
             .. ClassifierFlags, "--num_classes", "1000", image]);
         Assert.True(result.ExitCode == 0, result.Error);
         Assert.Contains(Path.GetFileName(image), result.Output);

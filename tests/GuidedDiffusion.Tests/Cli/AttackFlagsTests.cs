@@ -36,7 +36,7 @@ public class AttackFlagsTests
     {
         var missing = Path.Combine(Path.GetTempPath(), "gd-no-such-folder-" + Guid.NewGuid().ToString("N"));
         var where = command == "classifier-train" ? new[] { "--data_dir", missing } : ["--model_path", Path.Combine(missing, "model000000.pt")];
-        var result = CliRunner.Run([command, .. where, .. flags.Split(' ')]);
+        var result = CliRunner.InProcess([command, .. where, .. flags.Split(' ')]);
         Assert.Equal(2, result.ExitCode);
         Assert.StartsWith($"error: {expected}", result.Error.Trim());
         Assert.Single(result.Error.Trim().Split('\n')); // one line, no stack trace

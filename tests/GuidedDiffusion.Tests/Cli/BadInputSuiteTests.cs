@@ -14,7 +14,7 @@ public sealed class BadInputWorkspace
         Images = Folder("images", ("a_1.png", good), ("a_2.png", good), ("b_1.png", good), ("b_2.png", good));
         File.WriteAllText(Path.Combine(Root, "a-file"), "not a folder");
         Trained = Path.Combine(Root, "trained");
-        var run = CliRunner.Run([.. BadInputSuiteTests.Train(Images, Trained)]);
+        var run = CliRunner.InProcess([.. BadInputSuiteTests.Train(Images, Trained)]);
         Assert.True(run.ExitCode == 0, run.Error);
     }
 
@@ -38,7 +38,9 @@ public sealed class BadInputWorkspace
 /// <summary>
 /// The real executable against bad or unusual input, one row per case: arguments → exit code → words the
 /// message must contain → never a stack trace or a signal, and a failure is one line starting with "error:".
-/// A change that turns a clear error back into a crash fails here.
+/// A change that turns a clear error back into a crash fails here. The table runs a child process (a crash or a
+/// signal is what the shell would see, and must not take the test host down); the named cases after it test what a
+/// run reports and run in-process (<see cref="CliRunner.InProcess"/>).
 /// </summary>
 public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWorkspace>
 {
@@ -173,7 +175,7 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
         // A fifth image: the bomb is left out at start-up, and four readable images must remain to fill a batch.
         var dir = w.Folder("named", ("a_1.png", Good), ("a_2.png", Good), ("b_1.png", Good), ("b_3.png", Good), ("b_2.png", HostileInputTests.BombPng(100_000)));
         var log = w.NewDir();
-        var run = CliRunner.Run([.. Train(dir, log, "--skip_bad_images", "True", "--iterations", "3")]);
+        var run = CliRunner.InProcess([.. Train(dir, log, "--skip_bad_images", "True", "--iterations", "3")]);
         Assert.Equal(0, run.ExitCode);
         var bomb = Path.Combine(dir, "b_2.png");
         Assert.Single(run.Error.Split('\n'), l => l.Contains(bomb) && l.Contains("decompression bomb"));
@@ -187,7 +189,7 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
     {
         var (dir, bad) = UnreadableClassTests.MixedFolder();
         var log = w.NewDir();
-        var run = CliRunner.Run([.. Train(dir, log, "--label_from", "folder", "--skip_bad_images", "True", "--iterations", "2")]);
+        var run = CliRunner.InProcess([.. Train(dir, log, "--label_from", "folder", "--skip_bad_images", "True", "--iterations", "2")]);
         Assert.Equal(0, run.ExitCode);
         var errors = run.Error.Split('\n');
         Assert.Single(errors, l => l.Contains("class 'cat'"));
@@ -203,7 +205,7 @@ public class BadInputSuiteTests(BadInputWorkspace w) : IClassFixture<BadInputWor
     public void FlagGivenTwice_TakesTheLastValue_AndUnreachedAttentionWarnsNamingIt()
     {
         var log = w.NewDir();
-        var run = CliRunner.Run([.. Train(w.Images, log, "--classifier_attention_resolutions", "16,4", "--iterations", "2", "--iterations", "3")]);
+        var run = CliRunner.InProcess([.. Train(w.Images, log, "--classifier_attention_resolutions", "16,4", "--iterations", "2", "--iterations", "3")]);
         Assert.Equal(0, run.ExitCode);
         Assert.Contains("Done: 3 updates", run.Output);
         Assert.Single(run.Error.Split('\n'), l => l.StartsWith("warning:", StringComparison.Ordinal) && l.Contains("resolutions 4 is never reached"));

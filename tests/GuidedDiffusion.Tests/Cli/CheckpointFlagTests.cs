@@ -13,11 +13,11 @@ public class CheckpointFlagTests
     [Fact]
     public void Help_DescribesCheckpointing_AsDoingSomething()
     {
-        var image = CliRunner.Run("image-train", "--help").Output;
+        var image = CliRunner.InProcess("image-train", "--help").Output;
         Assert.Contains("--use_checkpoint", image);
         Assert.DoesNotContain("accepted; no effect", image);
         Assert.Contains("recomputed in the backward", image);
-        var classifier = CliRunner.Run("classifier-train", "--help").Output;
+        var classifier = CliRunner.InProcess("classifier-train", "--help").Output;
         Assert.Contains("--classifier_use_checkpoint", classifier);
     }
 
@@ -47,9 +47,9 @@ public class CheckpointFlagTests
         var dir = Path.Combine(Path.GetTempPath(), "gd-ckpt-" + Guid.NewGuid().ToString("N"));
         try
         {
-            var plain = CliRunner.Run([command, .. common, "--log_dir", Path.Combine(dir, "plain")]);
+            var plain = CliRunner.InProcess([command, .. common, "--log_dir", Path.Combine(dir, "plain")]);
             Assert.True(plain.ExitCode == 0, plain.Error);
-            var checkpointed = CliRunner.Run([command, .. common, flag, "True", "--log_dir", Path.Combine(dir, "checkpointed")]);
+            var checkpointed = CliRunner.InProcess([command, .. common, flag, "True", "--log_dir", Path.Combine(dir, "checkpointed")]);
             Assert.True(checkpointed.ExitCode == 0, checkpointed.Error);
 
             Assert.DoesNotContain(Reported, plain.Output);

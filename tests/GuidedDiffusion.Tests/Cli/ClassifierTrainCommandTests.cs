@@ -8,7 +8,7 @@ public class ClassifierTrainCommandTests
         foreach (var value in new[] { "True", "false", "FALSE" })
         {
             var missing = Path.Combine(Path.GetTempPath(), "gd-no-such-folder-" + Guid.NewGuid().ToString("N"));
-            var ok = CliRunner.Run("classifier-train", "--data_dir", missing, "--noised", value, "--image_size", "32",
+            var ok = CliRunner.InProcess("classifier-train", "--data_dir", missing, "--noised", value, "--image_size", "32",
                 "--channel_mult", "1,2", "--classifier_attention_resolutions", "16");
             Assert.Contains(missing, ok.Error); // parsed, then stopped at the missing folder
         }
@@ -18,7 +18,7 @@ public class ClassifierTrainCommandTests
     [Fact]
     public void Help_ShowsTheOriginalsDefaults_AndKebabAliases()
     {
-        var help = CliRunner.Run("classifier-train", "--help");
+        var help = CliRunner.InProcess("classifier-train", "--help");
         Assert.Equal(0, help.ExitCode);
         foreach (var expected in new[] { "--iterations", "150000", "--classifier_attention_resolutions", "32,16,8", "--classifier-width", "0.0003" })
             Assert.Contains(expected, help.Output);

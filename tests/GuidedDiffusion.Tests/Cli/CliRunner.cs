@@ -14,20 +14,25 @@ public static class CliRunner
     public sealed record Result(int ExitCode, string Output, string Error);
 
     /// <summary>
-    /// Runs a command in this process: its exit code and its error line (<see cref="CliErrors.Error"/>, redirected for
-    /// this flow only). Its stdout is the test host's, so <see cref="Result.Output"/> is empty.
+    /// Runs a command in this process: its exit code and what it printed (<see cref="CliConsole.Out"/> and
+    /// <see cref="CliConsole.Error"/>, redirected for this flow only).
     /// </summary>
     public static Result InProcess(params string[] args)
     {
+        // Synchronized: a training job's loader threads may warn while the main thread logs.
+        var output = new StringWriter();
         var error = new StringWriter();
-        CliErrors.Error = error;
+        CliConsole.Out = TextWriter.Synchronized(output);
+        CliConsole.Error = TextWriter.Synchronized(error);
         try
         {
-            return new Result(Program.Run(args), "", error.ToString());
+            int exitCode = Program.Run(args);
+            return new Result(exitCode, output.ToString(), error.ToString());
         }
         finally
         {
-            CliErrors.Error = null!;
+            CliConsole.Out = null!;
+            CliConsole.Error = null!;
         }
     }
 

@@ -124,9 +124,7 @@ public class FlagTableTests
              t.Validation.EvalInterval, t.Validation.FlipValidation, t.Precision.Fp16ScaleGrowth));
     }
 
-    /// <summary>The shared groups' flags; image-nll and eps-eval are wired to them after the issue-28 merge.</summary>
-    private static readonly string[] NotYetOnTheGroups = ["image-nll", "eps-eval"];
-
+    /// <summary>The shared groups' flags, on every command.</summary>
     [Fact]
     public void SharedGroupFlags_AreNeverRedeclared_ByACommand()
     {
@@ -135,7 +133,7 @@ public class FlagTableTests
             SeedFlags.Seed, OutputFlags.LogDir, NoiseLevelFlags.Timestep, DenoisingFlags.NumSamples, DenoisingFlags.ClipDenoised,
             ModelShapeFlags.ImageSize, ModelShapeFlags.Dropout, TrainingFlags.Length.IterationsFlag }.ToDictionary(f => "--" + f.Name);
         var redeclared = AllOptions()
-            .Where(p => !NotYetOnTheGroups.Contains(p.Command.Name) && shared.ContainsKey(p.Option.Name))
+            .Where(p => shared.ContainsKey(p.Option.Name))
             .Where(p => FlagOwners.Of(p.Option)!.Shared != shared[p.Option.Name])
             .Select(p => $"{p.Command.Name} {p.Option.Name}").ToList();
         Assert.True(redeclared.Count == 0, "declared outside its group: " + string.Join(", ", redeclared));

@@ -9,7 +9,7 @@ public class ImageTrainCommandTests
     [Fact]
     public void IterationsAndLrAnnealSteps_Together_AreRejected()
     {
-        var result = CliRunner.Run("image-train", "--iterations", "5", "--lr_anneal_steps", "5");
+        var result = CliRunner.InProcess("image-train", "--iterations", "5", "--lr_anneal_steps", "5");
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("--iterations", result.Error);
     }
@@ -17,7 +17,7 @@ public class ImageTrainCommandTests
     [Fact]
     public void Help_ShowsTheOriginalsDefaults()
     {
-        var help = CliRunner.Run("image-train", "--help").Output;
+        var help = CliRunner.InProcess("image-train", "--help").Output;
         foreach (var flag in new[] { "--lr_anneal_steps", "--ema_rate", "--fp16_scale_growth", "--learn_sigma", "--use_kl", "--class_cond", "--schedule_sampler" })
             Assert.Contains(flag, help);
         Assert.Contains("0.9999", help);

@@ -52,9 +52,8 @@ public sealed class DeviceJobsFixture : IDisposable
     /// <summary>Two guided DDIM samples over two steps.</summary>
     public GuidedSamplingOptions Sampling(string outDir) => new()
     {
-        ModelPath = UNetPath,
+        Model = DiffusionModel with { Diffusion = Diffusion with { TimestepRespacing = "ddim2" } },
         ClassifierPath = ClassifierPath,
-        Diffusion = Diffusion with { TimestepRespacing = "ddim2" },
         NumSamples = 2,
         BatchSize = 2,
         UseDdim = true,
@@ -66,12 +65,12 @@ public sealed class DeviceJobsFixture : IDisposable
     /// <summary>One training step of a 16² classifier on the folder, validated at step 0 and followed by the evaluation table.</summary>
     public ClassifierTrainingJob ClassifierTraining(string logDir, Device device) => new(
         TrainingFixtures.ShortRun(DataDir, DataDir, logDir, iterations: 1) with { Validation = new() { ValDataDir = DataDir, EvalInterval = 1 } },
-        ClassifierSampleFixture.TinyClassifier with { NumClasses = 2 }, new DiffusionConfig { DiffusionSteps = 50 }, device: device);
+        ClassifierSampleFixture.TinyClassifier with { NumClasses = 2 }, new DiffusionConfig { DiffusionSteps = 50 }, new RunContext { Device = device });
 
     /// <summary>One image-train step of the tiny UNet (learned sigma: the VLB term runs too).</summary>
     public ImageTrainingJob ImageTraining(string logDir, Device device) => new(
         Training.TinyImageRun.Training(DataDir, logDir, iterations: 1), ClassifierSampleFixture.TinyUNet,
-        new DiffusionConfig { DiffusionSteps = 50, LearnSigma = true }, device: device);
+        new DiffusionConfig { DiffusionSteps = 50, LearnSigma = true }, new RunContext { Device = device });
 
     private static void WriteSidecar(string modelPath, CheckpointManifest manifest) =>
         File.WriteAllText(CheckpointManifest.PathFor(modelPath), JsonSerializer.Serialize(manifest, CheckpointManifest.JsonOptions));

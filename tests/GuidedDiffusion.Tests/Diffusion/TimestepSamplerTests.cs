@@ -64,7 +64,7 @@ public class TimestepSamplerTests
     [Fact]
     public void UnknownSampler_ListsAllowedNames()
     {
-        var e = Assert.Throws<ConfigurationException>(() => TimestepSampler.Parse("importance"));
+        var e = Assert.Throws<ConfigurationException>(() => TimestepSamplerKinds.Parse("importance"));
         Assert.Contains("uniform, loss-second-moment", e.Message);
     }
 }

@@ -141,14 +141,14 @@ public class ImageNllTests
     }
 
     [Fact]
-    public void Executable_BadInput_IsOneLineNamingTheFlag()
+    public void BadInput_IsOneLineNamingTheFlag()
     {
-        var missing = CliRunner.Run("image-nll");
+        var missing = CliRunner.InProcess("image-nll");
         Assert.Equal(2, missing.ExitCode);
         Assert.Contains("model_path", missing.Error);
         Assert.DoesNotContain("   at ", missing.Error);
 
-        var noFile = CliRunner.Run("image-nll", "--model_path", "/no/such/model.pt");
+        var noFile = CliRunner.InProcess("image-nll", "--model_path", "/no/such/model.pt");
         Assert.Equal(2, noFile.ExitCode);
         Assert.Contains("/no/such/model.pt", noFile.Error);
         Assert.Single(noFile.Error.Trim().Split('\n'));

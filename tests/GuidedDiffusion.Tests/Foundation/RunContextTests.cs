@@ -62,6 +62,30 @@ public sealed class RunContextTests : IDisposable
     }
 
     [Fact]
+    public void TrainingJob_DecodesUnderItsContextsLimit_AndSpellsItsWarningsByIt_PerRun()
+    {
+        // 64×64 = 4,096 pixels: above a limit of 3,000, below twice it, so decoded with a warning; 3 is no level's resolution.
+        var data = Training.TrainingFixtures.ImageFolder(classes: 2, perClass: 4);
+        TextWriter Train(RunContext run)
+        {
+            var logDir = Path.Combine(_folder, Guid.NewGuid().ToString("N"));
+            var config = Training.TrainingFixtures.ShortRun(data, "", logDir, iterations: 1) with { Validation = new() { EvalTable = false } };
+            new GuidedDiffusion.Training.ClassifierTrainingJob(config, Training.TrainingFixtures.SmallClassifier(null) with { AttentionResolutions = [8, 3] },
+                new DiffusionConfig(), run).Run();
+            return run.Warnings;
+        }
+
+        var limited = Train(new RunContext { MaxImagePixels = 3000, Warnings = new StringWriter(), Spelling = name => $"<{name}>" }).ToString()!;
+        Assert.Matches(@"has 64×64 = 4\D?096 pixels, more than the limit of 3\D?000 ", limited);  // N0: the culture's group separator
+        Assert.Contains("<classifier_attention_resolutions> 3 is never reached", limited);
+
+        // Another run in the same process keeps PIL's default and bare names: nothing was left behind.
+        var plain = Train(new RunContext { Warnings = new StringWriter() }).ToString()!;
+        Assert.DoesNotContain("pixels, more than the limit", plain);
+        Assert.Contains("warning: classifier_attention_resolutions 3 is never reached", plain);
+    }
+
+    [Fact]
     public void Validate_RefusesANonPositivePixelLimit_NamingIt()
     {
         var e = Assert.Throws<ConfigurationException>(() => Classify(new RunContext { MaxImagePixels = 0 }));

@@ -208,10 +208,8 @@ public sealed class ClassifierSampleCommandTests : IDisposable
     /// <summary>The job's settings for the tiny models, as <see cref="Args"/> spells them on the command line.</summary>
     private GuidedSamplingOptions Options(string outDir) => new()
     {
-        ModelPath = UNetPath,
+        Model = new DiffusionModelSource { Path = UNetPath, Architecture = TinyUNet, Diffusion = new DiffusionConfig { LearnSigma = true, TimestepRespacing = "ddim4" } },
         ClassifierPath = ClassifierPath,
-        Model = TinyUNet,
-        Diffusion = new DiffusionConfig { LearnSigma = true, TimestepRespacing = "ddim4" },
         Classifier = TinyClassifier with { NumClasses = null },
         NumSamples = 5,
         BatchSize = 3,

@@ -99,7 +99,7 @@ public class AdversarialTrainingJobTests(AdversarialRun run) : IClassFixture<Adv
         var resumedDir = TestImages.TempDir();
         var console = new StringWriter();
         var config = run.Config with { Objective = run.Config.Objective with { Adversarial = null }, Checkpoints = run.Config.Checkpoints with { LogDir = resumedDir, ResumeCheckpoint = Path.Combine(run.LogDir, "model000002.pt") } };
-        new ClassifierTrainingJob(config, AdversarialRun.Classifier, TrainingFixtures.Diffusion, console).Run();
+        new ClassifierTrainingJob(config, AdversarialRun.Classifier, TrainingFixtures.Diffusion, new RunContext { Output = console }).Run();
         Assert.Contains("was trained on attacks (L2 PGD: eps 0.5, 3 steps of 0.0833, constant radius); this run continues without attacks.",
             console.ToString());
     }

@@ -66,7 +66,7 @@ public class TrainingConfigTests
             "lr" => new TrainingConfig { Optimizer = new() { Lr = -1 } }.Validate,
             "microbatch" => new TrainingConfig { Data = new() { BatchSize = 4 }, Optimizer = new() { Microbatch = 0 } }.Validate,
             "precision" => () => TrainingPrecisions.Parse("fp8"),
-            "schedule_sampler" => () => GuidedDiffusion.Diffusion.TimestepSampler.Parse("importance"),
+            "schedule_sampler" => () => GuidedDiffusion.Diffusion.TimestepSamplerKinds.Parse("importance"),
             "label_from" => () => GuidedDiffusion.Data.Sources.LabelRules.Parse("suffix"),
             "ema_rate" => new TrainingConfig { Optimizer = new() { EmaRate = "fast" } }.Validate,
             _ => new TrainingConfig { Length = new() { Iterations = 0 } }.Validate,

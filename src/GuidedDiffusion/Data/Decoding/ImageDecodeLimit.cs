@@ -12,6 +12,6 @@ public sealed record ImageDecodeLimit(long MaxPixels, Action<string>? Warn)
         return new(run.MaxImagePixels, run.Warn);
     }
 
-    /// <summary>The process-wide fallback (<see cref="ImageDecoder.MaxImagePixels"/>, <see cref="ImageDecoder.Warn"/>), read when called.</summary>
-    public static ImageDecodeLimit Process => new(ImageDecoder.MaxImagePixels, ImageDecoder.Warn);
+    /// <summary>PIL's default limit, warning on stderr as PIL's DecompressionBombWarning does: for callers that give no run.</summary>
+    public static ImageDecodeLimit Default { get; } = new(RunContext.DefaultMaxImagePixels, line => Console.Error.WriteLine(line));
 }

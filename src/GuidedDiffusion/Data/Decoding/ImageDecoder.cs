@@ -23,19 +23,9 @@ public static class ImageDecoder
     /// <summary>PIL's <c>Image.MAX_IMAGE_PIXELS</c> default (1024 · 1024 · 1024 / 4 / 3): above it decoding warns.</summary>
     public const long DefaultMaxImagePixels = RunContext.DefaultMaxImagePixels;
 
-    /// <summary>
-    /// The limit for callers that give none (<see cref="ImageDecodeLimit.Process"/>): only the training jobs, whose
-    /// command sets it from <c>--max_image_pixels</c>, still rely on it. Every other job passes its
-    /// <see cref="RunContext"/>'s limit; remove this once training takes a run context too.
-    /// </summary>
-    public static long MaxImagePixels { get; set; } = DefaultMaxImagePixels;
-
-    /// <summary>Where the above-limit warning goes for callers that give no limit (see <see cref="MaxImagePixels"/>); stderr.</summary>
-    public static Action<string> Warn { get; set; } = line => Console.Error.WriteLine(line);
-
     /// <summary>Reads and decodes <paramref name="path"/>.</summary>
     /// <param name="path">The image file.</param>
-    /// <param name="limit">The decompression-bomb limit and where its warning goes (null: <see cref="ImageDecodeLimit.Process"/>).</param>
+    /// <param name="limit">The decompression-bomb limit and where its warning goes (null: <see cref="ImageDecodeLimit.Default"/>).</param>
     /// <exception cref="ImageDecodeException">The file is unreadable, empty, truncated, corrupt or not an image.</exception>
     public static RgbImage Decode(string path, ImageDecodeLimit? limit = null)
     {
@@ -48,13 +38,13 @@ public static class ImageDecoder
         {
             throw new ImageDecodeException(path, e.Message, e);
         }
-        limit ??= ImageDecodeLimit.Process;
+        limit ??= ImageDecodeLimit.Default;
         return Decode(bytes, path, limit.MaxPixels, limit.Warn);
     }
 
-    /// <summary>Decodes encoded image bytes with the limit of <see cref="ImageDecodeLimit.Process"/>; <paramref name="name"/> is used in error messages.</summary>
+    /// <summary>Decodes encoded image bytes with <see cref="ImageDecodeLimit.Default"/>; <paramref name="name"/> is used in error messages.</summary>
     /// <exception cref="ImageDecodeException">The bytes are empty, truncated, corrupt or not an image.</exception>
-    public static RgbImage Decode(byte[] encoded, string name) => Decode(encoded, name, MaxImagePixels, Warn);
+    public static RgbImage Decode(byte[] encoded, string name) => Decode(encoded, name, ImageDecodeLimit.Default.MaxPixels, ImageDecodeLimit.Default.Warn);
 
     /// <summary>Decodes encoded image bytes with an explicit decompression-bomb limit (see <see cref="RunContext.MaxImagePixels"/>).</summary>
     /// <param name="encoded">The file's bytes.</param>

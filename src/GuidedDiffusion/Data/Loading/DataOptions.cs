@@ -76,12 +76,13 @@ public sealed record DataOptions
     /// <summary>
     /// Opens <paramref name="directory"/> (default <see cref="DataDir"/>) with the <see cref="LabelFrom"/> rule, or null
     /// when it is empty; <paramref name="classes"/> (validation data) are the known classes. Under
-    /// <see cref="SkipBadImages"/> unreadable files are left out before the classes are taken.
+    /// <see cref="SkipBadImages"/> unreadable files are left out before the classes are taken; images are decoded
+    /// under <paramref name="decodeLimit"/> (null: <see cref="Decoding.ImageDecodeLimit.Default"/>).
     /// </summary>
-    public ImageFolderSource? OpenFolder(string? directory = null, ClassMap? classes = null)
+    public ImageFolderSource? OpenFolder(string? directory = null, ClassMap? classes = null, Decoding.ImageDecodeLimit? decodeLimit = null)
     {
         directory ??= DataDir;
-        return string.IsNullOrWhiteSpace(directory) ? null : new ImageFolderSource(directory, LabelFrom, classes, SkipBadImages);
+        return string.IsNullOrWhiteSpace(directory) ? null : new ImageFolderSource(directory, LabelFrom, classes, SkipBadImages, decodeLimit);
     }
 
     /// <summary>Throws when an option is out of range, naming it (the settings a user types by their setting names).</summary>

@@ -22,14 +22,14 @@ public sealed class ImageFolderSource : IImageSource
     /// that fail (<see cref="Skipped"/>), so that a class comes only from images that were actually read. A full
     /// decode, not a header check: a truncated file (the commonest damage) has a valid header and fails only there.
     /// </param>
-    /// <param name="decodeLimit">The decompression-bomb limit of the run (null: <see cref="ImageDecodeLimit.Process"/>).</param>
+    /// <param name="decodeLimit">The decompression-bomb limit of the run (null: <see cref="ImageDecodeLimit.Default"/>).</param>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="DatasetException">No (readable) images, a single class, or a class missing from <paramref name="classes"/>.</exception>
     public ImageFolderSource(string root, LabelRule labelFrom = LabelRule.Prefix, ClassMap? classes = null, bool skipBadImages = false,
         ImageDecodeLimit? decodeLimit = null)
     {
         Root = Path.GetFullPath(root);
-        _limit = decodeLimit ?? ImageDecodeLimit.Process;
+        _limit = decodeLimit ?? ImageDecodeLimit.Default;
         LabelFrom = labelFrom;
         _files = ImageFolderListing.List(Root).ToArray();
         if (_files.Length == 0)
