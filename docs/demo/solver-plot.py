@@ -24,11 +24,19 @@ ROWS = {
     "dpmpp2m-15-s100": ("DPM-Solver++ 2M", 15),
     "dpmpp2m-20-s100": ("DPM-Solver++ 2M", 20),
     "dpmpp2m-25-s100": ("DPM-Solver++ 2M", 25),
+    "dpmpp2s-15-s100": ("DPM-Solver++ 2S", 15),
     "dpmpp2s-20-s100": ("DPM-Solver++ 2S", 20),
+    "dpmpp2s-25-s100": ("DPM-Solver++ 2S", 25),
+    "dpmpp3m-15-s100": ("DPM-Solver++ 3M", 15),
     "dpmpp3m-20-s100": ("DPM-Solver++ 3M", 20),
+    "dpmpp3m-25-s100": ("DPM-Solver++ 3M", 25),
+    "unipcbh2-10-s100": ("UniPC bh2", 10),
     "unipcbh2-15-s100": ("UniPC bh2", 15),
     "unipcbh2-20-s100": ("UniPC bh2", 20),
+    "unipcbh2-25-s100": ("UniPC bh2", 25),
+    "unipcbh1-20-s100": ("UniPC bh1", 20),
 }
+# DPM-Solver-2/-3 on ε (0.36 and 0.54 at 20 steps) fall below the plotted range and are left to the table.
 COLOURS = ["#000000", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 points = {}
