@@ -26,7 +26,7 @@ internal static class ClassifierSampleCommand
         Table.Add<SamplerKind, string>("sampler", "Sampler: ancestral, ddim (as --use_ddim True), or a fast ODE solver over the full process: dpm_solver, dpm_solver++, unipc.",
             o => o.Sampler, (o, v) => o with { Sampler = v }, SamplerKinds.Parse, v => v.Spelling());
         Table.Add("steps", "Fast solvers: steps, i.e. model evaluations per sample (10-25 is their range).", o => o.Solver.Steps, (o, v) => o with { Solver = o.Solver with { Steps = v } });
-        Table.Add("solver_order", "Fast solvers: order 1, 2 or 3 (dpm_solver++ 2 = 2M; 3 = 3M; with --solver_method singlestep 2 = 2S).",
+        Table.Add("solver_order", "Fast solvers: order 1, 2 or 3 (dpm_solver++ 2 = 2M; 3 = 3M; with --solver_method singlestep 2 = 2S; 1 = DDIM's update, the best at strong guidance scales: docs/guided-sampling.md).",
             o => o.Solver.Order, (o, v) => o with { Solver = o.Solver with { Order = v } });
         Table.Add<SolverMethod, string>("solver_method", "DPM-Solver(++): multistep or singlestep (UniPC is multistep only).",
             o => o.Solver.Method, (o, v) => o with { Solver = o.Solver with { Method = v } },
