@@ -52,6 +52,7 @@ internal static class OpsBenchmark
                 results[name].Add(gflops());
                 Console.Error.WriteLine($"round {r + 1}: {name} {results[name][^1]:0.0}");
             }
+        var peak = FmaPeak.Of(cpu, threads);
         var json = new Dictionary<string, object>
         {
             ["benchmark"] = "ops",
@@ -60,9 +61,9 @@ internal static class OpsBenchmark
             ["cpu_identity"] = cpu.Identity,
             ["threads"] = threads,
             ["load_average_1min"] = TrainStepBenchmark.LoadAverage(),
-            ["fma_peak_fp32_gflops"] = Math.Round(FmaPeak.Of(cpu, threads).Fp32Gflops, 1),
-            ["fma_peak_bf16_gflops"] = Math.Round(FmaPeak.Of(cpu, threads).Bf16Gflops, 1),
-            ["fma_peak_basis"] = FmaPeak.Of(cpu, threads).Basis,
+            ["fma_peak_fp32_gflops"] = Math.Round(peak.Fp32Gflops, 1),
+            ["fma_peak_bf16_gflops"] = Math.Round(peak.Bf16Gflops, 1),
+            ["fma_peak_basis"] = peak.Basis,
         };
         // GFLOP/s: best of the rounds (least disturbed by other processes); GroupNorm in ms: also the best.
         foreach (var (name, values) in results)
