@@ -48,14 +48,7 @@ public static class DpmSolver
             x = Replace(x, () => MultistepUpdate(model, ns, x, mPrev, tPrev, t, stepOrder));
             onStep?.Invoke(new SolverStep(step, steps, t, x));
             if (step == steps) break;
-            if (step >= order)
-            {
-                tPrev.RemoveAt(0);
-                mPrev[0].Dispose();
-                mPrev.RemoveAt(0);
-            }
-            tPrev.Add(t);
-            mPrev.Add(model.Evaluate(x, t));
+            MultistepHistory.Advance(tPrev, mPrev, step, order, t, () => model.Evaluate(x, t));
         }
         return x;
     }

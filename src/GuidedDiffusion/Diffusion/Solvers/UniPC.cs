@@ -47,14 +47,7 @@ public static class UniPC
             });
             onStep?.Invoke(new SolverStep(step, steps, t, x));
             if (step == steps) break;
-            if (step >= order)
-            {
-                tPrev.RemoveAt(0);
-                mPrev[0].Dispose();
-                mPrev.RemoveAt(0);
-            }
-            tPrev.Add(t);
-            mPrev.Add(modelT ?? model.Evaluate(x, t));
+            MultistepHistory.Advance(tPrev, mPrev, step, order, t, () => modelT ?? model.Evaluate(x, t));
         }
         return x.MoveToOuterDisposeScope();
     }
