@@ -175,7 +175,7 @@ public abstract class TrainerBase : IDisposable
         Metrics.AddToMean("param_norm", norms.Value.ParamNorm);
         if (Config.Optimizer.GradClip > 0)
             nn.utils.clip_grad_norm_(Precision.MasterParameters, Config.Optimizer.GradClip);
-        Optimizer.step();
+        AdamWUpdate.Step(Optimizer);
         Precision.CompleteStep();
         foreach (var ema in Emas) ema.Update();
         return true;
