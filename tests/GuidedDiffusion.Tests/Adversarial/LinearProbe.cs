@@ -39,13 +39,15 @@ public sealed class LinearProbe : nn.Module<Tensor, Tensor, Tensor>
         manual_seed(1);
         var probe = new LinearProbe(48, 3);
         var (x, y) = Clusters(600, means, generator);
-        using var optimizer = optim.SGD(probe.parameters(), 0.1);
         for (int i = 0; i < 300; i++)
         {
             using var scope = NewDisposeScope();
-            optimizer.zero_grad();
+            foreach (var p in probe.parameters()) p.grad = null;
             nn.functional.cross_entropy(probe.forward(x, zeros(600, dtype: ScalarType.Int64)), y).backward();
-            optimizer.step();
+            // Plain SGD, lr 0.1 (PyTorch's update without momentum; TorchSharp's SGD.step is a C# loop whose
+            // Scalars a collection may finalize mid-call, see FinalizerSafeTorch).
+            using (no_grad())
+                foreach (var p in probe.parameters()) p.add_(p.grad!, alpha: -0.1);
         }
         foreach (var p in probe.parameters()) p.grad = null;
         var (testX, testY) = Clusters(testSize, means, generator);

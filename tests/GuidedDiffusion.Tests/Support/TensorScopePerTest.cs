@@ -12,7 +12,9 @@ namespace GuidedDiffusion.Tests.Support;
 /// TorchSharp passes raw handles to libtorch, and the JIT may treat a temporary tensor as dead once its handle is
 /// loaded: a finalizer can then free it while the native op still reads it. The likely cause of a test-host crash
 /// (2026-12-06, Zen 4: a segfault at address 0x28 in <c>at::namedinference::compute_broadcast_outnames</c> on a
-/// test thread, 1 of 5 full runs, after more CLI tests moved into the test process; not reproduced since).
+/// test thread, 1 of 5 full runs, after more CLI tests moved into the test process; not reproduced since). The
+/// Scalars TorchSharp drops inside <c>a + b</c> and the like have the same race and no scope holds them: the build
+/// rewrites those calls (<c>GuidedDiffusion.Runtime.FinalizerSafeTorch</c>, <c>Runtime/FinalizerSafetyTests</c>).
 /// </summary>
 [AttributeUsage(AttributeTargets.Assembly)]
 public sealed class TensorScopePerTestAttribute : BeforeAfterTestAttribute
