@@ -74,13 +74,13 @@ public static class FinalizerSafeTorch
     // --- tensor ∘ number and number ∘ tensor: TorchSharp converts the number to a Scalar it drops ---
 
     /// <summary>Replaces <c>Tensor + int</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Addition")] public static Tensor Add(Tensor left, int right) { using var s = right.ToScalar(); return Kept(left.add(s, One), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Addition")] public static Tensor Add(Tensor left, int right) => Plus(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor + long</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Addition")] public static Tensor Add(Tensor left, long right) { using var s = right.ToScalar(); return Kept(left.add(s, One), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Addition")] public static Tensor Add(Tensor left, long right) => Plus(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor + float</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Addition")] public static Tensor Add(Tensor left, float right) { using var s = right.ToScalar(); return Kept(left.add(s, One), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Addition")] public static Tensor Add(Tensor left, float right) => Plus(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor + double</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Addition")] public static Tensor Add(Tensor left, double right) { using var s = right.ToScalar(); return Kept(left.add(s, One), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Addition")] public static Tensor Add(Tensor left, double right) => Plus(left, right.ToScalar());
     /// <summary>Replaces <c>int + Tensor</c>.</summary>
     [ReplacesTorchSharp(typeof(Tensor), "op_Addition")] public static Tensor Add(int left, Tensor right) => Add(right, left);
     /// <summary>Replaces <c>long + Tensor</c>.</summary>
@@ -91,31 +91,31 @@ public static class FinalizerSafeTorch
     [ReplacesTorchSharp(typeof(Tensor), "op_Addition")] public static Tensor Add(double left, Tensor right) => Add(right, left);
 
     /// <summary>Replaces <c>Tensor - int</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(Tensor left, int right) { using var s = right.ToScalar(); return Kept(left.sub(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(Tensor left, int right) => Minus(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor - long</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(Tensor left, long right) { using var s = right.ToScalar(); return Kept(left.sub(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(Tensor left, long right) => Minus(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor - float</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(Tensor left, float right) { using var s = right.ToScalar(); return Kept(left.sub(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(Tensor left, float right) => Minus(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor - double</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(Tensor left, double right) { using var s = right.ToScalar(); return Kept(left.sub(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(Tensor left, double right) => Minus(left, right.ToScalar());
     // number - tensor: TorchSharp computes (-right) + left; the same two ops here.
     /// <summary>Replaces <c>int - Tensor</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(int left, Tensor right) { using var s = left.ToScalar(); return NegatedPlus(right, s); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(int left, Tensor right) => NegatedPlus(right, left.ToScalar());
     /// <summary>Replaces <c>long - Tensor</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(long left, Tensor right) { using var s = left.ToScalar(); return NegatedPlus(right, s); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(long left, Tensor right) => NegatedPlus(right, left.ToScalar());
     /// <summary>Replaces <c>float - Tensor</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(float left, Tensor right) { using var s = left.ToScalar(); return NegatedPlus(right, s); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(float left, Tensor right) => NegatedPlus(right, left.ToScalar());
     /// <summary>Replaces <c>double - Tensor</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(double left, Tensor right) { using var s = left.ToScalar(); return NegatedPlus(right, s); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Subtraction")] public static Tensor Subtract(double left, Tensor right) => NegatedPlus(right, left.ToScalar());
 
     /// <summary>Replaces <c>Tensor * int</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Multiply")] public static Tensor Multiply(Tensor left, int right) { using var s = right.ToScalar(); return Kept(left.mul(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Multiply")] public static Tensor Multiply(Tensor left, int right) => Times(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor * long</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Multiply")] public static Tensor Multiply(Tensor left, long right) { using var s = right.ToScalar(); return Kept(left.mul(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Multiply")] public static Tensor Multiply(Tensor left, long right) => Times(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor * float</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Multiply")] public static Tensor Multiply(Tensor left, float right) { using var s = right.ToScalar(); return Kept(left.mul(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Multiply")] public static Tensor Multiply(Tensor left, float right) => Times(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor * double</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Multiply")] public static Tensor Multiply(Tensor left, double right) { using var s = right.ToScalar(); return Kept(left.mul(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Multiply")] public static Tensor Multiply(Tensor left, double right) => Times(left, right.ToScalar());
     /// <summary>Replaces <c>int * Tensor</c>.</summary>
     [ReplacesTorchSharp(typeof(Tensor), "op_Multiply")] public static Tensor Multiply(int left, Tensor right) => Multiply(right, left);
     /// <summary>Replaces <c>long * Tensor</c>.</summary>
@@ -126,13 +126,13 @@ public static class FinalizerSafeTorch
     [ReplacesTorchSharp(typeof(Tensor), "op_Multiply")] public static Tensor Multiply(double left, Tensor right) => Multiply(right, left);
 
     /// <summary>Replaces <c>Tensor / int</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Division")] public static Tensor Divide(Tensor left, int right) { using var s = right.ToScalar(); return Kept(left.div(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Division")] public static Tensor Divide(Tensor left, int right) => Over(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor / long</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Division")] public static Tensor Divide(Tensor left, long right) { using var s = right.ToScalar(); return Kept(left.div(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Division")] public static Tensor Divide(Tensor left, long right) => Over(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor / float</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Division")] public static Tensor Divide(Tensor left, float right) { using var s = right.ToScalar(); return Kept(left.div(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Division")] public static Tensor Divide(Tensor left, float right) => Over(left, right.ToScalar());
     /// <summary>Replaces <c>Tensor / double</c>.</summary>
-    [ReplacesTorchSharp(typeof(Tensor), "op_Division")] public static Tensor Divide(Tensor left, double right) { using var s = right.ToScalar(); return Kept(left.div(s), left); }
+    [ReplacesTorchSharp(typeof(Tensor), "op_Division")] public static Tensor Divide(Tensor left, double right) => Over(left, right.ToScalar());
 
     /// <summary>Replaces <c>Tensor.square()</c> (TorchSharp: <c>pow(2)</c>).</summary>
     [ReplacesTorchSharp(typeof(Tensor), "square", Instance = true)]
@@ -174,10 +174,17 @@ public static class FinalizerSafeTorch
         return result;
     }
 
+    // One implementation per operation; each disposes the Scalar it is given once the native call has returned.
+    private static Tensor Plus(Tensor left, Scalar right) { using (right) return Kept(left.add(right, One), left); }
+    private static Tensor Minus(Tensor left, Scalar right) { using (right) return Kept(left.sub(right), left); }
+    private static Tensor Times(Tensor left, Scalar right) { using (right) return Kept(left.mul(right), left); }
+    private static Tensor Over(Tensor left, Scalar right) { using (right) return Kept(left.div(right), left); }
+
     private static Tensor NegatedPlus(Tensor right, Scalar left)
     {
-        using var negated = right.negative();
-        return Kept(negated.add(left, One), right);
+        using (left)
+        using (var negated = right.negative())
+            return Kept(negated.add(left, One), right);
     }
 
     // The operands stay reachable until the native call has returned.
