@@ -15,9 +15,9 @@ namespace GuidedDiffusion.Runtime;
 /// native value. Once its handle is loaded the managed object is dead to the JIT, so a collection started by
 /// another thread during the native call can finalize it while libtorch still reads it — a use after free that
 /// shows up as "Expected false to be true … toFloat" or a segfault (TorchSharp 0.107; its open pull requests
-/// #1434 and #1496 dispose such Scalars). Tensors have the same race but stay referenced by the dispose scope
-/// every step of ours runs in. Here every Scalar is held by a local or a per-thread ring until after the
-/// native call returns. <c>FinalizerSafetyTests</c> checks that no such call is left in the compiled
+/// #1434 and #1496 dispose such Scalars). Here every Scalar is held by a local or a per-thread ring until after
+/// the native call returns. Tensor arguments have the same race; the weaver routes every other TorchSharp call
+/// with object arguments through a generated wrapper that keeps them alive (<c>KeepAliveWrappers</c>). <c>FinalizerSafetyTests</c> checks that no such call is left in the compiled
 /// assemblies and runs training, sampling and evaluation under a thread that collects without pause.
 /// </remarks>
 [EditorBrowsable(EditorBrowsableState.Never)]
