@@ -67,21 +67,17 @@ using (var module = ModuleDefinition.ReadModule(new MemoryStream(bytes), new Rea
                 if (called.DeclaringType.Scope.Name is not ("TorchSharp" or "TorchSharp.dll")) continue;
                 // Match on the definition's parameter types: a generic instance's would read !0.
                 var key = Key(called.DeclaringType.FullName, called.Name, called.Parameters.Select(p => p.ParameterType.FullName));
+                MethodReference? redirect = null;
                 if (replacements.TryGetValue(key, out var replacement))
                 {
-                    if (!imported.TryGetValue(replacement, out var reference))
-                        imported[replacement] = reference = module.ImportReference(replacement);
-                    instruction.OpCode = OpCodes.Call;
-                    instruction.Operand = reference;
-                    rewritten++;
+                    if (!imported.TryGetValue(replacement, out redirect))
+                        imported[replacement] = redirect = module.ImportReference(replacement);
                 }
-                else if (keepAlive.Wrap(instruction, called) is { } wrapper)
-                {
-                    instruction.OpCode = OpCodes.Call;
-                    instruction.Operand = wrapper;
-                    rewritten++;
-                    wrapped++;
-                }
+                else if ((redirect = keepAlive.Wrap(instruction, called)) is not null) wrapped++;
+                if (redirect is null) continue;
+                instruction.OpCode = OpCodes.Call;
+                instruction.Operand = redirect;
+                rewritten++;
             }
     }
     if (rewritten > 0)
